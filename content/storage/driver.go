@@ -4,6 +4,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 )
@@ -53,3 +54,28 @@ type InvalidPathError struct {
 }
 
 func (e *InvalidPathError) Error() string { return "storage: invalid path: " + e.Path }
+
+// Opener is implemented by drivers that can open an object for random access, which is what
+// http.ServeContent needs to answer Range requests. The FileInfo describes the opened object.
+type Opener interface {
+	// Open opens the object at path for reading and seeking.
+	Open(ctx context.Context, path string) (io.ReadSeekCloser, FileInfo, error)
+}
+
+// Mover is implemented by drivers that can take over a local file without copying it.
+type Mover interface {
+	// Move makes the local file at localPath the object at path, atomically, and removes
+	// localPath. It is a rename when localPath is on the same filesystem as the store.
+	Move(ctx context.Context, localPath, path string) error
+}
+
+// InvalidOffsetError is returned by Reader for an offset that is negative or past the end of
+// the object at Path.
+type InvalidOffsetError struct {
+	Path   string
+	Offset int64
+}
+
+func (e *InvalidOffsetError) Error() string {
+	return fmt.Sprintf("storage: invalid offset %d for path %s", e.Offset, e.Path)
+}
