@@ -76,6 +76,7 @@ type InvalidOffsetError struct {
 	Offset int64
 }
 
+// Error names the path and the offset.
 func (e *InvalidOffsetError) Error() string {
 	return fmt.Sprintf("storage: invalid offset %d for path %s", e.Offset, e.Path)
 }
