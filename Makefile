@@ -1,0 +1,30 @@
+# pulpgo: a Pulp-compatible container registry with pull-through caching.
+GO      ?= go
+BIN     := bin/pulpgo
+OAPI    := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
+
+.PHONY: build run test generate lint bench-tasks bench-pull clean
+
+build: ## Build bin/pulpgo.
+	$(GO) build -o $(BIN) ./cmd/pulpgo
+
+run: build ## Run API, content app and worker on :24817 with embedded defaults (./data).
+	./$(BIN) serve
+
+test: ## Run every test against embedded defaults and throwaway PostgreSQL + Redis.
+	bash scripts/test.sh
+
+generate: ## Regenerate gen/ from openapi/pulp.yaml.
+	$(OAPI) -config openapi/codegen.yaml openapi/pulp.yaml
+
+lint:
+	gofmt -l $$(git ls-files '*.go') ; $(GO) vet ./...
+
+bench-tasks: build ## Task round trip and list throughput (scripts/bench-tasks.sh).
+	bash scripts/bench-tasks.sh
+
+bench-pull: build ## Pull-through benchmark against a local upstream (scripts/bench-pull.sh).
+	bash scripts/bench-pull.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// config holds every setting; each has a flag and a PULPGO_* environment variable (the flag wins).
+type config struct {
+	Listen        string
+	DataDir       string
+	DatabaseURL   string
+	RedisURL      string
+	AdminPassword string
+	StorageDir    string
+	LogLevel      string
+	// TagFreshness is how long a cached tag is served without asking the upstream.
+	TagFreshness time.Duration
+	// UpstreamTimeout bounds manifest requests to the upstream before the cache answers.
+	UpstreamTimeout time.Duration
+	Concurrency     int
+}
+
+// parseConfig reads the settings of role from args and the environment.
+func parseConfig(role string, args []string) (*config, error) {
+	defListen := ":24817"
+	if role == "content" {
+		defListen = ":24816"
+	}
+	fs := flag.NewFlagSet("pulpgo "+role, flag.ContinueOnError)
+	c := &config{}
+	str := func(p *string, name, env, def, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" (env "+env+")")
+	}
+	dur := func(p *time.Duration, name, env string, def time.Duration, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			if d, err := time.ParseDuration(v); err == nil {
+				def = d
+			}
+		}
+		fs.DurationVar(p, name, def, usage+" (env "+env+")")
+	}
+	str(&c.Listen, "listen", "PULPGO_LISTEN", defListen, "address to listen on")
+	str(&c.DataDir, "data-dir", "PULPGO_DATA_DIR", "./data", "directory for the embedded database and blob storage")
+	str(&c.DatabaseURL, "database-url", "PULPGO_DATABASE_URL", "", "postgres://... URL; empty = embedded SQLite in the data dir (serve only)")
+	str(&c.RedisURL, "redis-url", "PULPGO_REDIS_URL", "", "redis://host:port/db URL; empty = in-process Redis (serve only)")
+	str(&c.AdminPassword, "admin-password", "PULPGO_ADMIN_PASSWORD", "password", "password of the API user admin")
+	str(&c.StorageDir, "storage-dir", "PULPGO_STORAGE_DIR", "", "blob storage directory (default <data-dir>/storage)")
+	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
+	dur(&c.TagFreshness, "tag-freshness", "PULPGO_TAG_FRESHNESS", 30*time.Second, "how long a pulled tag is served without asking the upstream (0 = always ask)")
+	dur(&c.UpstreamTimeout, "upstream-timeout", "PULPGO_UPSTREAM_TIMEOUT", 5*time.Second, "budget for upstream manifest requests before serving the cache")
+	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if c.StorageDir == "" {
+		c.StorageDir = c.DataDir + "/storage"
+	}
+	if role != "serve" && role != "migrate" {
+		if c.DatabaseURL == "" || (role != "migrate" && c.RedisURL == "") {
+			return nil, fmt.Errorf("pulpgo %s needs --database-url and --redis-url: only serve may use the embedded database and Redis", role)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,202 @@
+// Command pulpgo is a Pulp-compatible container registry with pull-through caching: one binary
+// with the roles serve (everything in one process), api, content, worker and migrate.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/content"
+	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/server"
+	"github.com/pulpgo/pulpgo/tasks"
+)
+
+const usage = `usage: pulpgo <command> [flags]
+
+commands:
+  serve    API, content app and worker in one process (the default; embedded defaults allowed)
+  api      the Pulp REST API only
+  content  the registry (content app) only, on :24816 by default
+  worker   a task worker only
+  migrate  create or update the database schema, then exit
+
+Run "pulpgo <command> -h" for the flags of a command.
+`
+
+func main() {
+	role := "serve"
+	args := os.Args[1:]
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		role, args = args[0], args[1:]
+	}
+	switch role {
+	case "serve", "api", "content", "worker", "migrate":
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "pulpgo: unknown command %q\n\n%s", role, usage)
+		os.Exit(2)
+	}
+	cfg, err := parseConfig(role, args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pulpgo:", err)
+		os.Exit(2)
+	}
+	if err := run(role, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "pulpgo:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func run(role string, cfg *config) error {
+	log := newLogger(cfg.LogLevel)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := models.Migrate(db); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	if role == "migrate" {
+		log.Info("database schema is up to date")
+		return nil
+	}
+
+	redisURL := cfg.RedisURL
+	if redisURL == "" {
+		emb, err := tasks.StartEmbedded()
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		redisURL = emb.URL()
+	}
+	redisOpt, err := tasks.RedisOpt(redisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	defer rdb.Close()
+	dispatcher := tasks.NewDispatcher(db, redisOpt)
+	defer dispatcher.Close()
+
+	var worker *tasks.Worker
+	if role == "serve" || role == "worker" {
+		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
+			Concurrency: cfg.Concurrency, Versions: server.VersionMap()})
+		if err := worker.Start(); err != nil {
+			return err
+		}
+		defer worker.Stop()
+	}
+	if role == "worker" {
+		log.Info("worker started")
+		<-ctx.Done()
+		return nil
+	}
+
+	var handler http.Handler
+	var apps []string
+	switch role {
+	case "serve", "api":
+		api, err := server.New(server.Deps{DB: db, Tasks: dispatcher, AdminPassword: cfg.AdminPassword, Logger: log,
+			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: cfg.StorageDir})
+		if err != nil {
+			return err
+		}
+		handler = api
+		apps = append(apps, models.AppAPI)
+		if role == "serve" {
+			reg, err := newContent(cfg, db, dispatcher, log)
+			if err != nil {
+				return err
+			}
+			handler = content.Mux(reg, api)
+			apps = append(apps, models.AppContent)
+		}
+	case "content":
+		reg, err := newContent(cfg, db, dispatcher, log)
+		if err != nil {
+			return err
+		}
+		handler = reg
+		apps = append(apps, models.AppContent)
+	}
+	go heartbeats(ctx, db, apps, log)
+	return listenAndServe(ctx, cfg.Listen, handler, log)
+}
+
+func newContent(cfg *config, db *gorm.DB, d *tasks.Dispatcher, log *slog.Logger) (http.Handler, error) {
+	return content.New(content.Config{DB: db, StorageDir: cfg.StorageDir, AdminPassword: cfg.AdminPassword,
+		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout, Tasks: d})
+}
+
+// heartbeats reports the API and content apps of this process in /status/.
+func heartbeats(ctx context.Context, db *gorm.DB, apps []string, log *slog.Logger) {
+	host, _ := os.Hostname()
+	statuses := make([]*models.AppStatus, 0, len(apps))
+	for _, a := range apps {
+		statuses = append(statuses, &models.AppStatus{Name: fmt.Sprintf("%d@%s", os.Getpid(), host), AppType: a,
+			Versions: models.MustJSON(server.VersionMap())})
+	}
+	tick := time.NewTicker(tasks.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		for _, s := range statuses {
+			if err := models.Heartbeat(db, s); err != nil {
+				log.Warn("heartbeat failed", "app", s.AppType, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,474 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// fieldKind is the JSON type a request field accepts.
+type fieldKind int
+
+const (
+	fString fieldKind = iota
+	fBool
+	fInt
+	fFloat
+	fStrings
+	fLabels
+	fHeaders
+	fRef
+)
+
+// field describes one writable field of a request body, as a DRF serializer field does.
+type field struct {
+	name     string // API name
+	key      string // model json key (default: name)
+	kind     fieldKind
+	required bool
+	nullable bool
+	blank    bool
+	choices  []string
+	min      *float64
+	unique   bool
+	refKinds []models.Kind // fRef: accepted kinds; KindRepositoryVersion for version hrefs
+	def      any           // default on create
+	ignore   bool          // accepted and dropped (inherited fields that mean nothing here)
+}
+
+func (f field) modelKey() string {
+	if f.key != "" {
+		return f.key
+	}
+	return f.name
+}
+
+func minOf(v float64) *float64 { return &v }
+
+// serializer is the writable shape of one kind.
+type serializer struct {
+	kind   models.Kind
+	model  any // empty model, for uniqueness queries
+	fields []field
+	// readOnly names response fields that a body may carry and that are ignored.
+	readOnly []string
+	// check runs cross-field validation on the merged values (Go types by API name).
+	check func(s *Server, in *input, errs *models.ValidationError)
+}
+
+var commonReadOnly = []string{"pulp_href", "prn", "pulp_created", "pulp_last_updated"}
+
+// input is a validated request body.
+type input struct {
+	// values are keyed by model json key, ready for models.Create/Update.
+	values map[string]json.RawMessage
+	// merged holds decoded values by API name (existing object's values underneath, for updates).
+	merged map[string]any
+	// present says which API names the body carried.
+	present map[string]bool
+	// id is the object being updated ("" on create).
+	id string
+}
+
+type mode int
+
+const (
+	modeCreate mode = iota
+	modePut
+	modePatch
+)
+
+// readBody decodes a JSON (or form) object body into raw values. It answers Pulp's 400 itself
+// and returns ok=false when the body is not an object.
+func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, ok bool) {
+	raw, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
+	if err != nil {
+		writeJSON(c, http.StatusBadRequest, detail("Could not read the request body: "+err.Error()))
+		return nil, false, false
+	}
+	ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if ct == "application/x-www-form-urlencoded" {
+		vals, err := url.ParseQuery(string(raw))
+		if err != nil {
+			writeJSON(c, http.StatusBadRequest, detail("Form parse error - "+err.Error()))
+			return nil, true, false
+		}
+		body = map[string]json.RawMessage{}
+		for k, v := range vals {
+			b, _ := json.Marshal(v[0])
+			body[k] = b
+		}
+		return body, true, true
+	}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return map[string]json.RawMessage{}, false, true
+	}
+	var anyBody any
+	if err := json.Unmarshal(raw, &anyBody); err != nil {
+		writeJSON(c, http.StatusBadRequest, detail("JSON parse error - "+err.Error()))
+		return nil, false, false
+	}
+	if _, isObj := anyBody.(map[string]any); !isObj {
+		writeJSON(c, http.StatusBadRequest, map[string][]string{"non_field_errors": {
+			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonTypeName(anyBody))}})
+		return nil, false, false
+	}
+	_ = json.Unmarshal(raw, &body)
+	return body, false, true
+}
+
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case []any:
+		return "list"
+	case string:
+		return "str"
+	case float64:
+		return "int"
+	case bool:
+		return "bool"
+	case nil:
+		return "NoneType"
+	}
+	return "dict"
+}
+
+// bind validates the request body against ser; existing is the object being updated (nil on
+// create). It answers the 400 itself and returns nil on failure.
+func (s *Server) bind(c *gin.Context, ser *serializer, m mode, existing models.Object) *input {
+	body, form, ok := readBody(c)
+	if !ok {
+		return nil
+	}
+	return s.bindBody(c, ser, m, existing, body, form)
+}
+
+func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing models.Object, body map[string]json.RawMessage, form bool) *input {
+	errs := &models.ValidationError{}
+	known := map[string]bool{"csrfmiddlewaretoken": true}
+	for _, f := range ser.fields {
+		known[f.name] = true
+	}
+	for _, n := range append(append([]string{}, commonReadOnly...), ser.readOnly...) {
+		known[n] = true
+	}
+	for k := range body {
+		if !known[k] {
+			errs.Add(k, "Unexpected field")
+		}
+	}
+	in := &input{values: map[string]json.RawMessage{}, merged: map[string]any{}, present: map[string]bool{}}
+	if existing != nil {
+		in.id = idOf(existing)
+		cur, _ := existing.Serialize(s.db, "")
+		for k, v := range cur {
+			in.merged[k] = v
+		}
+	}
+	for _, f := range ser.fields {
+		raw, has := body[f.name]
+		if !has {
+			if m != modePatch && f.required {
+				errs.Add(f.name, "This field is required.")
+				continue
+			}
+			if m == modeCreate && f.def != nil && !f.ignore {
+				b, _ := json.Marshal(f.def)
+				in.values[f.modelKey()] = b
+				in.merged[f.name] = f.def
+			}
+			if m == modeCreate && form && f.kind == fBool && !f.ignore {
+				in.values[f.modelKey()] = json.RawMessage("false")
+				in.merged[f.name] = false
+			}
+			continue
+		}
+		in.present[f.name] = true
+		v, msg := s.decodeField(f, raw, form)
+		if msg != "" {
+			errs.Add(f.name, msg)
+			continue
+		}
+		if f.ignore {
+			continue
+		}
+		in.merged[f.name] = v.api
+		b, _ := json.Marshal(v.model)
+		in.values[f.modelKey()] = b
+		if f.unique && v.model != nil {
+			var n int64
+			q := s.db.Model(ser.model).Where(f.modelKey()+" = ?", v.model)
+			if in.id != "" {
+				q = q.Where("id <> ?", in.id)
+			}
+			if err := q.Count(&n).Error; err == nil && n > 0 {
+				errs.Add(f.name, "This field must be unique.")
+			}
+		}
+	}
+	if len(errs.Fields) == 0 && ser.check != nil {
+		ser.check(s, in, errs)
+	}
+	if errs.Err() != nil {
+		writeJSON(c, http.StatusBadRequest, errs.Response())
+		return nil
+	}
+	return in
+}
+
+// decoded is a field value as the API shows it and as the model stores it.
+type decoded struct {
+	api   any
+	model any
+}
+
+func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, string) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return decoded{}, "Invalid value."
+	}
+	if v == nil || (form && v == "" && f.nullable && f.kind != fString) {
+		if !f.nullable {
+			return decoded{}, "This field may not be null."
+		}
+		return decoded{}, ""
+	}
+	switch f.kind {
+	case fString:
+		var str string
+		switch x := v.(type) {
+		case string:
+			str = x
+		case float64:
+			str = strconv.FormatFloat(x, 'f', -1, 64)
+		case bool:
+			str = strconv.FormatBool(x)
+		default:
+			return decoded{}, "Not a valid string."
+		}
+		if str == "" && !f.blank {
+			return decoded{}, "This field may not be blank."
+		}
+		if len(f.choices) > 0 && !contains(f.choices, str) {
+			return decoded{}, fmt.Sprintf("\"%s\" is not a valid choice.", str)
+		}
+		return decoded{str, str}, ""
+	case fBool:
+		switch x := v.(type) {
+		case bool:
+			return decoded{x, x}, ""
+		case string:
+			switch strings.ToLower(x) {
+			case "true", "1", "yes", "on", "t", "y":
+				return decoded{true, true}, ""
+			case "false", "0", "no", "off", "f", "n":
+				return decoded{false, false}, ""
+			}
+		case float64:
+			if x == 1 || x == 0 {
+				return decoded{x == 1, x == 1}, ""
+			}
+		}
+		return decoded{}, "Must be a valid boolean."
+	case fInt:
+		var n int64
+		switch x := v.(type) {
+		case float64:
+			if x != float64(int64(x)) {
+				return decoded{}, "A valid integer is required."
+			}
+			n = int64(x)
+		case string:
+			p, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+			if err != nil {
+				return decoded{}, "A valid integer is required."
+			}
+			n = p
+		default:
+			return decoded{}, "A valid integer is required."
+		}
+		if f.min != nil && float64(n) < *f.min {
+			return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
+		}
+		return decoded{n, n}, ""
+	case fFloat:
+		var n float64
+		switch x := v.(type) {
+		case float64:
+			n = x
+		case string:
+			p, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+			if err != nil {
+				return decoded{}, "A valid number is required."
+			}
+			n = p
+		default:
+			return decoded{}, "A valid number is required."
+		}
+		if f.min != nil && n < *f.min {
+			return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
+		}
+		return decoded{n, n}, ""
+	case fStrings:
+		if str, ok := v.(string); ok && form {
+			var parsed any
+			if json.Unmarshal([]byte(str), &parsed) == nil {
+				v = parsed
+			}
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return decoded{}, fmt.Sprintf("Expected a list of items but got type \"%s\".", jsonTypeName(v))
+		}
+		out := make([]string, 0, len(list))
+		for _, item := range list {
+			str, ok := item.(string)
+			if !ok {
+				return decoded{}, "Not a valid string."
+			}
+			out = append(out, str)
+		}
+		return decoded{out, out}, ""
+	case fLabels:
+		if str, ok := v.(string); ok && form {
+			var parsed any
+			if json.Unmarshal([]byte(str), &parsed) == nil {
+				v = parsed
+			}
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return decoded{}, fmt.Sprintf("Expected a dictionary of items but got type \"%s\".", jsonTypeName(v))
+		}
+		out := map[string]string{}
+		for k, val := range obj {
+			if msg := labelKeyError(k); msg != "" {
+				return decoded{}, msg
+			}
+			str, ok := val.(string)
+			if !ok {
+				return decoded{}, "Label values must be strings."
+			}
+			if strings.ContainsAny(str, "()") {
+				return decoded{}, "Label values cannot contain '(' or ')'."
+			}
+			out[k] = str
+		}
+		return decoded{out, out}, ""
+	case fHeaders:
+		list, ok := v.([]any)
+		if !ok {
+			return decoded{}, fmt.Sprintf("Expected a list of items but got type \"%s\".", jsonTypeName(v))
+		}
+		for _, item := range list {
+			if _, ok := item.(map[string]any); !ok {
+				return decoded{}, "Each header must be an object."
+			}
+		}
+		return decoded{list, list}, ""
+	case fRef:
+		str, ok := v.(string)
+		if !ok {
+			return decoded{}, "Incorrect type. Expected URL string, received " + jsonTypeName(v) + "."
+		}
+		id, href, msg := s.resolveRef(str, f.refKinds)
+		if msg != "" {
+			return decoded{}, msg
+		}
+		return decoded{href, id}, ""
+	}
+	return decoded{}, "Unsupported field."
+}
+
+func labelKeyError(k string) string {
+	if k == "" {
+		return "Label keys may not be blank."
+	}
+	for _, r := range k {
+		if !(r == '_' || r == ' ' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return "Key '" + k + "' contains non-alphanumerics."
+		}
+	}
+	return ""
+}
+
+// resolveRef turns an href or PRN into the id of an existing object of one of kinds (for a
+// repository version: the version's id). msg is Pulp's error when it cannot.
+func (s *Server) resolveRef(ref string, kinds []models.Kind) (id, href, msg string) {
+	r, ok := models.ParseRef(ref)
+	if !ok {
+		return "", "", "Invalid hyperlink - No URL match."
+	}
+	for _, k := range kinds {
+		if k == models.KindRepositoryVersion {
+			if r.Kind == models.KindRepositoryVersion {
+				var v models.RepositoryVersion
+				if err := s.db.Take(&v, "id = ?", r.ID).Error; err != nil {
+					return "", "", "Invalid hyperlink - Object does not exist."
+				}
+				return v.ID, ref, ""
+			}
+			if r.Version == nil {
+				continue
+			}
+			repo, err := models.GetRepository(s.db, r.Kind, r.ID)
+			if err != nil {
+				return "", "", "Invalid hyperlink - Object does not exist."
+			}
+			v, err := models.GetVersion(s.db, repo, *r.Version)
+			if err != nil {
+				return "", "", "Invalid hyperlink - Object does not exist."
+			}
+			return v.ID, repo.VersionHref(v.Number), ""
+		}
+		if r.Kind == k && r.Version == nil {
+			obj, err := models.Get(s.db, k, r.ID)
+			if err != nil {
+				return "", "", "Invalid hyperlink - Object does not exist."
+			}
+			return r.ID, obj.Href(), ""
+		}
+	}
+	return "", "", "Invalid hyperlink - Incorrect URL match."
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// idOf returns the primary key of a model object.
+func idOf(obj models.Object) string {
+	switch o := obj.(type) {
+	case *models.Remote:
+		return o.ID
+	case *models.Repository:
+		return o.ID
+	case *models.Distribution:
+		return o.ID
+	case *models.Namespace:
+		return o.ID
+	}
+	return ""
+}
+
+// countWhere counts rows of model matching a condition.
+func countWhere(db *gorm.DB, model any, cond string, args ...any) int64 {
+	var n int64
+	db.Model(model).Where(cond, args...).Count(&n)
+	return n
+}

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+
+	"github.com/gin-gonic/gin"
+)
+
+var cidPattern = regexp.MustCompile(`^(?i:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
+
+const cidKey = "pulpgo.cid"
+
+// correlationID echoes a valid incoming Correlation-ID (a UUID) or makes a new one, and sends
+// it spelled exactly "Correlation-ID", as Pulp does and pulp-cli's tests expect.
+func correlationID(c *gin.Context) {
+	cid := c.GetHeader("Correlation-ID")
+	if !cidPattern.MatchString(cid) {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		cid = hex.EncodeToString(b[:])
+	}
+	c.Set(cidKey, cid)
+	h := c.Writer.Header()
+	h["Correlation-ID"] = []string{cid}
+	h.Set("Access-Control-Expose-Headers", "Correlation-ID")
+	c.Next()
+}
+
+// adminHref is the href of the only user, who dispatches every task.
+const adminHref = "/pulp/api/v3/users/1/"
+
+// authenticate requires HTTP Basic credentials of the admin user on every operation the spec
+// protects; status, livez and the API document are anonymous.
+func (s *Server) authenticate(c *gin.Context) {
+	op := s.spec.operation(c)
+	if op == nil || op.anonymous {
+		c.Next()
+		return
+	}
+	user, pass, ok := c.Request.BasicAuth()
+	if !ok {
+		c.Header("WWW-Authenticate", `Basic realm="api"`)
+		writeJSON(c, http.StatusUnauthorized, detail("Authentication credentials were not provided."))
+		c.Abort()
+		return
+	}
+	if user != "admin" || subtle.ConstantTimeCompare([]byte(pass), []byte(s.deps.AdminPassword)) != 1 {
+		c.Header("WWW-Authenticate", `Basic realm="api"`)
+		writeJSON(c, http.StatusUnauthorized, detail("Invalid username/password."))
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// checkQuery rejects query parameters that the operation does not declare, as Pulp's filter
+// sets do: {"errors": ["Invalid Filter: 'x'"]}.
+func (s *Server) checkQuery(c *gin.Context) {
+	op := s.spec.operation(c)
+	if op == nil || c.Request.Method != http.MethodGet {
+		c.Next()
+		return
+	}
+	for name := range c.Request.URL.Query() {
+		if !op.query[name] {
+			writeJSON(c, http.StatusBadRequest, map[string][]string{"errors": {"Invalid Filter: '" + name + "'"}})
+			c.Abort()
+			return
+		}
+	}
+	c.Next()
+}

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/gen"
+	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/tasks"
+)
+
+func remoteFields() []field {
+	return []field{
+		{name: "name", kind: fString, required: true, unique: true},
+		{name: "url", kind: fString, required: true},
+		{name: "pulp_labels", kind: fLabels},
+		{name: "ca_cert", kind: fString, nullable: true},
+		{name: "client_cert", kind: fString, nullable: true},
+		{name: "client_key", kind: fString, nullable: true},
+		{name: "tls_validation", kind: fBool},
+		{name: "proxy_url", kind: fString, nullable: true},
+		{name: "proxy_username", kind: fString, nullable: true},
+		{name: "proxy_password", kind: fString, nullable: true},
+		{name: "username", kind: fString, nullable: true},
+		{name: "password", kind: fString, nullable: true},
+		{name: "max_retries", kind: fInt, nullable: true},
+		{name: "total_timeout", kind: fFloat, nullable: true, min: minOf(0)},
+		{name: "connect_timeout", kind: fFloat, nullable: true, min: minOf(0)},
+		{name: "sock_connect_timeout", kind: fFloat, nullable: true, min: minOf(0)},
+		{name: "sock_read_timeout", kind: fFloat, nullable: true, min: minOf(0)},
+		{name: "headers", kind: fHeaders, nullable: true},
+		{name: "download_concurrency", kind: fInt, nullable: true, min: minOf(1)},
+		{name: "rate_limit", kind: fInt, nullable: true},
+		{name: "includes", kind: fStrings, nullable: true},
+		{name: "excludes", kind: fStrings, nullable: true},
+	}
+}
+
+var remoteReadOnly = []string{"hidden_fields"}
+
+var containerRemoteSerializer = &serializer{
+	kind:  models.KindContainerRemote,
+	model: &models.Remote{},
+	fields: append(remoteFields(),
+		field{name: "upstream_name", kind: fString, required: true},
+		field{name: "policy", kind: fString, choices: []string{"immediate", "on_demand", "streamed"}},
+		field{name: "include_tags", key: "includes", kind: fStrings, nullable: true},
+		field{name: "exclude_tags", key: "excludes", kind: fStrings, nullable: true},
+		field{name: "sigstore", kind: fString, nullable: true},
+	),
+	readOnly: remoteReadOnly,
+	check:    checkRemote("immediate"),
+}
+
+var pullThroughRemoteSerializer = &serializer{
+	kind:  models.KindPullThroughRemote,
+	model: &models.Remote{},
+	fields: append(remoteFields(),
+		field{name: "policy", kind: fString, choices: []string{"on_demand"}},
+	),
+	readOnly: remoteReadOnly,
+	check:    checkRemote("on_demand"),
+}
+
+// checkRemote fills create-time defaults that depend on the kind.
+func checkRemote(policy string) func(*Server, *input, *models.ValidationError) {
+	return func(_ *Server, in *input, _ *models.ValidationError) {
+		if in.id != "" {
+			return
+		}
+		if _, ok := in.values["policy"]; !ok {
+			in.values["policy"] = []byte(`"` + policy + `"`)
+		}
+		if _, ok := in.values["tls_validation"]; !ok {
+			in.values["tls_validation"] = []byte("true")
+		}
+	}
+}
+
+func remoteListSpec(k models.Kind) *models.ListSpec {
+	return &models.ListSpec{
+		Model: &models.Remote{},
+		Scope: scopeType(k.PulpType),
+		Columns: map[string]string{"name": "name", "pulp_created": "pulp_created",
+			"pulp_last_updated": "pulp_last_updated", "url": "url", "policy": "policy", "pulp_id": "id"},
+		Special: commonSpecial(k, "remotes"),
+		Order:   "pulp_created DESC, id DESC",
+	}
+}
+
+// commonSpecial are the filters every list of one kind offers: pulp_href__in, prn__in,
+// pulp_id__in and pulp_label_select.
+func commonSpecial(k models.Kind, table string) map[string]models.FilterFunc {
+	ids := func(values []string, parse func(string) (string, bool)) ([]string, error) {
+		var out []string
+		for _, v := range values {
+			id, ok := parse(v)
+			if !ok {
+				return nil, &models.BareListError{Msg: "URI couldn't be resolved: " + v}
+			}
+			out = append(out, id)
+		}
+		return out, nil
+	}
+	byRef := func(v string) (string, bool) {
+		r, ok := models.ParseRef(v)
+		return r.ID, ok && r.Kind == k
+	}
+	return map[string]models.FilterFunc{
+		"pulp_href__in": func(q *gorm.DB, v string) (*gorm.DB, error) {
+			list, err := ids(models.SplitList(v), byRef)
+			return q.Where(table+".id IN ?", append(list, "")), err
+		},
+		"prn__in": func(q *gorm.DB, v string) (*gorm.DB, error) {
+			list, err := ids(models.SplitList(v), byRef)
+			return q.Where(table+".id IN ?", append(list, "")), err
+		},
+		"pulp_id__in": func(q *gorm.DB, v string) (*gorm.DB, error) {
+			return q.Where(table+".id IN ?", append(models.SplitList(v), "")), nil
+		},
+		"pulp_label_select": func(q *gorm.DB, v string) (*gorm.DB, error) {
+			return models.LabelSelect(q, table+".pulp_labels", v)
+		},
+	}
+}
+
+// RemotesContainerContainerList lists container remotes.
+func (s *Server) RemotesContainerContainerList(c *gin.Context, _ gen.RemotesContainerContainerListParams) {
+	list[models.Remote](s, c, remoteListSpec(models.KindContainerRemote))
+}
+
+// RemotesContainerContainerCreate creates a container remote (201).
+func (s *Server) RemotesContainerContainerCreate(c *gin.Context) {
+	s.createNow(c, containerRemoteSerializer)
+}
+
+// RemotesContainerContainerRead shows a container remote.
+func (s *Server) RemotesContainerContainerRead(c *gin.Context, id string, _ gen.RemotesContainerContainerReadParams) {
+	s.readObject(c, models.KindContainerRemote, id)
+}
+
+// RemotesContainerContainerUpdate replaces a container remote.
+func (s *Server) RemotesContainerContainerUpdate(c *gin.Context, id string) {
+	s.updateObject(c, containerRemoteSerializer, id, modePut)
+}
+
+// RemotesContainerContainerPartialUpdate patches a container remote.
+func (s *Server) RemotesContainerContainerPartialUpdate(c *gin.Context, id string) {
+	s.updateObject(c, containerRemoteSerializer, id, modePatch)
+}
+
+// RemotesContainerContainerDelete deletes a container remote (task).
+func (s *Server) RemotesContainerContainerDelete(c *gin.Context, id string) {
+	s.deleteObject(c, models.KindContainerRemote, id, tasks.NameGeneralDelete)
+}
+
+// RemotesContainerContainerSetLabel sets a label on a container remote.
+func (s *Server) RemotesContainerContainerSetLabel(c *gin.Context, id string) {
+	s.setLabel(c, models.KindContainerRemote, id)
+}
+
+// RemotesContainerContainerUnsetLabel removes a label from a container remote.
+func (s *Server) RemotesContainerContainerUnsetLabel(c *gin.Context, id string) {
+	s.unsetLabel(c, models.KindContainerRemote, id)
+}
+
+// RemotesContainerPullThroughList lists pull-through remotes.
+func (s *Server) RemotesContainerPullThroughList(c *gin.Context, _ gen.RemotesContainerPullThroughListParams) {
+	list[models.Remote](s, c, remoteListSpec(models.KindPullThroughRemote))
+}
+
+// RemotesContainerPullThroughCreate creates a pull-through remote (201).
+func (s *Server) RemotesContainerPullThroughCreate(c *gin.Context) {
+	s.createNow(c, pullThroughRemoteSerializer)
+}
+
+// RemotesContainerPullThroughRead shows a pull-through remote.
+func (s *Server) RemotesContainerPullThroughRead(c *gin.Context, id string, _ gen.RemotesContainerPullThroughReadParams) {
+	s.readObject(c, models.KindPullThroughRemote, id)
+}
+
+// RemotesContainerPullThroughUpdate replaces a pull-through remote.
+func (s *Server) RemotesContainerPullThroughUpdate(c *gin.Context, id string) {
+	s.updateObject(c, pullThroughRemoteSerializer, id, modePut)
+}
+
+// RemotesContainerPullThroughPartialUpdate patches a pull-through remote.
+func (s *Server) RemotesContainerPullThroughPartialUpdate(c *gin.Context, id string) {
+	s.updateObject(c, pullThroughRemoteSerializer, id, modePatch)
+}
+
+// RemotesContainerPullThroughDelete deletes a pull-through remote (task).
+func (s *Server) RemotesContainerPullThroughDelete(c *gin.Context, id string) {
+	s.deleteObject(c, models.KindPullThroughRemote, id, tasks.NameGeneralDelete)
+}
+
+// RemotesContainerPullThroughSetLabel sets a label on a pull-through remote.
+func (s *Server) RemotesContainerPullThroughSetLabel(c *gin.Context, id string) {
+	s.setLabel(c, models.KindPullThroughRemote, id)
+}
+
+// RemotesContainerPullThroughUnsetLabel removes a label from a pull-through remote.
+func (s *Server) RemotesContainerPullThroughUnsetLabel(c *gin.Context, id string) {
+	s.unsetLabel(c, models.KindPullThroughRemote, id)
+}
+
+// RemotesList lists remotes of every kind.
+func (s *Server) RemotesList(c *gin.Context, _ gen.RemotesListParams) {
+	spec := remoteListSpec(models.KindContainerRemote)
+	spec.Scope = nil
+	spec.Columns["pulp_type"] = "pulp_type"
+	list[models.Remote](s, c, spec)
+}

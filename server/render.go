@@ -1,0 +1,178 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// listQuery is a list request: pagination, ordering, field selection, and filters.
+type listQuery struct {
+	limit, offset   int
+	ordering        []string
+	fields, exclude []string
+	filters         map[string]string
+}
+
+func splitAll(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		out = append(out, models.SplitList(v)...)
+	}
+	return out
+}
+
+func parseListQuery(c *gin.Context) listQuery {
+	q := c.Request.URL.Query()
+	lq := listQuery{limit: 100, filters: map[string]string{}}
+	for name, vals := range q {
+		switch name {
+		case "limit":
+			if n, err := strconv.Atoi(vals[0]); err == nil && n > 0 {
+				lq.limit = n
+			}
+		case "offset":
+			if n, err := strconv.Atoi(vals[0]); err == nil && n >= 0 {
+				lq.offset = n
+			}
+		case "ordering":
+			lq.ordering = splitAll(vals)
+		case "fields":
+			lq.fields = splitAll(vals)
+		case "exclude_fields":
+			lq.exclude = splitAll(vals)
+		default:
+			lq.filters[name] = vals[0]
+		}
+	}
+	return lq
+}
+
+// selectFields applies ?fields= and ?exclude_fields= to one rendered object.
+func selectFields(m map[string]any, fields, exclude []string) map[string]any {
+	if len(fields) > 0 {
+		keep := map[string]any{}
+		for _, f := range fields {
+			if v, ok := m[f]; ok {
+				keep[f] = v
+			}
+		}
+		m = keep
+	}
+	for _, f := range exclude {
+		delete(m, f)
+	}
+	return m
+}
+
+func fieldParams(c *gin.Context) (fields, exclude []string) {
+	q := c.Request.URL.Query()
+	return splitAll(q["fields"]), splitAll(q["exclude_fields"])
+}
+
+// renderObject sends one object with status code, honouring ?fields= and ?exclude_fields=.
+func (s *Server) renderObject(c *gin.Context, code int, obj models.Object) {
+	m, err := obj.Serialize(s.db, c.Request.Host)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	fields, exclude := fieldParams(c)
+	writeJSON(c, code, selectFields(m, fields, exclude))
+}
+
+// orderSQL turns ?ordering= into SQL using the spec's columns; Pulp's 400 for unknown keys.
+func orderSQL(spec *models.ListSpec, ordering []string) (string, error) {
+	var parts []string
+	for _, o := range ordering {
+		desc := strings.HasPrefix(o, "-")
+		name := strings.TrimPrefix(o, "-")
+		col, ok := spec.Columns[name]
+		if name == "pk" || name == "pulp_id" {
+			col, ok = "id", true
+		}
+		if !ok {
+			return "", models.NewValidationError("ordering", "Select a valid choice. "+o+" is not one of the available choices.")
+		}
+		if desc {
+			col += " DESC"
+		}
+		parts = append(parts, col)
+	}
+	if len(parts) == 0 {
+		return spec.Order, nil
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+// pageLink builds Pulp's absolute next/previous link: the request's parameters, re-encoded and
+// sorted, with offset replaced (dropped when 0).
+func pageLink(c *gin.Context, offset int) string {
+	q := c.Request.URL.Query()
+	q.Del("offset")
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: c.Request.Host, Path: c.Request.URL.Path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// list answers a list operation over spec, rendering rows of T.
+func list[T any, PT interface {
+	*T
+	models.Object
+}](s *Server, c *gin.Context, spec *models.ListSpec) {
+	lq := parseListQuery(c)
+	q, err := spec.Apply(s.db.WithContext(c), lq.filters)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	order, err := orderSQL(spec, lq.ordering)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var rows []T
+	count, err := models.Page(q, order, lq.limit, lq.offset, &rows)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	results := make([]any, 0, len(rows))
+	for i := range rows {
+		m, err := PT(&rows[i]).Serialize(s.db, c.Request.Host)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		results = append(results, selectFields(m, lq.fields, lq.exclude))
+	}
+	var next, prev any
+	if int64(lq.offset+lq.limit) < count {
+		next = pageLink(c, lq.offset+lq.limit)
+	}
+	if lq.offset > 0 {
+		p := lq.offset - lq.limit
+		if p < 0 {
+			p = 0
+		}
+		prev = pageLink(c, p)
+	}
+	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
+}
+
+// scopeType restricts a query to one pulp_type.
+func scopeType(t string) func(*gorm.DB) *gorm.DB {
+	return func(q *gorm.DB) *gorm.DB { return q.Where("pulp_type = ?", t) }
+}

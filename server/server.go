@@ -1,0 +1,90 @@
+// Package server is the Pulp REST API (/pulp/api/v3/): Gin handlers that implement the
+// interface generated from openapi/pulp.yaml. Handlers are thin: they validate input, call
+// into models or dispatch tasks, and render Pulp-shaped responses.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/gen"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// Versions are the component versions announced in /status/ and the API document.
+var Versions = []Component{
+	{"core", "3.116.0", "pulpcore", "pulpcore.app"},
+	{"container", "2.29.0", "pulp-container", "pulp_container.app"},
+}
+
+// Component is one announced Pulp component.
+type Component struct {
+	Name, Version, Package, Module string
+}
+
+// VersionMap returns Versions as label → version.
+func VersionMap() map[string]string {
+	m := map[string]string{}
+	for _, c := range Versions {
+		m[c.Name] = c.Version
+	}
+	return m
+}
+
+// Dispatcher dispatches tasks (tasks.Dispatcher in production).
+type Dispatcher interface {
+	Dispatch(ctx context.Context, nt models.NewTask) (*models.Task, error)
+}
+
+// Deps are what the API needs.
+type Deps struct {
+	DB            *gorm.DB
+	Tasks         Dispatcher
+	AdminPassword string
+	Logger        *slog.Logger
+	// RedisPing checks the Redis connection for /status/.
+	RedisPing func(ctx context.Context) error
+	// StorageDir is where blobs live (for /status/ storage figures).
+	StorageDir string
+}
+
+// Server implements gen.ServerInterface.
+type Server struct {
+	deps   Deps
+	db     *gorm.DB
+	spec   *specIndex
+	apiDoc []byte
+}
+
+var _ gen.ServerInterface = (*Server)(nil)
+
+// New returns the API's Gin engine. Extra routes (the registry API) may be added to it.
+func New(deps Deps) (*gin.Engine, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	spec, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	doc, err := spec.servedDocument()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.RedirectTrailingSlash = true
+	r.HandleMethodNotAllowed = true
+	r.Use(recovery(deps.Logger), correlationID, s.authenticate, s.checkQuery)
+	r.NoRoute(func(c *gin.Context) { writeJSON(c, http.StatusNotFound, detail("Not found.")) })
+	r.NoMethod(func(c *gin.Context) {
+		writeJSON(c, http.StatusMethodNotAllowed, detail("Method \""+c.Request.Method+"\" not allowed."))
+	})
+	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: paramError})
+	return r, nil
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/gen"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// App TTLs, as Pulp's WORKER_TTL, CONTENT_APP_TTL and API_APP_TTL.
+const (
+	workerTTL     = 30 * time.Second
+	contentAppTTL = 30 * time.Second
+	apiAppTTL     = 120 * time.Second
+)
+
+// StatusRead answers /status/ (anonymous): versions, online apps, connections, storage.
+func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
+	versions := []map[string]any{}
+	for _, v := range Versions {
+		versions = append(versions, map[string]any{"component": v.Name, "version": v.Version,
+			"package": v.Package, "module": v.Module, "domain_compatible": true})
+	}
+	online := func(appType string, ttl time.Duration) []map[string]any {
+		apps, _ := models.Online(s.db, appType, ttl)
+		out := []map[string]any{}
+		for _, a := range apps {
+			out = append(out, map[string]any{"name": a.Name, "last_heartbeat": models.FormatTime(a.LastHeartbeat), "versions": a.Versions.Any()})
+		}
+		return out
+	}
+	ctx, cancel := context.WithTimeout(c, 2*time.Second)
+	defer cancel()
+	redisOK := s.deps.RedisPing != nil && s.deps.RedisPing(ctx) == nil
+	storage := map[string]any{"total": nil, "used": nil, "free": nil}
+	var st syscall.Statfs_t
+	if s.deps.StorageDir != "" && syscall.Statfs(s.deps.StorageDir, &st) == nil {
+		total := int64(st.Blocks) * int64(st.Bsize)
+		free := int64(st.Bavail) * int64(st.Bsize)
+		storage = map[string]any{"total": total, "used": total - int64(st.Bfree)*int64(st.Bsize), "free": free}
+	}
+	writeJSON(c, http.StatusOK, map[string]any{
+		"versions":            versions,
+		"online_workers":      online(models.AppWorker, workerTTL),
+		"online_api_apps":     online(models.AppAPI, apiAppTTL),
+		"online_content_apps": online(models.AppContent, contentAppTTL),
+		"database_connection": map[string]bool{"connected": models.Ping(s.db) == nil},
+		"redis_connection":    map[string]bool{"connected": redisOK},
+		"storage":             storage,
+		"content_settings":    map[string]any{"content_origin": nil, "content_path_prefix": "/pulp/content/"},
+		"domain_enabled":      false,
+	})
+}
+
+// LivezRead answers 200 with no body while the process runs.
+func (s *Server) LivezRead(c *gin.Context, _ gen.LivezReadParams) {
+	c.Status(http.StatusOK)
+}
+
+// WorkersList lists workers.
+func (s *Server) WorkersList(c *gin.Context, _ gen.WorkersListParams) {
+	spec := &models.ListSpec{
+		Model:   &models.AppStatus{},
+		Scope:   func(q *gorm.DB) *gorm.DB { return q.Where("app_type = ?", models.AppWorker) },
+		Columns: map[string]string{"name": "name", "last_heartbeat": "last_heartbeat", "pulp_created": "pulp_created", "pulp_last_updated": "pulp_last_updated", "pulp_id": "id"},
+		Special: commonSpecial(models.KindWorker, "app_statuses"),
+		Order:   "name",
+	}
+	cutoff := func() time.Time { return models.Now().Add(-workerTTL) }
+	spec.Special["online"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
+		if v == "true" || v == "True" || v == "1" {
+			return q.Where("last_heartbeat >= ?", cutoff()), nil
+		}
+		return q.Where("last_heartbeat < ?", cutoff()), nil
+	}
+	spec.Special["missing"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
+		if v == "true" || v == "True" || v == "1" {
+			return q.Where("last_heartbeat < ?", cutoff()), nil
+		}
+		return q.Where("last_heartbeat >= ?", cutoff()), nil
+	}
+	list[models.AppStatus](s, c, spec)
+}
+
+// WorkersRead shows a worker.
+func (s *Server) WorkersRead(c *gin.Context, id string, _ gen.WorkersReadParams) {
+	if !models.ValidID(id) {
+		notFound(c)
+		return
+	}
+	var a models.AppStatus
+	if err := s.db.WithContext(c).Take(&a, "id = ? AND app_type = ?", id, models.AppWorker).Error; err != nil {
+		fail(c, &models.NotFoundError{Model: "AppStatus", Ref: id})
+		return
+	}
+	s.renderObject(c, http.StatusOK, &a)
+}

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/gen"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+func (s *Server) taskListSpec() *models.ListSpec {
+	special := commonSpecial(models.KindTask, "tasks")
+	resources := func(exclusive *bool) func(values []string) models.FilterFunc {
+		return func(_ []string) models.FilterFunc {
+			return func(q *gorm.DB, v string) (*gorm.DB, error) {
+				var prns []string
+				for _, ref := range models.SplitList(v) {
+					r, ok := models.ParseRef(ref)
+					if !ok {
+						return nil, &models.BareListError{Msg: "URI couldn't be resolved: " + ref}
+					}
+					prns = append(prns, r.Kind.PRNOf(r.ID))
+				}
+				sub := s.db.Model(&models.TaskResource{}).Select("task_id").Where("resource IN ?", prns)
+				if exclusive != nil {
+					sub = sub.Where("exclusive = ?", *exclusive)
+				}
+				return q.Where("tasks.id IN (?)", sub), nil
+			}
+		}
+	}
+	yes, no := true, false
+	for name, excl := range map[string]*bool{"reserved_resources": nil, "exclusive_resources": &yes, "shared_resources": &no} {
+		special[name] = resources(excl)(nil)
+		special[name+"__in"] = resources(excl)(nil)
+	}
+	special["created_resources"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
+		return q.Where("created_resources LIKE ?", "%\""+v+"\"%"), nil
+	}
+	special["worker"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
+		r, ok := models.ParseRef(v)
+		if !ok {
+			return nil, &models.BareListError{Msg: "URI couldn't be resolved: " + v}
+		}
+		return q.Where("worker_id = ?", r.ID), nil
+	}
+	for _, name := range []string{"parent_task", "task_group", "child_tasks"} {
+		special[name] = func(q *gorm.DB, _ string) (*gorm.DB, error) { return q.Where("1 = 0"), nil }
+	}
+	return &models.ListSpec{
+		Model: &models.Task{},
+		Columns: map[string]string{"state": "state", "name": "name", "logging_cid": "logging_cid",
+			"pulp_created": "pulp_created", "pulp_last_updated": "pulp_last_updated", "started_at": "started_at",
+			"finished_at": "finished_at", "unblocked_at": "unblocked_at", "pulp_id": "id"},
+		Special: special,
+		Order:   "pulp_created DESC, id DESC",
+	}
+}
+
+// TasksList lists tasks, newest first.
+func (s *Server) TasksList(c *gin.Context, _ gen.TasksListParams) {
+	list[models.Task](s, c, s.taskListSpec())
+}
+
+// TasksRead shows a task.
+func (s *Server) TasksRead(c *gin.Context, id string, _ gen.TasksReadParams) {
+	t := s.getTask(c, id)
+	if t != nil {
+		s.renderObject(c, http.StatusOK, t)
+	}
+}
+
+func (s *Server) getTask(c *gin.Context, id string) *models.Task {
+	if !models.ValidID(id) {
+		notFound(c)
+		return nil
+	}
+	t, err := models.GetTask(s.db.WithContext(c), id)
+	if err != nil {
+		fail(c, err)
+		return nil
+	}
+	return t
+}
+
+var cancelSerializer = &serializer{fields: []field{{name: "state", kind: fString, required: true}}}
+
+// TasksCancel cancels a task: 200 with the task (canceled or canceling), 409 with the task if
+// it had already finished.
+func (s *Server) TasksCancel(c *gin.Context, id string) {
+	if s.getTask(c, id) == nil {
+		return
+	}
+	in := s.bind(c, cancelSerializer, modeCreate, nil)
+	if in == nil {
+		return
+	}
+	if in.merged["state"] != models.TaskCanceled {
+		fail(c, models.NewValidationError("state", "The only acceptable value for 'state' is 'canceled'."))
+		return
+	}
+	ok, err := models.CancelTask(s.db.WithContext(c), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	t, err := models.GetTask(s.db, id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusConflict
+	}
+	s.renderObject(c, code, t)
+}
+
+// TasksDelete deletes a finished task: 204, or 409 while it is unfinished.
+func (s *Server) TasksDelete(c *gin.Context, id string) {
+	if s.getTask(c, id) == nil {
+		return
+	}
+	ok, err := models.DeleteTask(s.db.WithContext(c), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !ok {
+		c.Status(http.StatusConflict)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,81 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// Pulp's names of the tasks this server runs.
+const (
+	NameGeneralCreate      = "pulpcore.app.tasks.base.general_create"
+	NameGeneralUpdate      = "pulpcore.app.tasks.base.ageneral_update"
+	NameGeneralDelete      = "pulpcore.app.tasks.base.ageneral_delete"
+	NameGeneralMultiDelete = "pulpcore.app.tasks.base.general_multi_delete"
+	NameDeleteVersion      = "pulpcore.app.tasks.repository.delete_version"
+)
+
+// asynqType is the one Asynq task type: its payload names the task row to run.
+const asynqType = "pulpgo:task"
+
+// Queue is the Asynq queue tasks go to.
+const Queue = "pulpgo"
+
+type payload struct {
+	TaskID string `json:"task_id"`
+}
+
+// Dispatcher writes task rows and enqueues them for a worker.
+type Dispatcher struct {
+	db     *gorm.DB
+	client *asynq.Client
+}
+
+// NewDispatcher returns a Dispatcher that stores tasks in db and enqueues them on redis.
+func NewDispatcher(db *gorm.DB, redis asynq.RedisConnOpt) *Dispatcher {
+	return &Dispatcher{db: db, client: asynq.NewClient(redis)}
+}
+
+// Close releases the Redis connection.
+func (d *Dispatcher) Close() error { return d.client.Close() }
+
+// Dispatch stores nt as a waiting task and enqueues it. The Asynq message is never retried:
+// a task runs at most once, and a task whose worker dies is marked failed instead.
+func (d *Dispatcher) Dispatch(ctx context.Context, nt models.NewTask) (*models.Task, error) {
+	t, err := models.CreateTask(d.db.WithContext(ctx), nt)
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w", nt.Name, err)
+	}
+	body, _ := json.Marshal(payload{TaskID: t.ID})
+	_, err = d.client.EnqueueContext(ctx, asynq.NewTask(asynqType, body),
+		asynq.TaskID(t.ID), asynq.MaxRetry(0), asynq.Queue(Queue), asynq.Timeout(24*time.Hour), asynq.Retention(time.Minute))
+	if err != nil {
+		now := models.Now()
+		d.db.Model(&models.Task{}).Where("id = ?", t.ID).Updates(map[string]any{"state": models.TaskFailed,
+			"finished_at": now, "error": models.MustJSON(map[string]any{"reason": "Could not enqueue the task: " + err.Error()})})
+		return nil, fmt.Errorf("enqueue task %s: %w", t.ID, err)
+	}
+	return t, nil
+}
+
+// ObjectArgs are the arguments of the generic create, update and delete tasks.
+type ObjectArgs struct {
+	// Kind is the model name of the object's kind ("ContainerDistribution").
+	Kind string `json:"kind"`
+	// ID is the object's id (update, delete).
+	ID string `json:"id,omitempty"`
+	// Values are the validated fields, keyed by the model's json tags (create, update).
+	Values json.RawMessage `json:"values,omitempty"`
+}
+
+// VersionArgs are the arguments of delete_version.
+type VersionArgs struct {
+	RepositoryID string `json:"repository_id"`
+	Number       int64  `json:"number"`
+}
