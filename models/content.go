@@ -10,7 +10,7 @@ import (
 
 // Blob is a layer or config blob, stored once per digest.
 type Blob struct {
-	ID              string    `gorm:"primaryKey;size:36"`
+	ID              string `gorm:"primaryKey;size:36"`
 	PulpCreated     time.Time
 	PulpLastUpdated time.Time
 	Digest          string `gorm:"uniqueIndex;size:200;not null"`

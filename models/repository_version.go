@@ -10,10 +10,10 @@ import (
 
 // RepositoryVersion is one immutable state of a repository, numbered from 0.
 type RepositoryVersion struct {
-	ID              string    `gorm:"primaryKey;size:36"`
-	RepositoryID    string    `gorm:"size:36;not null;uniqueIndex:idx_repo_version"`
-	Number          int64     `gorm:"not null;uniqueIndex:idx_repo_version"`
-	BaseVersionID   *string   `gorm:"size:36"`
+	ID              string  `gorm:"primaryKey;size:36"`
+	RepositoryID    string  `gorm:"size:36;not null;uniqueIndex:idx_repo_version"`
+	Number          int64   `gorm:"not null;uniqueIndex:idx_repo_version"`
+	BaseVersionID   *string `gorm:"size:36"`
 	PulpCreated     time.Time
 	PulpLastUpdated time.Time
 }

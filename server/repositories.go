@@ -130,7 +130,6 @@ func (s *Server) RepositoriesList(c *gin.Context, _ gen.RepositoriesListParams) 
 	list[models.Repository](s, c, spec)
 }
 
-
 func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) {
 	obj := s.getObject(c, k, id)
 	if obj == nil {
