@@ -113,6 +113,64 @@ func TestPodmanEnv(t *testing.T) {
 	}
 }
 
+// TestPodmanPushPull checks that PodmanEnv's registries.conf lets podman push to and pull from
+// a plain-HTTP registry (Debian's docker-registry) without --tls-verify flags.
+func TestPodmanPushPull(t *testing.T) {
+	needTools(t, "podman", "docker-registry", "busybox")
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
+		filepath.Join(dir, "store"), addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = reg.Process.Kill()
+		_ = reg.Wait()
+	})
+	waitHTTP(t, "http://"+addr+"/v2/")
+
+	h := harness.NewClientHome(t, fakeServer(addr))
+	h.PodmanEnv(t)
+	_, port, _ := net.SplitHostPort(addr)
+	out := h.Bash(t, fmt.Sprintf(`
+mkdir -p rootfs/bin && cp "$(command -v busybox)" rootfs/bin/ && tar -C rootfs -cf layer.tar .
+podman import -q layer.tar localhost/harness:1 >/dev/null
+podman push -q localhost/harness:1 "$REGISTRY_ADDR/harness:1"
+podman rmi localhost/harness:1 >/dev/null
+podman pull -q "$REGISTRY_ADDR/harness:1" >/dev/null
+podman pull -q localhost:%s/harness:1 >/dev/null
+podman images --format '{{.Repository}}:{{.Tag}}' | sort
+`, port)).Must(t).Stdout
+	if want := fmt.Sprintf("%s/harness:1\nlocalhost:%s/harness:1\n", addr, port); out != want {
+		t.Errorf("podman images:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// waitHTTP polls url until it answers at all, for up to 30 s.
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not answer: %v", url, err)
+		}
+		<-tick.C
+	}
+}
+
 func TestBaseScriptParses(t *testing.T) {
 	root := harness.RepoRoot(t)
 	for _, s := range []string{"base.sh", "test.sh", "start-postgres.sh", "start-redis.sh"} {
