@@ -242,3 +242,15 @@ func (mf *Manifest) Href() string { return KindManifest.Href(mf.ID) }
 
 // Href is t's pulp_href.
 func (t *Tag) Href() string { return KindTag.Href(t.ID) }
+
+// LinkListed adds the index listID's links to children that are not linked yet (an index
+// recorded before some of its platforms were pulled gains them later).
+func LinkListed(db *gorm.DB, listID string, children []ManifestListManifest) error {
+	for _, c := range children {
+		c.ManifestListID = listID
+		if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&c).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -323,3 +323,10 @@ type SizeMismatchError struct {
 func (e *SizeMismatchError) Error() string {
 	return fmt.Sprintf("blob %s: upstream announced %d bytes and sent %d", e.Digest, e.Want, e.Got)
 }
+
+// Running returns the fill of digest in progress, or nil.
+func (fs *Fills) Running(digest string) *Fill {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.fills[digest]
+}

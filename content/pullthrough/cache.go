@@ -1,0 +1,280 @@
+package pullthrough
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/content/upstream"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// Config configures a Cache.
+type Config struct {
+	DB      *gorm.DB
+	Storage storage.Driver
+	// StagingDir holds blobs being filled (same filesystem as Storage for a cheap commit).
+	StagingDir string
+	Recorder   Recorder
+	Logger     *slog.Logger
+	// TagFreshness is how long a tag is served without asking the upstream (0 = always ask).
+	TagFreshness time.Duration
+	// UpstreamTimeout bounds upstream manifest requests; past it the cache answers alone.
+	UpstreamTimeout time.Duration
+	// NegativeTTL is how long an upstream "does not exist" is remembered (default 10 s).
+	NegativeTTL time.Duration
+	// RecordQuiet is how long a repository must be quiet before what was pulled is recorded
+	// (default 300 ms), so that one pulled image becomes one repository version.
+	RecordQuiet time.Duration
+}
+
+// Cache serves images behind pull-through distributions.
+type Cache struct {
+	cfg      Config
+	fills    *Fills
+	negative *negativeCache
+	batch    *batcher
+	tags     tagStates
+	heads    group[tagState]
+	children group[*childObjects]
+
+	mu        sync.Mutex
+	clients   map[string]*upstream.Client
+	manifests *manifestMemo
+}
+
+// New returns a Cache; Close flushes what remains to be recorded.
+func New(cfg Config) (*Cache, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = 5 * time.Second
+	}
+	if cfg.NegativeTTL == 0 {
+		cfg.NegativeTTL = 10 * time.Second
+	}
+	if cfg.RecordQuiet <= 0 {
+		cfg.RecordQuiet = 300 * time.Millisecond
+	}
+	if err := SweepStaging(cfg.StagingDir); err != nil {
+		return nil, fmt.Errorf("sweep staging dir %s: %w", cfg.StagingDir, err)
+	}
+	return &Cache{
+		cfg:      cfg,
+		fills:    NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger),
+		negative: newNegativeCache(cfg.NegativeTTL),
+		batch:    newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
+		tags:     tagStates{m: map[string]tagState{}},
+		clients:  map[string]*upstream.Client{},
+	}, nil
+}
+
+// Close records what is still pending and waits for running fills.
+func (c *Cache) Close() {
+	c.batch.close()
+	c.fills.Wait()
+}
+
+// childObjects are the repository and remote of one pulled image.
+type childObjects struct {
+	repo   *models.Repository
+	remote *models.Remote
+}
+
+// Image returns the image upstreamName behind pull-through distribution pt, creating its
+// repository, remote and distribution (named <base_path>/<upstreamName>, as Pulp names them)
+// once, even under concurrent first pulls.
+func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName string) (oci.Image, error) {
+	if !oci.ValidName(upstreamName) {
+		return nil, oci.ErrNameInvalid.WithDetail("name", pt.BasePath+"/"+upstreamName)
+	}
+	path := pt.BasePath + "/" + upstreamName
+	objs, err := c.children.do(path, func() (*childObjects, error) { return c.ensureChild(ctx, pt, upstreamName, path) })
+	if err != nil {
+		return nil, err
+	}
+	return c.newImage(path, objs.repo, objs.remote), nil
+}
+
+// Child returns the image served by a distribution the cache created earlier.
+func (c *Cache) Child(ctx context.Context, child *models.Distribution) (oci.Image, error) {
+	if child.RepositoryID == nil {
+		return nil, oci.ErrNameUnknown.WithDetail("name", child.BasePath)
+	}
+	var repo models.Repository
+	if err := c.cfg.DB.WithContext(ctx).Take(&repo, "id = ?", *child.RepositoryID).Error; err != nil {
+		return nil, oci.ErrNameUnknown.WithDetail("name", child.BasePath)
+	}
+	var remote *models.Remote
+	if child.RemoteID != nil {
+		var r models.Remote
+		if err := c.cfg.DB.WithContext(ctx).Take(&r, "id = ?", *child.RemoteID).Error; err == nil {
+			remote = &r
+		}
+	}
+	return c.newImage(child.BasePath, &repo, remote), nil
+}
+
+func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, upstreamName, path string) (*childObjects, error) {
+	db := c.cfg.DB.WithContext(ctx)
+	unknown := oci.ErrNameUnknown.WithDetail("name", path)
+	if pt.RemoteID == nil {
+		return nil, unknown
+	}
+	var ptRemote models.Remote
+	if err := db.Take(&ptRemote, "id = ?", *pt.RemoteID).Error; err != nil {
+		return nil, unknown
+	}
+	if !allowed(upstreamName, ptRemote.Includes, ptRemote.Excludes) {
+		return nil, unknown
+	}
+	objs := &childObjects{}
+	create := func() error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			var repo models.Repository
+			err := tx.Take(&repo, "name = ?", path).Error
+			switch {
+			case errors.Is(err, gorm.ErrRecordNotFound):
+				one := int64(1)
+				repo = models.Repository{PulpType: models.KindContainerRepository.PulpType, Name: path,
+					RetainRepoVersions: &one, PullThrough: true}
+				if err := models.CreateRepository(tx, &repo); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			case !repo.PullThrough:
+				return unknown
+			}
+			var remote models.Remote
+			err = tx.Take(&remote, "name = ?", path).Error
+			switch {
+			case errors.Is(err, gorm.ErrRecordNotFound):
+				remote = childRemote(&ptRemote, path, upstreamName)
+				if err := tx.Create(&remote).Error; err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			case remote.PulpType != models.KindContainerRemote.PulpType || remote.UpstreamName != upstreamName:
+				return unknown
+			}
+			var dist models.Distribution
+			err = tx.Take(&dist, "base_path = ? OR name = ?", path, path).Error
+			switch {
+			case errors.Is(err, gorm.ErrRecordNotFound):
+				now := models.Now()
+				dist = models.Distribution{ID: models.NewID(), PulpType: models.KindContainerDistribution.PulpType,
+					PulpCreated: now, PulpLastUpdated: now, Name: path, BasePath: path, RepositoryID: &repo.ID,
+					RemoteID: &remote.ID, PulpLabels: models.Labels{}, Private: pt.Private, NamespaceID: pt.NamespaceID,
+					PullThroughID: &pt.ID}
+				if err := tx.Create(&dist).Error; err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			case dist.PullThroughID == nil || *dist.PullThroughID != pt.ID:
+				return unknown
+			}
+			objs.repo, objs.remote = &repo, &remote
+			return nil
+		})
+	}
+	err := create()
+	if err != nil && !errors.Is(err, unknown) && errors.Is(err, gorm.ErrDuplicatedKey) {
+		// Another process created them at the same moment: read what it made.
+		err = create()
+	}
+	if err != nil {
+		if _, ok := err.(*oci.Error); ok {
+			return nil, err
+		}
+		c.cfg.Logger.Warn("creating pull-through objects failed", "name", path, "err", err)
+		return nil, unknown
+	}
+	return objs, nil
+}
+
+// childRemote copies a pull-through remote's settings into the remote of one image.
+func childRemote(pt *models.Remote, path, upstreamName string) models.Remote {
+	r := *pt
+	now := models.Now()
+	r.ID, r.PulpType, r.PulpCreated, r.PulpLastUpdated = models.NewID(), models.KindContainerRemote.PulpType, now, now
+	r.Name, r.UpstreamName, r.Policy = path, upstreamName, "on_demand"
+	r.Includes, r.Excludes, r.Sigstore = nil, nil, nil
+	if r.PulpLabels == nil {
+		r.PulpLabels = models.Labels{}
+	}
+	return r
+}
+
+// client returns the upstream client of remote, shared by every image that uses it.
+func (c *Cache) client(remote *models.Remote) (*upstream.Client, error) {
+	key := remote.ID + "@" + remote.PulpLastUpdated.String()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.clients[key]; ok {
+		return cl, nil
+	}
+	cfg := upstream.Config{URL: strings.TrimSuffix(remote.URL, "/"), TLSValidation: remote.TLSValidation,
+		Timeout: c.cfg.UpstreamTimeout}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	cfg.Username, cfg.Password = str(remote.Username), str(remote.Password)
+	cfg.CACert, cfg.ClientCert, cfg.ClientKey = str(remote.CACert), str(remote.ClientCert), str(remote.ClientKey)
+	cfg.ProxyURL, cfg.ProxyUsername, cfg.ProxyPassword = str(remote.ProxyURL), str(remote.ProxyUsername), str(remote.ProxyPassword)
+	if h := remote.Headers.Any(); h != nil {
+		cfg.Headers = map[string]string{}
+		if list, ok := h.([]any); ok {
+			for _, item := range list {
+				if m, ok := item.(map[string]any); ok {
+					for k, v := range m {
+						cfg.Headers[k] = fmt.Sprint(v)
+					}
+				}
+			}
+		}
+	}
+	cl, err := upstream.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", remote.Name, err)
+	}
+	for k, old := range c.clients {
+		if strings.HasPrefix(k, remote.ID+"@") {
+			old.Close()
+			delete(c.clients, k)
+		}
+	}
+	c.clients[key] = cl
+	return cl, nil
+}
+
+// upstreamError maps an upstream failure to the registry error a client sees.
+func upstreamError(err error, notFound *oci.Error) error {
+	switch {
+	case upstream.IsNotFound(err):
+		return notFound
+	case upstream.IsTooManyRequests(err):
+		return oci.ErrUpstreamThrottle
+	case upstream.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
+		return oci.ErrUpstreamTimeout
+	}
+	var oe *oci.Error
+	if errors.As(err, &oe) {
+		return oe
+	}
+	return oci.ErrUpstreamBad
+}

@@ -1,0 +1,256 @@
+package pullthrough
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// image is one pulled image: its repository, and the remote it is pulled from (nil when the
+// remote was deleted: then only what is cached is served).
+type image struct {
+	c      *Cache
+	name   string
+	repo   *models.Repository
+	remote *models.Remote
+}
+
+var _ oci.Image = (*image)(nil)
+
+func (c *Cache) newImage(name string, repo *models.Repository, remote *models.Remote) *image {
+	return &image{c: c, name: name, repo: repo, remote: remote}
+}
+
+// Name is the name the client pulls.
+func (im *image) Name() string { return im.name }
+
+func (im *image) upstreamName() string {
+	if im.remote == nil {
+		return ""
+	}
+	return im.remote.UpstreamName
+}
+
+// Tags lists the tags recorded in the repository and those pulled but not yet recorded.
+func (im *image) Tags(ctx context.Context) ([]string, error) {
+	names, err := im.c.recordedTags(ctx, im.repo.ID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		seen[n] = true
+	}
+	for _, n := range im.c.tags.names(im.repo.ID) {
+		if !seen[n] {
+			names = append(names, n)
+			seen[n] = true
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Manifest serves a manifest by tag or digest: from storage when it can, from the upstream
+// when it must.
+func (im *image) Manifest(ctx context.Context, ref string) (*oci.Manifest, error) {
+	if oci.IsDigest(ref) {
+		return im.manifestByDigest(ctx, ref)
+	}
+	return im.manifestByTag(ctx, ref)
+}
+
+func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Manifest, error) {
+	if !oci.ValidDigest(digest) {
+		return nil, oci.ErrDigestInvalid.WithDetail("digest", digest)
+	}
+	if m, err := im.c.storedManifest(ctx, digest); err == nil {
+		return m, nil
+	}
+	unknown := oci.ErrManifestUnknown.WithDetail("reference", digest)
+	if im.remote == nil {
+		return nil, unknown
+	}
+	negKey := im.remote.URL + "|" + im.upstreamName() + "@" + digest
+	if im.c.negative.has(negKey) {
+		return nil, unknown
+	}
+	m, err := im.c.heads.do("get|"+im.remote.ID+"|"+digest, func() (tagState, error) {
+		_, err := im.fetchManifest(ctx, digest, digest)
+		return tagState{digest: digest}, err
+	})
+	if err != nil {
+		if errors.Is(err, oci.ErrManifestUnknown) {
+			im.c.negative.add(negKey)
+		}
+		return nil, err
+	}
+	im.c.batch.add(im.repo.ID, RecordItem{Digest: m.digest})
+	return im.c.storedManifest(ctx, digest)
+}
+
+// fetchManifest GETs ref from the upstream, checks it against want (when ref is a digest)
+// and stores it byte for byte.
+func (im *image) fetchManifest(ctx context.Context, ref, want string) (*oci.Manifest, error) {
+	cl, err := im.c.client(im.remote)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, im.c.cfg.UpstreamTimeout)
+	defer cancel()
+	body, desc, err := cl.GetManifest(ctx, im.upstreamName(), ref, oci.ManifestMediaTypes)
+	if err != nil {
+		return nil, upstreamError(err, oci.ErrManifestUnknown.WithDetail("reference", ref))
+	}
+	m, err := oci.ParseManifest(body, desc.MediaType)
+	if err != nil {
+		return nil, err
+	}
+	if m.MediaType == oci.MediaTypeDockerSchema1 && desc.Digest != "" {
+		m.Digest = desc.Digest
+	}
+	if want != "" && m.Digest != want {
+		return nil, oci.ErrUpstreamBad
+	}
+	if err := im.c.storeManifest(ctx, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, error) {
+	unknown := oci.ErrManifestUnknown.WithDetail("reference", tag)
+	if !oci.ValidTag(tag) {
+		return nil, unknown
+	}
+	st, known := im.c.tags.get(im.repo.ID, tag)
+	if !known {
+		if d, ok := im.c.recordedTag(ctx, im.repo.ID, tag); ok {
+			st, known = tagState{digest: d}, true
+		}
+	}
+	if known && im.c.cfg.TagFreshness > 0 && time.Since(st.checked) < im.c.cfg.TagFreshness {
+		if m, err := im.c.storedManifest(ctx, st.digest); err == nil {
+			return m, nil
+		}
+	}
+	if im.remote == nil {
+		if known {
+			return im.c.storedManifest(ctx, st.digest)
+		}
+		return nil, unknown
+	}
+	negKey := im.remote.URL + "|" + im.upstreamName() + ":" + tag
+	if !known && im.c.negative.has(negKey) {
+		return nil, unknown
+	}
+	fresh, err := im.c.heads.do(im.repo.ID+"|"+tag, func() (tagState, error) { return im.refreshTag(ctx, tag, st, known) })
+	if err != nil {
+		if known {
+			// The upstream failed, throttled or timed out: serve what the cache has.
+			if m, serr := im.c.storedManifest(ctx, st.digest); serr == nil {
+				im.c.cfg.Logger.Info("upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
+				return m, nil
+			}
+		}
+		if errors.Is(err, oci.ErrManifestUnknown) {
+			im.c.negative.add(negKey)
+			return nil, unknown
+		}
+		return nil, err
+	}
+	return im.c.storedManifest(ctx, fresh.digest)
+}
+
+// refreshTag asks the upstream where tag points now: one HEAD, and a GET only for a digest
+// the cache does not hold.
+func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known bool) (tagState, error) {
+	cl, err := im.c.client(im.remote)
+	if err != nil {
+		return tagState{}, err
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), im.c.cfg.UpstreamTimeout)
+	defer cancel()
+	desc, err := cl.HeadManifest(hctx, im.upstreamName(), tag, oci.ManifestMediaTypes)
+	if err != nil {
+		return tagState{}, upstreamError(err, oci.ErrManifestUnknown.WithDetail("reference", tag))
+	}
+	digest := desc.Digest
+	if _, serr := im.c.storedManifest(ctx, digest); serr != nil {
+		m, err := im.fetchManifest(context.WithoutCancel(ctx), tag, "")
+		if err != nil {
+			return tagState{}, err
+		}
+		digest = m.Digest
+	}
+	now := time.Now()
+	im.c.tags.set(im.repo.ID, tag, tagState{digest: digest, checked: now})
+	if !known || st.digest != digest {
+		im.c.batch.add(im.repo.ID, RecordItem{Digest: digest, Tag: tag})
+	}
+	return tagState{digest: digest, checked: now}, nil
+}
+
+// Blob serves a stored blob, or starts (or joins) the one fill of it from the upstream.
+func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobContent, error) {
+	unknown := oci.ErrBlobUnknown.WithDetail("digest", digest)
+	path, err := storage.BlobPath(digest)
+	if err != nil {
+		return nil, oci.ErrDigestInvalid.WithDetail("digest", digest)
+	}
+	if bc, err := im.c.storedBlob(ctx, digest, path); err == nil {
+		return bc, nil
+	}
+	if im.remote == nil {
+		return nil, unknown
+	}
+	cl, err := im.c.client(im.remote)
+	if err != nil {
+		return nil, err
+	}
+	name := im.upstreamName()
+	if head {
+		if f := im.c.fills.Running(digest); f != nil {
+			if size, err := f.Size(ctx); err == nil {
+				return &oci.BlobContent{Digest: digest, Size: size}, nil
+			}
+		}
+		hctx, cancel := context.WithTimeout(ctx, im.c.cfg.UpstreamTimeout)
+		defer cancel()
+		size, err := cl.HeadBlob(hctx, name, digest)
+		if err != nil {
+			return nil, upstreamError(err, unknown)
+		}
+		return &oci.BlobContent{Digest: digest, Size: size}, nil
+	}
+	src := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
+	fill := im.c.fills.Start(ctx, digest, src, nil)
+	size, err := fill.Size(ctx)
+	if err != nil {
+		if fill.Err() != nil {
+			return nil, upstreamError(fill.Err(), unknown)
+		}
+		return nil, err
+	}
+	return &oci.BlobContent{Digest: digest, Size: size, Open: fill.NewReader}, nil
+}
+
+// storedBlob opens a stored blob for serving.
+func (c *Cache) storedBlob(ctx context.Context, digest, path string) (*oci.BlobContent, error) {
+	op, ok := c.cfg.Storage.(storage.Opener)
+	if !ok {
+		return nil, fmt.Errorf("storage driver %T cannot open files for serving", c.cfg.Storage)
+	}
+	f, info, err := op.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &oci.BlobContent{Digest: digest, Size: info.Size, ModTime: info.ModTime, File: f}, nil
+}
