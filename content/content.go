@@ -1,19 +1,22 @@
 // Package content is the content app: the OCI/Docker registry API (/v2/) over pulpgo's
 // distributions, with the pull-through cache behind it. Its parts live in subpackages:
-// registry (HTTP handlers), pullthrough (the cache), upstream (the upstream registry client)
-// and storage (blob storage).
+// registry (HTTP handlers), pullthrough (the cache), upstream (the upstream registry client),
+// storage (blob storage) and oci (what they share).
 package content
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/pullthrough"
 	"github.com/pulpgo/pulpgo/content/registry"
+	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
 )
 
@@ -24,8 +27,9 @@ type Dispatcher interface {
 
 // Config is what the content app needs.
 type Config struct {
-	DB              *gorm.DB
-	StorageDir      string
+	DB *gorm.DB
+	// Storage holds blobs and manifests; StorageDir is its root (fills stage below it).
+	Storage         *storage.Filesystem
 	AdminPassword   string
 	Logger          *slog.Logger
 	TagFreshness    time.Duration
@@ -33,10 +37,32 @@ type Config struct {
 	Tasks           Dispatcher
 }
 
-// New returns the registry handler.
-func New(cfg Config) (http.Handler, error) {
-	return registry.New(registry.Config{DB: cfg.DB, Logger: cfg.Logger, AdminPassword: cfg.AdminPassword})
+// App is the content app: the registry handler and the cache behind it.
+type App struct {
+	http.Handler
+	cache *pullthrough.Cache
 }
+
+// New builds the content app.
+func New(cfg Config) (*App, error) {
+	cache, err := pullthrough.New(pullthrough.Config{
+		DB: cfg.DB, Storage: cfg.Storage, StagingDir: filepath.Join(cfg.Storage.Dir(), ".fills"),
+		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
+		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
+		AdminPassword: cfg.AdminPassword, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &App{Handler: reg, cache: cache}, nil
+}
+
+// Close records what the cache still holds and waits for running fills.
+func (a *App) Close() { a.cache.Close() }
 
 // Mux sends registry paths (/v2/...) to reg and everything else to api, so that one port
 // serves both, as `pulpgo serve` does.

@@ -19,6 +19,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content"
+	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/server"
 	"github.com/pulpgo/pulpgo/tasks"
@@ -86,6 +87,14 @@ func run(role string, cfg *config) error {
 		return nil
 	}
 
+	store, err := storage.NewFilesystem(cfg.StorageDir)
+	if err != nil {
+		return fmt.Errorf("open storage %s: %w", cfg.StorageDir, err)
+	}
+	if err := store.SweepStaging(); err != nil {
+		return fmt.Errorf("sweep storage staging: %w", err)
+	}
+
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
 		emb, err := tasks.StartEmbedded()
@@ -107,7 +116,8 @@ func run(role string, cfg *config) error {
 	var worker *tasks.Worker
 	if role == "serve" || role == "worker" {
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
-			Concurrency: cfg.Concurrency, Versions: server.VersionMap()})
+			Concurrency: cfg.Concurrency, Versions: server.VersionMap(),
+			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store)}})
 		if err := worker.Start(); err != nil {
 			return err
 		}
@@ -131,18 +141,20 @@ func run(role string, cfg *config) error {
 		handler = api
 		apps = append(apps, models.AppAPI)
 		if role == "serve" {
-			reg, err := newContent(cfg, db, dispatcher, log)
+			reg, err := newContent(cfg, db, store, dispatcher, log)
 			if err != nil {
 				return err
 			}
+			defer reg.Close()
 			handler = content.Mux(reg, api)
 			apps = append(apps, models.AppContent)
 		}
 	case "content":
-		reg, err := newContent(cfg, db, dispatcher, log)
+		reg, err := newContent(cfg, db, store, dispatcher, log)
 		if err != nil {
 			return err
 		}
+		defer reg.Close()
 		handler = reg
 		apps = append(apps, models.AppContent)
 	}
@@ -150,8 +162,8 @@ func run(role string, cfg *config) error {
 	return listenAndServe(ctx, cfg.Listen, handler, log)
 }
 
-func newContent(cfg *config, db *gorm.DB, d *tasks.Dispatcher, log *slog.Logger) (http.Handler, error) {
-	return content.New(content.Config{DB: db, StorageDir: cfg.StorageDir, AdminPassword: cfg.AdminPassword,
+func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, log *slog.Logger) (*content.App, error) {
+	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
 		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout, Tasks: d})
 }
 
