@@ -179,7 +179,10 @@ func (e *env) do(method, path string, body any, opts ...reqOpt) *resp {
 }
 
 // get, post, patch, put and del are do with one method.
-func (e *env) get(path string, opts ...reqOpt) *resp { e.t.Helper(); return e.do("GET", path, nil, opts...) }
+func (e *env) get(path string, opts ...reqOpt) *resp {
+	e.t.Helper()
+	return e.do("GET", path, nil, opts...)
+}
 func (e *env) post(path string, body any, opts ...reqOpt) *resp {
 	e.t.Helper()
 	return e.do("POST", path, body, opts...)
