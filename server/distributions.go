@@ -35,10 +35,11 @@ var containerDistributionSerializer = &serializer{
 	),
 	readOnly: append([]string{"registry_path", "remote"}, distributionReadOnly...),
 	check: func(_ *Server, in *input, errs *models.ValidationError) {
-		if bp, ok := in.merged["base_path"].(string); ok && in.present["base_path"] && !models.ValidContainerBasePath(bp) {
+		if bp, ok := in.merged["base_path"].(string); ok && in.present["base_path"] && len(errs.Fields["base_path"]) == 0 &&
+			!models.ValidContainerBasePath(bp) {
 			errs.Add("base_path", "The provided base path contains forbidden characters.")
 		}
-		if in.merged["repository"] != nil && in.merged["repository_version"] != nil {
+		if len(errs.Fields) == 0 && in.merged["repository"] != nil && in.merged["repository_version"] != nil {
 			errs.Add("non_field_errors", "Only one of the attributes 'repository' and 'repository_version' may be used simultaneously.")
 		}
 	},
@@ -56,7 +57,7 @@ var pullThroughDistributionSerializer = &serializer{
 	readOnly: distributionReadOnly,
 	check: func(s *Server, in *input, errs *models.ValidationError) {
 		bp, ok := in.merged["base_path"].(string)
-		if !ok || !in.present["base_path"] {
+		if !ok || !in.present["base_path"] || len(errs.Fields["base_path"]) > 0 {
 			return
 		}
 		if !models.ValidRelativePath(bp) {
@@ -66,7 +67,11 @@ var pullThroughDistributionSerializer = &serializer{
 		name, err := models.OverlappingDistribution(s.db, bp, in.id)
 		if err == nil && name != "" {
 			// Pulp nests this error one level deeper than the others.
-			errs.Body = map[string]any{"base_path": map[string]string{"base_path": "Overlaps with existing distribution '" + name + "'"}}
+			body := map[string]any{"base_path": map[string]string{"base_path": "Overlaps with existing distribution '" + name + "'"}}
+			for f, msgs := range errs.Fields {
+				body[f] = msgs
+			}
+			errs.Body = body
 		}
 	},
 }

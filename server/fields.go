@@ -62,7 +62,10 @@ type serializer struct {
 	fields []field
 	// readOnly names response fields that a body may carry and that are ignored.
 	readOnly []string
-	// check runs cross-field validation on the merged values (Go types by API name).
+	// check runs the remaining validation on the merged values (Go types by API name), even
+	// when fields failed, as DRF reports field validators together: checks of one field must
+	// skip a field that already has errors, and cross-field checks (DRF's validate()) must run
+	// only when errs is still empty.
 	check func(s *Server, in *input, errs *models.ValidationError)
 }
 
@@ -216,7 +219,7 @@ func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing mode
 			}
 		}
 	}
-	if len(errs.Fields) == 0 && ser.check != nil {
+	if ser.check != nil {
 		ser.check(s, in, errs)
 	}
 	if errs.Err() != nil {

@@ -16,7 +16,7 @@ var namespaceSerializer = &serializer{
 		{name: "pulp_labels", kind: fLabels},
 	},
 	check: func(_ *Server, in *input, errs *models.ValidationError) {
-		if n, ok := in.merged["name"].(string); ok && !models.ValidContainerBasePath(n) {
+		if n, ok := in.merged["name"].(string); ok && len(errs.Fields["name"]) == 0 && !models.ValidContainerBasePath(n) {
 			errs.Add("name", "Namespace name contains forbidden characters.")
 		}
 	},
