@@ -76,7 +76,7 @@ func TestRemoteCreate(t *testing.T) {
 			}
 			h := href(m)
 			bodies := [][]byte{r.Body, e.get(h).expect(t, 200).Body, e.get(remotes).expect(t, 200).Body,
-				e.get(api + "remotes/").expect(t, 200).Body}
+				e.get(api+"remotes/").expect(t, 200).Body}
 			task := e.waitTaskOK(e.patch(h, map[string]any{"url": "http://127.0.0.1:2", "password": secret + "2"}).taskHref(t))
 			bodies = append(bodies, mustJSON(t, task), e.get(taskList).Body)
 			for i, b := range bodies {

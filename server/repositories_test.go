@@ -25,7 +25,7 @@ func TestRepository(t *testing.T) {
 		}
 
 		t.Run("versions", func(t *testing.T) {
-			vs := e.get(h + "versions/").expect(t, http.StatusOK).results(t)
+			vs := e.get(h+"versions/").expect(t, http.StatusOK).results(t)
 			if len(vs) != 1 {
 				t.Fatalf("%d versions, want 1", len(vs))
 			}
@@ -38,9 +38,9 @@ func TestRepository(t *testing.T) {
 			if !strings.HasPrefix(prn, "prn:core.repositoryversion:") || v["vuln_report"] != "/pulp/api/v3/vuln_report/?repo_versions="+prn {
 				t.Errorf("prn %v, vuln_report %v", v["prn"], v["vuln_report"])
 			}
-			got := e.get(h + "versions/0/").expect(t, http.StatusOK)
+			got := e.get(h+"versions/0/").expect(t, http.StatusOK)
 			jsonEq(t, got.Body, string(mustJSON(t, v)))
-			e.get(h + "versions/1/").expect(t, http.StatusNotFound)
+			e.get(h+"versions/1/").expect(t, http.StatusNotFound)
 		})
 
 		t.Run("description set and cleared", func(t *testing.T) {
