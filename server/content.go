@@ -239,10 +239,10 @@ func (s *Server) ContentList(c *gin.Context, _ gen.ContentListParams) {
 	}
 	var next, prev any
 	if end < count {
-		next = pageLink(c, end)
+		next = pageLink(c, lq.limit, end)
 	}
 	if lq.offset > 0 {
-		prev = pageLink(c, max(lq.offset-lq.limit, 0))
+		prev = pageLink(c, lq.limit, max(lq.offset-lq.limit, 0))
 	}
 	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"regexp"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 )
@@ -65,12 +66,27 @@ func (s *Server) checkQuery(c *gin.Context) {
 		c.Next()
 		return
 	}
-	for name := range c.Request.URL.Query() {
+	q := c.Request.URL.Query()
+	for name := range q {
 		if !op.query[name] {
 			writeJSON(c, http.StatusBadRequest, map[string][]string{"errors": {"Invalid Filter: '" + name + "'"}})
 			c.Abort()
 			return
 		}
+	}
+	// Pulp (DRF) ignores a limit or offset that is not an integer; the generated binder would
+	// reject it, so drop it here.
+	dropped := false
+	for _, name := range []string{"limit", "offset"} {
+		if v, ok := q[name]; ok {
+			if _, err := strconv.Atoi(v[0]); err != nil {
+				q.Del(name)
+				dropped = true
+			}
+		}
+	}
+	if dropped {
+		c.Request.URL.RawQuery = q.Encode()
 	}
 	c.Next()
 }

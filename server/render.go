@@ -112,9 +112,11 @@ func orderSQL(spec *models.ListSpec, ordering []string) (string, error) {
 }
 
 // pageLink builds Pulp's absolute next/previous link: the request's parameters, re-encoded and
-// sorted, with offset replaced (dropped when 0).
-func pageLink(c *gin.Context, offset int) string {
+// sorted, with limit set to the effective limit and offset replaced (dropped when 0), as DRF's
+// LimitOffsetPagination does.
+func pageLink(c *gin.Context, limit, offset int) string {
 	q := c.Request.URL.Query()
+	q.Set("limit", strconv.Itoa(limit))
 	q.Del("offset")
 	if offset > 0 {
 		q.Set("offset", strconv.Itoa(offset))
@@ -160,14 +162,14 @@ func list[T any, PT interface {
 	}
 	var next, prev any
 	if int64(lq.offset+lq.limit) < count {
-		next = pageLink(c, lq.offset+lq.limit)
+		next = pageLink(c, lq.limit, lq.offset+lq.limit)
 	}
 	if lq.offset > 0 {
 		p := lq.offset - lq.limit
 		if p < 0 {
 			p = 0
 		}
-		prev = pageLink(c, p)
+		prev = pageLink(c, lq.limit, p)
 	}
 	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
 }

@@ -186,10 +186,10 @@ func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) {
 	}
 	var next, prev any
 	if int64(lq.offset+lq.limit) < count {
-		next = pageLink(c, lq.offset+lq.limit)
+		next = pageLink(c, lq.limit, lq.offset+lq.limit)
 	}
 	if lq.offset > 0 {
-		prev = pageLink(c, max(lq.offset-lq.limit, 0))
+		prev = pageLink(c, lq.limit, max(lq.offset-lq.limit, 0))
 	}
 	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
 }
