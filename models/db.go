@@ -15,7 +15,8 @@ import (
 
 // Open connects to the database named by url: a postgres:// URL for PostgreSQL, or empty for
 // the embedded SQLite file pulpgo.db in dataDir (pure Go, WAL, immediate transactions and a busy
-// timeout so that concurrent writers wait instead of failing).
+// timeout so that concurrent writers wait instead of failing, and a case-sensitive LIKE as on
+// PostgreSQL).
 func Open(url, dataDir string) (*gorm.DB, error) {
 	cfg := &gorm.Config{Logger: logger.Default.LogMode(logger.Silent), TranslateError: true}
 	if url == "" {
@@ -23,7 +24,8 @@ func Open(url, dataDir string) (*gorm.DB, error) {
 			return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
 		}
 		dsn := filepath.Join(dataDir, "pulpgo.db") +
-			"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)&_txlock=immediate"
+			"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)" +
+			"&_pragma=case_sensitive_like(1)&_txlock=immediate"
 		db, err := gorm.Open(sqlite.Open(dsn), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite database in %s: %w", dataDir, err)

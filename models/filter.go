@@ -163,9 +163,15 @@ func LabelSelect(q *gorm.DB, column, expr string) (*gorm.DB, error) {
 			q = q.Where("("+column+" LIKE ? ESCAPE '\\' OR "+column+" LIKE ? ESCAPE '\\')",
 				"%"+enc(kv[0])+":"+v+",%", "%"+enc(kv[0])+":"+v+"}")
 		case strings.Contains(term, "~"):
+			// The key's value, not the whole document: a LIKE on the JSON text would match
+			// keys case-insensitively and substrings spanning several pairs.
 			kv := strings.SplitN(term, "~", 2)
-			inner := likeEscape(strings.ToLower(strings.Trim(mustJSONString(kv[1]), `"`)))
-			q = q.Where("LOWER("+column+") LIKE ? ESCAPE '\\'", "%"+likeEscape(strings.ToLower(mustJSONString(kv[0])))+`:"%`+inner+`%"%`)
+			pattern := "%" + likeEscape(strings.ToLower(kv[1])) + "%"
+			if IsPostgres(q) {
+				q = q.Where("LOWER(CAST("+column+" AS jsonb) ->> ?) LIKE ? ESCAPE '\\'", kv[0], pattern)
+			} else {
+				q = q.Where("LOWER(json_extract("+column+", ?)) LIKE ? ESCAPE '\\'", `$."`+kv[0]+`"`, pattern)
+			}
 		case term != "":
 			q = q.Where(column+" LIKE ? ESCAPE '\\'", "%"+enc(term)+":%")
 		}

@@ -165,8 +165,3 @@ func jsonString(s string) (string, error) {
 	b, err := json.Marshal(s)
 	return string(b), err
 }
-
-func mustJSONString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
