@@ -46,9 +46,10 @@ type Cache struct {
 	heads    group[tagState]
 	children group[*childObjects]
 
-	mu        sync.Mutex
-	clients   map[string]*upstream.Client
-	manifests *manifestMemo
+	mu         sync.Mutex
+	clients    map[string]*upstream.Client
+	manifests  *manifestMemo
+	childCache map[string]cachedChild
 }
 
 // New returns a Cache; Close flushes what remains to be recorded.
@@ -69,12 +70,13 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("sweep staging dir %s: %w", cfg.StagingDir, err)
 	}
 	return &Cache{
-		cfg:      cfg,
-		fills:    NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger),
-		negative: newNegativeCache(cfg.NegativeTTL),
-		batch:    newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
-		tags:     tagStates{m: map[string]tagState{}},
-		clients:  map[string]*upstream.Client{},
+		cfg:        cfg,
+		fills:      NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger),
+		negative:   newNegativeCache(cfg.NegativeTTL),
+		batch:      newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
+		tags:       tagStates{m: map[string]tagState{}},
+		clients:    map[string]*upstream.Client{},
+		childCache: map[string]cachedChild{},
 	}, nil
 }
 
@@ -105,8 +107,38 @@ func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName
 	return c.newImage(path, objs.repo, objs.remote), nil
 }
 
+// childTTL is how long the repository and remote of a child distribution are reused without
+// reading them again: the hot path of warm pulls asks the database nothing else.
+const childTTL = 2 * time.Second
+
+type cachedChild struct {
+	objs    *childObjects
+	expires time.Time
+}
+
 // Child returns the image served by a distribution the cache created earlier.
 func (c *Cache) Child(ctx context.Context, child *models.Distribution) (oci.Image, error) {
+	key := child.ID + "@" + child.PulpLastUpdated.String()
+	c.mu.Lock()
+	cc, ok := c.childCache[key]
+	c.mu.Unlock()
+	if ok && time.Now().Before(cc.expires) {
+		return c.newImage(child.BasePath, cc.objs.repo, cc.objs.remote), nil
+	}
+	im, err := c.loadChild(ctx, child)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.childCache) > 10000 {
+		c.childCache = map[string]cachedChild{}
+	}
+	c.childCache[key] = cachedChild{objs: &childObjects{repo: im.repo, remote: im.remote}, expires: time.Now().Add(childTTL)}
+	c.mu.Unlock()
+	return im, nil
+}
+
+func (c *Cache) loadChild(ctx context.Context, child *models.Distribution) (*image, error) {
 	if child.RepositoryID == nil {
 		return nil, oci.ErrNameUnknown.WithDetail("name", child.BasePath)
 	}
