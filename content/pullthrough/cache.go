@@ -92,19 +92,55 @@ type childObjects struct {
 	remote *models.Remote
 }
 
-// Image returns the image upstreamName behind pull-through distribution pt, creating its
-// repository, remote and distribution (named <base_path>/<upstreamName>, as Pulp names them)
-// once, even under concurrent first pulls.
+// Image returns the image upstreamName behind pull-through distribution pt. Its repository,
+// remote and distribution (named <base_path>/<upstreamName>, as Pulp names them) are created
+// once, even under concurrent first pulls, but only when the upstream has answered for the
+// name: pulls of names the upstream does not have leave nothing behind.
 func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName string) (oci.Image, error) {
-	if !oci.ValidName(upstreamName) {
-		return nil, oci.ErrNameInvalid.WithDetail("name", pt.BasePath+"/"+upstreamName)
-	}
 	path := pt.BasePath + "/" + upstreamName
-	objs, err := c.children.do(path, func() (*childObjects, error) { return c.ensureChild(ctx, pt, upstreamName, path) })
-	if err != nil {
-		return nil, err
+	if !oci.ValidName(upstreamName) {
+		return nil, oci.ErrNameInvalid.WithDetail("name", path)
 	}
-	return c.newImage(path, objs.repo, objs.remote), nil
+	unknown := oci.ErrNameUnknown.WithDetail("name", path)
+	if pt.RemoteID == nil {
+		return nil, unknown
+	}
+	var ptRemote models.Remote
+	if err := c.cfg.DB.WithContext(ctx).Take(&ptRemote, "id = ? AND pulp_type = ?", *pt.RemoteID,
+		models.KindPullThroughRemote.PulpType).Error; err != nil {
+		return nil, unknown
+	}
+	if !allowed(upstreamName, ptRemote.Includes, ptRemote.Excludes) {
+		return nil, unknown
+	}
+	im := c.newImage(path, nil, nil)
+	im.pending = &pendingChild{pt: pt, ptRemote: &ptRemote, upstreamName: upstreamName}
+	return im, nil
+}
+
+// pendingChild is what an image needs to create its objects on the first upstream answer.
+type pendingChild struct {
+	pt           *models.Distribution
+	ptRemote     *models.Remote
+	upstreamName string
+}
+
+// ensure creates (or finds) the image's repository, remote and distribution.
+func (im *image) ensure(ctx context.Context) error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.repo != nil {
+		return nil
+	}
+	p := im.pending
+	objs, err := im.c.children.do(im.name, func() (*childObjects, error) {
+		return im.c.ensureChild(context.WithoutCancel(ctx), p.pt, p.ptRemote, p.upstreamName, im.name)
+	})
+	if err != nil {
+		return err
+	}
+	im.repo, im.remote = objs.repo, objs.remote
+	return nil
 }
 
 // childTTL is how long the repository and remote of a child distribution are reused without
@@ -156,19 +192,9 @@ func (c *Cache) loadChild(ctx context.Context, child *models.Distribution) (*ima
 	return c.newImage(child.BasePath, &repo, remote), nil
 }
 
-func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, upstreamName, path string) (*childObjects, error) {
+func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, ptRemote *models.Remote, upstreamName, path string) (*childObjects, error) {
 	db := c.cfg.DB.WithContext(ctx)
 	unknown := oci.ErrNameUnknown.WithDetail("name", path)
-	if pt.RemoteID == nil {
-		return nil, unknown
-	}
-	var ptRemote models.Remote
-	if err := db.Take(&ptRemote, "id = ?", *pt.RemoteID).Error; err != nil {
-		return nil, unknown
-	}
-	if !allowed(upstreamName, ptRemote.Includes, ptRemote.Excludes) {
-		return nil, unknown
-	}
 	objs := &childObjects{}
 	create := func() error {
 		return db.Transaction(func(tx *gorm.DB) error {
@@ -191,7 +217,7 @@ func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, upstre
 			err = tx.Take(&remote, "name = ?", path).Error
 			switch {
 			case errors.Is(err, gorm.ErrRecordNotFound):
-				remote = childRemote(&ptRemote, path, upstreamName)
+				remote = childRemote(ptRemote, path, upstreamName)
 				if err := tx.Create(&remote).Error; err != nil {
 					return err
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pulpgo/pulpgo/content/oci"
@@ -16,8 +17,11 @@ import (
 // image is one pulled image: its repository, and the remote it is pulled from (nil when the
 // remote was deleted: then only what is cached is served).
 type image struct {
-	c      *Cache
-	name   string
+	c       *Cache
+	name    string
+	pending *pendingChild // set until the objects of a first pull exist
+
+	mu     sync.Mutex
 	repo   *models.Repository
 	remote *models.Remote
 }
@@ -32,15 +36,45 @@ func (c *Cache) newImage(name string, repo *models.Repository, remote *models.Re
 func (im *image) Name() string { return im.name }
 
 func (im *image) upstreamName() string {
-	if im.remote == nil {
+	if r := im.source(); r != nil && r.UpstreamName != "" {
+		return r.UpstreamName
+	}
+	if im.pending != nil {
+		return im.pending.upstreamName
+	}
+	return ""
+}
+
+// source is the remote to pull from: the image's own, or before it exists the pull-through
+// remote whose settings it will copy.
+func (im *image) source() *models.Remote {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.remote != nil {
+		return im.remote
+	}
+	if im.pending != nil {
+		return im.pending.ptRemote
+	}
+	return nil
+}
+
+// repoID is the image's repository id, "" before a first pull created it.
+func (im *image) repoID() string {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.repo == nil {
 		return ""
 	}
-	return im.remote.UpstreamName
+	return im.repo.ID
 }
 
 // Tags lists the tags recorded in the repository and those pulled but not yet recorded.
 func (im *image) Tags(ctx context.Context) ([]string, error) {
-	names, err := im.c.recordedTags(ctx, im.repo.ID)
+	if im.repoID() == "" {
+		return []string{}, nil
+	}
+	names, err := im.c.recordedTags(ctx, im.repoID())
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +82,7 @@ func (im *image) Tags(ctx context.Context) ([]string, error) {
 	for _, n := range names {
 		seen[n] = true
 	}
-	for _, n := range im.c.tags.names(im.repo.ID) {
+	for _, n := range im.c.tags.names(im.repoID()) {
 		if !seen[n] {
 			names = append(names, n)
 			seen[n] = true
@@ -75,14 +109,15 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		return m, nil
 	}
 	unknown := oci.ErrManifestUnknown.WithDetail("reference", digest)
-	if im.remote == nil {
+	src := im.source()
+	if src == nil {
 		return nil, unknown
 	}
-	negKey := im.remote.URL + "|" + im.upstreamName() + "@" + digest
+	negKey := src.URL + "|" + im.upstreamName() + "@" + digest
 	if im.c.negative.has(negKey) {
 		return nil, unknown
 	}
-	m, err := im.c.heads.do("get|"+im.remote.ID+"|"+digest, func() (tagState, error) {
+	m, err := im.c.heads.do("get|"+src.ID+"|"+digest, func() (tagState, error) {
 		_, err := im.fetchManifest(ctx, digest, digest)
 		return tagState{digest: digest}, err
 	})
@@ -92,14 +127,17 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		}
 		return nil, err
 	}
-	im.c.batch.add(im.repo.ID, RecordItem{Digest: m.digest})
+	if err := im.ensure(ctx); err != nil {
+		return nil, err
+	}
+	im.c.batch.add(im.repoID(), RecordItem{Digest: m.digest})
 	return im.c.storedManifest(ctx, digest)
 }
 
 // fetchManifest GETs ref from the upstream, checks it against want (when ref is a digest)
 // and stores it byte for byte.
 func (im *image) fetchManifest(ctx context.Context, ref, want string) (*oci.Manifest, error) {
-	cl, err := im.c.client(im.remote)
+	cl, err := im.c.client(im.source())
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +168,14 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	if !oci.ValidTag(tag) {
 		return nil, unknown
 	}
-	st, known := im.c.tags.get(im.repo.ID, tag)
-	if !known {
-		if d, ok := im.c.recordedTag(ctx, im.repo.ID, tag); ok {
-			st, known = tagState{digest: d}, true
+	var st tagState
+	known := false
+	if id := im.repoID(); id != "" {
+		st, known = im.c.tags.get(id, tag)
+		if !known {
+			if d, ok := im.c.recordedTag(ctx, id, tag); ok {
+				st, known = tagState{digest: d}, true
+			}
 		}
 	}
 	if known && im.c.cfg.TagFreshness > 0 && time.Since(st.checked) < im.c.cfg.TagFreshness {
@@ -141,17 +183,18 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 			return m, nil
 		}
 	}
-	if im.remote == nil {
+	src := im.source()
+	if src == nil {
 		if known {
 			return im.c.storedManifest(ctx, st.digest)
 		}
 		return nil, unknown
 	}
-	negKey := im.remote.URL + "|" + im.upstreamName() + ":" + tag
+	negKey := src.URL + "|" + im.upstreamName() + ":" + tag
 	if !known && im.c.negative.has(negKey) {
 		return nil, unknown
 	}
-	fresh, err := im.c.heads.do(im.repo.ID+"|"+tag, func() (tagState, error) { return im.refreshTag(ctx, tag, st, known) })
+	fresh, err := im.c.heads.do(im.name+"|"+tag, func() (tagState, error) { return im.refreshTag(ctx, tag, st, known) })
 	if err != nil {
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.
@@ -172,7 +215,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 // refreshTag asks the upstream where tag points now: one HEAD, and a GET only for a digest
 // the cache does not hold.
 func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known bool) (tagState, error) {
-	cl, err := im.c.client(im.remote)
+	cl, err := im.c.client(im.source())
 	if err != nil {
 		return tagState{}, err
 	}
@@ -190,10 +233,13 @@ func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known 
 		}
 		digest = m.Digest
 	}
+	if err := im.ensure(ctx); err != nil {
+		return tagState{}, err
+	}
 	now := time.Now()
-	im.c.tags.set(im.repo.ID, tag, tagState{digest: digest, checked: now})
+	im.c.tags.set(im.repoID(), tag, tagState{digest: digest, checked: now})
 	if !known || st.digest != digest {
-		im.c.batch.add(im.repo.ID, RecordItem{Digest: digest, Tag: tag})
+		im.c.batch.add(im.repoID(), RecordItem{Digest: digest, Tag: tag})
 	}
 	return tagState{digest: digest, checked: now}, nil
 }
@@ -208,10 +254,11 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 	if bc, err := im.c.storedBlob(ctx, digest, path); err == nil {
 		return bc, nil
 	}
-	if im.remote == nil {
+	src := im.source()
+	if src == nil {
 		return nil, unknown
 	}
-	cl, err := im.c.client(im.remote)
+	cl, err := im.c.client(src)
 	if err != nil {
 		return nil, err
 	}
@@ -230,8 +277,8 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		}
 		return &oci.BlobContent{Digest: digest, Size: size}, nil
 	}
-	src := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
-	fill := im.c.fills.Start(ctx, digest, src, nil)
+	open := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
+	fill := im.c.fills.Start(ctx, digest, open, nil)
 	size, err := fill.Size(ctx)
 	if err != nil {
 		if fill.Err() != nil {
