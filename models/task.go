@@ -218,7 +218,7 @@ func StartTask(db *gorm.DB, t *Task, workerID string) (bool, error) {
 
 // FinishTask records the outcome of a running task: completed with its created resources and
 // result, or failed with errObj ({"description": ...} or {"reason": ...}). A task being
-// canceled ends canceled.
+// canceled ends canceled. A task that already ended (failed as lost meanwhile) keeps its state.
 func FinishTask(db *gorm.DB, t *Task, created []string, result any, errObj map[string]any) error {
 	now := Now()
 	state := TaskCompleted
@@ -235,15 +235,24 @@ func FinishTask(db *gorm.DB, t *Task, created []string, result any, errObj map[s
 			updates["result"] = MustJSON(result)
 		}
 	}
-	var cur Task
-	if err := db.Select("state").Take(&cur, "id = ?", t.ID).Error; err != nil {
-		return err
+	for {
+		var cur Task
+		if err := db.Select("state").Take(&cur, "id = ?", t.ID).Error; err != nil {
+			return err
+		}
+		if cur.State != TaskRunning && cur.State != TaskCanceling {
+			return nil
+		}
+		updates["state"] = state
+		if cur.State == TaskCanceling {
+			updates["state"] = TaskCanceled
+		}
+		// Only from the state just read: a cancel in between makes us read again.
+		res := db.Model(&Task{}).Where("id = ? AND state = ?", t.ID, cur.State).Updates(updates)
+		if res.Error != nil || res.RowsAffected > 0 {
+			return res.Error
+		}
 	}
-	if cur.State == TaskCanceling {
-		state = TaskCanceled
-	}
-	updates["state"] = state
-	return db.Model(&Task{}).Where("id = ?", t.ID).Updates(updates).Error
 }
 
 // CancelTask asks for t to be canceled: a waiting task is canceled at once, a running one
