@@ -1,0 +1,258 @@
+package e2e_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// badCase is one bad request and Pulp's answer to it.
+type badCase struct {
+	name string
+	// send sends the request and returns the answer.
+	send func(t *testing.T) response
+	// status and body are Pulp's answer; body is JSON compared after decoding, unless
+	// detailPrefix is set, in which case the body must be {"detail": "<detailPrefix>..."}.
+	status       int
+	body         string
+	detailPrefix string
+	// header holds response headers that must have exactly these values.
+	header map[string]string
+	// unchanged lists hrefs of objects the request names, which must read the same after it.
+	unchanged []string
+}
+
+// fixtures are the objects the bad requests collide with or refer to.
+type fixtures struct {
+	ptRemote, repo, repo2, dist, namespace string
+}
+
+// TestBadInput sends malformed JSON, unknown fields, unknown hrefs, duplicate names,
+// anonymous writes and wrong passwords through Go's HTTP client, curl and httpie. For each it
+// checks Pulp's status and error body, and that nothing changed: every list keeps its count
+// (no object and no task was created) and the objects it names read the same.
+func TestBadInput(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		f := makeFixtures(t, e)
+		before := snapshot(t, e)
+		for _, c := range badCases(e, f) {
+			t.Run(c.name, func(t *testing.T) {
+				objects := map[string]string{}
+				for _, href := range c.unchanged {
+					objects[href] = string(e.api.do(t, http.MethodGet, href, nil).body)
+				}
+				r := c.send(t)
+				if r.status != c.status {
+					t.Errorf("status %d, want %d; body %s", r.status, c.status, clip(r.body))
+				}
+				if ct := r.header.Get("Content-Type"); ct != "application/json" {
+					t.Errorf("Content-Type %q, want application/json", ct)
+				}
+				for k, v := range c.header {
+					if got := r.header.Get(k); got != v {
+						t.Errorf("header %s = %q, want %q", k, got, v)
+					}
+				}
+				got := r.json(t)
+				if c.detailPrefix != "" {
+					m, _ := got.(map[string]any)
+					d, _ := m["detail"].(string)
+					if len(m) != 1 || !strings.HasPrefix(d, c.detailPrefix) {
+						t.Errorf("body %s, want {\"detail\": %q...}", r.body, c.detailPrefix)
+					}
+				} else if want := jsonValue(t, c.body); !reflect.DeepEqual(got, want) {
+					t.Errorf("body %s, want %s", r.body, c.body)
+				}
+				for href, was := range objects {
+					if now := string(e.api.do(t, http.MethodGet, href, nil).body); now != was {
+						t.Errorf("%s changed:\nbefore %s\nafter  %s", href, was, now)
+					}
+				}
+			})
+		}
+		if after := snapshot(t, e); !reflect.DeepEqual(after, before) {
+			t.Errorf("list counts changed:\nbefore %v\nafter  %v", before, after)
+		}
+	})
+}
+
+// makeFixtures creates a pull-through remote, two repositories, a distribution and a
+// namespace.
+func makeFixtures(t *testing.T, e *env) fixtures {
+	t.Helper()
+	var f fixtures
+	f.ptRemote = e.api.expect(t, http.MethodPost, ptRemotesPath,
+		map[string]any{"name": "docker-cache", "url": "https://registry-1.docker.io"}, http.StatusCreated)["pulp_href"].(string)
+	f.repo = e.api.expect(t, http.MethodPost, reposPath, map[string]any{"name": "bad-repo"}, http.StatusCreated)["pulp_href"].(string)
+	f.repo2 = e.api.expect(t, http.MethodPost, reposPath, map[string]any{"name": "bad-repo-2"}, http.StatusCreated)["pulp_href"].(string)
+	task := e.api.async(t, http.MethodPost, distsPath, map[string]any{"name": "bad-dist", "base_path": "bad/dist", "repository": f.repo})
+	f.dist = createdResource(t, task)
+	f.namespace = e.api.expect(t, http.MethodPost, namespacesPath, map[string]any{"name": "bad-ns"}, http.StatusCreated)["pulp_href"].(string)
+	return f
+}
+
+// snapshot counts the objects of every list the bad requests could add to.
+func snapshot(t *testing.T, e *env) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for _, p := range []string{remotesPath, ptRemotesPath, reposPath, distsPath, ptDistsPath, namespacesPath, tasksPath} {
+		counts[p] = e.api.count(t, p)
+	}
+	return counts
+}
+
+// badCases lists the bad requests; f holds the hrefs they refer to.
+func badCases(e *env, f fixtures) []badCase {
+	base := e.srv.URL
+	admin := e.api
+	anonymous := newAPIClient(base, "", "")
+	wrong := newAPIClient(base, "admin", "wrong")
+	stranger := newAPIClient(base, "nobody", "password")
+
+	goSend := func(c *apiClient, method, path, contentType, body string) func(t *testing.T) response {
+		return func(t *testing.T) response { return c.raw(t, method, path, contentType, body) }
+	}
+	// curl sends with -i and the given arguments (credentials from ~/.netrc with --netrc).
+	curl := func(args ...string) func(t *testing.T) response {
+		return func(t *testing.T) response {
+			r := e.home.Run(t, "curl", append([]string{"-sS", "-i", "--max-time", "30"}, args...)...).Must(t)
+			return parseHTTP(t, r.Command, r.Stdout)
+		}
+	}
+	// httpie prints the status line, headers and body (credentials from ~/.netrc by default).
+	httpie := func(args ...string) func(t *testing.T) response {
+		return func(t *testing.T) response {
+			r := e.home.Run(t, "http", append([]string{"--print=hb"}, args...)...).Must(t)
+			return parseHTTP(t, r.Command, r.Stdout)
+		}
+	}
+	missingRepo := reposPath + missingID + "/"
+	missingPTRemote := ptRemotesPath + missingID + "/"
+	const (
+		jsonCT       = "application/json"
+		parseError   = "JSON parse error - "
+		unique       = `["This field must be unique."]`
+		notExist     = `["Invalid hyperlink - Object does not exist."]`
+		noCreds      = `{"detail": "Authentication credentials were not provided."}`
+		badPassword  = `{"detail": "Invalid username/password."}`
+		unexpected   = `["Unexpected field"]`
+		basicChallge = `Basic realm="api"`
+	)
+	challenge := map[string]string{"WWW-Authenticate": basicChallge}
+
+	return []badCase{
+		// Malformed JSON: the same truncated body through each client.
+		{name: "malformed-json/go", send: goSend(admin, "POST", ptRemotesPath, jsonCT, `{"name": "broken`),
+			status: 400, detailPrefix: parseError},
+		{name: "malformed-json/curl", send: curl("--netrc", "-H", "Content-Type: application/json",
+			"--data-binary", `{"name": "broken`, base+ptRemotesPath), status: 400, detailPrefix: parseError},
+		{name: "malformed-json/httpie", send: httpie("POST", base+ptRemotesPath, "--raw", `{"name": "broken`),
+			status: 400, detailPrefix: parseError},
+		{name: "malformed-json/trailing-data", send: goSend(admin, "POST", distsPath, jsonCT, `{"name":"x","base_path":"x"} trailing`),
+			status: 400, detailPrefix: parseError},
+		{name: "malformed-json/patch", send: goSend(admin, "PATCH", f.repo, jsonCT, `{"description": `),
+			status: 400, detailPrefix: parseError, unchanged: []string{f.repo}},
+		{name: "malformed-json/list-body", send: goSend(admin, "POST", reposPath, jsonCT, `[1, 2]`),
+			status: 400, body: `{"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}`},
+
+		// Unknown fields, in JSON and form bodies, on create and update.
+		{name: "unknown-field/httpie", send: httpie("POST", base+ptRemotesPath, "name=unk", "url=https://x", "foo:=1"),
+			status: 400, body: `{"foo": ` + unexpected + `}`},
+		{name: "unknown-field/curl-form", send: curl("--netrc", "-d", "name=formunk", "-d", "url=https://x",
+			"-d", "bogus=1", base+ptRemotesPath), status: 400, body: `{"bogus": ` + unexpected + `}`},
+		{name: "unknown-field/distribution", send: goSend(admin, "POST", distsPath, jsonCT,
+			`{"name":"unk","base_path":"unk","repository":"`+f.repo+`","foo":1}`),
+			status: 400, body: `{"foo": ` + unexpected + `}`},
+		{name: "unknown-field/patch", send: goSend(admin, "PATCH", f.repo, jsonCT, `{"foo": 1}`),
+			status: 400, body: `{"foo": ` + unexpected + `}`, unchanged: []string{f.repo}},
+
+		// Unknown hrefs and ids.
+		{name: "unknown-href/read", send: goSend(admin, "GET", missingPTRemote, "", ""),
+			status: 404, body: `{"detail": "No ContainerPullThroughRemote matches the given query."}`},
+		{name: "unknown-href/malformed-id", send: goSend(admin, "GET", ptRemotesPath+"not-a-uuid/", "", ""),
+			status: 404, body: `{"detail": "Not found."}`},
+		{name: "unknown-href/delete", send: curl("--netrc", "-X", "DELETE", base+missingRepo),
+			status: 404, body: `{"detail": "No ContainerRepository matches the given query."}`},
+		{name: "unknown-href/patch", send: goSend(admin, "PATCH", distsPath+missingID+"/", jsonCT, `{"base_path":"x"}`),
+			status: 404, body: `{"detail": "No ContainerDistribution matches the given query."}`},
+		{name: "unknown-href/task", send: goSend(admin, "GET", tasksPath+missingID+"/", "", ""),
+			status: 404, body: `{"detail": "No Task matches the given query."}`},
+		{name: "unknown-href/repository", send: httpie("POST", base+distsPath, "name=nohref", "base_path=nohref",
+			"repository="+missingRepo), status: 400, body: `{"repository": ` + notExist + `}`},
+		{name: "unknown-href/pull-through-remote", send: httpie("POST", base+ptDistsPath, "name=pt2", "base_path=pt2",
+			"remote="+missingPTRemote), status: 400, body: `{"remote": ` + notExist + `}`},
+		{name: "unknown-href/remote", send: goSend(admin, "POST", reposPath, jsonCT,
+			`{"name":"z","remote":"`+remotesPath+missingID+`/"}`), status: 400, body: `{"remote": ` + notExist + `}`},
+		{name: "unknown-href/version", send: goSend(admin, "POST", distsPath, jsonCT,
+			`{"name":"v7","base_path":"v7","repository_version":"`+f.repo+`versions/7/"}`),
+			status: 400, body: `{"repository_version": ` + notExist + `}`},
+		{name: "unknown-href/no-url-match", send: goSend(admin, "POST", distsPath, jsonCT,
+			`{"name":"bad","base_path":"bad path!","repository":"/pulp/api/v3/foo/"}`), status: 400,
+			body: `{"repository": ["Invalid hyperlink - No URL match."], "base_path": ["The provided base path contains forbidden characters."]}`},
+		{name: "unknown-href/wrong-kind", send: goSend(admin, "POST", distsPath, jsonCT,
+			`{"name":"kind","base_path":"kind","repository":"`+f.ptRemote+`"}`),
+			status: 400, body: `{"repository": ["Invalid hyperlink - Incorrect URL match."]}`},
+		{name: "unknown-href/filter", send: curl("--netrc", base+distsPath+"?repository=/pulp/api/v3/nope/"),
+			status: 400, body: `["URI couldn't be resolved: /pulp/api/v3/nope/"]`},
+
+		// Duplicate names.
+		{name: "duplicate/pull-through-remote", send: httpie(base+ptRemotesPath, "name=docker-cache",
+			"url=https://registry-1.docker.io"), status: 400, body: `{"name": ` + unique + `}`},
+		{name: "duplicate/repository", send: httpie("POST", base+reposPath, "name=bad-repo"),
+			status: 400, body: `{"name": ` + unique + `}`},
+		{name: "duplicate/repository-rename", send: goSend(admin, "PATCH", f.repo2, jsonCT, `{"name":"bad-repo"}`),
+			status: 400, body: `{"name": ` + unique + `}`, unchanged: []string{f.repo, f.repo2}},
+		{name: "duplicate/distribution", send: goSend(admin, "POST", distsPath, jsonCT,
+			`{"name":"bad-dist","base_path":"bad/dist","repository":"`+missingRepo+`"}`), status: 400,
+			body: `{"name": ` + unique + `, "repository": ` + notExist + `, "base_path": ` + unique + `}`},
+		{name: "duplicate/namespace", send: curl("--netrc", "-H", "Content-Type: application/json",
+			"--data-binary", `{"name":"bad-ns"}`, base+namespacesPath), status: 400, body: `{"name": ` + unique + `}`},
+
+		// Writes without credentials.
+		{name: "anonymous/httpie-create", send: httpie("--ignore-netrc", "POST", base+ptRemotesPath, "name=anon", "url=https://x"),
+			status: 401, body: noCreds, header: challenge},
+		{name: "anonymous/curl-delete", send: curl("-X", "DELETE", base+f.repo),
+			status: 401, body: noCreds, header: challenge, unchanged: []string{f.repo}},
+		{name: "anonymous/patch", send: goSend(anonymous, "PATCH", f.dist, jsonCT, `{"base_path":"stolen"}`),
+			status: 401, body: noCreds, header: challenge, unchanged: []string{f.dist}},
+		{name: "anonymous/malformed-json", send: goSend(anonymous, "POST", namespacesPath, jsonCT, `{"name": `),
+			status: 401, body: noCreds, header: challenge},
+		{name: "anonymous/list", send: goSend(anonymous, "GET", reposPath, "", ""),
+			status: 401, body: noCreds, header: challenge},
+
+		// Wrong passwords and unknown users.
+		{name: "wrong-password/httpie-create", send: httpie("-a", "admin:wrong", "POST", base+reposPath, "name=wrongpw"),
+			status: 401, body: badPassword, header: challenge},
+		{name: "wrong-password/curl-delete", send: curl("-u", "admin:wrong", "-X", "DELETE", base+f.dist),
+			status: 401, body: badPassword, header: challenge, unchanged: []string{f.dist}},
+		{name: "wrong-password/patch", send: goSend(wrong, "PATCH", f.ptRemote, jsonCT, `{"url":"https://evil.example"}`),
+			status: 401, body: badPassword, header: challenge, unchanged: []string{f.ptRemote}},
+		{name: "wrong-password/empty", send: goSend(newAPIClient(base, "admin", ""), "DELETE", f.namespace, "", ""),
+			status: 401, body: badPassword, header: challenge, unchanged: []string{f.namespace}},
+		{name: "wrong-password/unknown-user", send: goSend(stranger, "POST", namespacesPath, jsonCT, `{"name":"stranger"}`),
+			status: 401, body: badPassword, header: challenge},
+	}
+}
+
+// parseHTTP reads an HTTP response as curl -i and httpie --print=hb print it.
+func parseHTTP(t *testing.T, command, out string) response {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+	if err != nil {
+		t.Fatalf("%s: cannot parse its output as an HTTP response (%v):\n%s", command, err, out)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil && len(body) == 0 {
+		t.Fatalf("%s: read the body: %v", command, err)
+	}
+	if !json.Valid(body) {
+		// httpie ends the body with a newline; anything else is not JSON.
+		body = []byte(strings.TrimSpace(string(body)))
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
