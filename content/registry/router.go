@@ -1,40 +1,216 @@
-// Package registry serves the OCI distribution API (/v2/) for pulpgo's distributions.
+// Package registry serves the OCI distribution API (/v2/) for pulpgo's distributions: the
+// content of ordinary container distributions from the database and blob storage, and names
+// below pull-through distributions through a PullThrough cache. It is read-only: push methods
+// answer 405 UNSUPPORTED.
 package registry
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
+	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/content/storage"
 )
+
+// DefaultResolveTTL is how long the resolution of a repository name to its distribution is
+// reused when Config.ResolveTTL is zero.
+const DefaultResolveTTL = time.Second
 
 // Config is what the registry needs.
 type Config struct {
-	DB            *gorm.DB
-	Logger        *slog.Logger
+	// DB holds the distributions, repositories and content.
+	DB *gorm.DB
+	// Storage holds the blobs and the manifests (byte for byte, at storage.BlobPath(digest)).
+	Storage storage.Driver
+	// PullThrough serves the names below pull-through distributions and their children; nil
+	// means no pull-through (children are then served from their local content).
+	PullThrough PullThrough
+	// AdminPassword is the password of the API user "admin", whose HTTP Basic credentials
+	// open private distributions. Empty means nobody can authenticate.
 	AdminPassword string
+	// Logger receives server-side failures; nil means slog.Default().
+	Logger *slog.Logger
+	// ResolveTTL is how long a name's resolution (distribution, served version) is reused,
+	// which bounds how late a new or deleted distribution is seen; zero means
+	// DefaultResolveTTL and a negative value disables the cache.
+	ResolveTTL time.Duration
 }
 
 // Registry is the /v2/ handler.
 type Registry struct {
-	cfg Config
+	cfg   Config
+	log   *slog.Logger
+	names *nameCache
+	bufs  sync.Pool // *[]byte of copyBufferSize, for streaming blobs
 }
+
+var _ http.Handler = (*Registry)(nil)
 
 // New returns the registry handler.
 func New(cfg Config) (*Registry, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("registry: Config.DB is required")
+	}
+	if cfg.Storage == nil {
+		return nil, errors.New("registry: Config.Storage is required")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Registry{cfg: cfg}, nil
+	ttl := cfg.ResolveTTL
+	if ttl == 0 {
+		ttl = DefaultResolveTTL
+	}
+	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl)}
+	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	return r, nil
 }
 
-// ServeHTTP routes registry requests.
+// Header names the registry sets.
+const (
+	headerAPIVersion    = "Docker-Distribution-API-Version"
+	headerContentDigest = "Docker-Content-Digest"
+)
+
+// routeKind says which endpoint a path addresses.
+type routeKind int
+
+const (
+	routeUnknown  routeKind = iota
+	routeBase               // /v2/
+	routeCatalog            // /v2/_catalog
+	routeTags               // /v2/<name>/tags/list
+	routeManifest           // /v2/<name>/manifests/<reference>
+	routeBlob               // /v2/<name>/blobs/<digest>
+	routeUpload             // /v2/<name>/blobs/uploads/... (push only)
+)
+
+// route is a parsed registry path. name and ref are still in their escaped form: the grammar
+// of names, tags and digests has no character that needs escaping, so anything escaped (an
+// encoded "/" or ".") fails validation instead of being decoded into something else.
+type route struct {
+	kind routeKind
+	name string
+	ref  string
+}
+
+// parseRoute splits the escaped path p of a /v2/ request. Names contain slashes, so the
+// endpoint is found from the end: the reference and the digest never contain "/".
+func parseRoute(p string) route {
+	if p == "/v2" || p == "/v2/" {
+		return route{kind: routeBase}
+	}
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return route{}
+	}
+	if rest == "_catalog" {
+		return route{kind: routeCatalog}
+	}
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
+		return route{kind: routeTags, name: name}
+	}
+	slash := strings.LastIndexByte(rest, '/')
+	if slash < 0 {
+		return route{}
+	}
+	head, last := rest[:slash], rest[slash+1:]
+	switch {
+	case strings.HasSuffix(head, "/blobs/uploads"):
+		return route{kind: routeUpload, name: strings.TrimSuffix(head, "/blobs/uploads"), ref: last}
+	case strings.HasSuffix(head, "/manifests"):
+		return route{kind: routeManifest, name: strings.TrimSuffix(head, "/manifests"), ref: last}
+	case strings.HasSuffix(head, "/blobs"):
+		return route{kind: routeBlob, name: strings.TrimSuffix(head, "/blobs"), ref: last}
+	}
+	return route{}
+}
+
+// errNotFound answers paths that are no registry endpoint; like Pulp, the code is the generic
+// UNSUPPORTED.
+var errNotFound = &oci.Error{Status: http.StatusNotFound, Code: "UNSUPPORTED", Message: "Not found."}
+
+// ServeHTTP routes registry requests. Every response, errors included, carries the
+// Docker-Distribution-API-Version header.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	if req.URL.Path == "/v2/" || req.URL.Path == "/v2" {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte("{}"))
+	w.Header().Set(headerAPIVersion, "registry/2.0")
+	rt := parseRoute(req.URL.EscapedPath())
+	switch rt.kind {
+	case routeUnknown:
+		r.writeError(w, req, errNotFound)
+		return
+	case routeUpload:
+		r.writeError(w, req, unsupported(w))
 		return
 	}
-	writeError(w, http.StatusNotFound, "NAME_UNKNOWN", "Repository not found.")
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		r.writeError(w, req, unsupported(w))
+		return
+	}
+	admin, err := r.authenticate(req)
+	if err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	switch rt.kind {
+	case routeBase:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		_, _ = w.Write([]byte("{}"))
+	case routeCatalog:
+		r.serveCatalog(w, req, admin)
+	default:
+		r.serveRepository(w, req, rt, admin)
+	}
+}
+
+// serveRepository validates the name and the reference of rt, resolves the name to an Image
+// (checking access), and hands over to the endpoint's handler.
+func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt route, admin bool) {
+	if !oci.ValidName(rt.name) {
+		r.writeError(w, req, oci.ErrNameInvalid.WithDetail("name", rt.name))
+		return
+	}
+	switch rt.kind {
+	case routeManifest:
+		if oci.IsDigest(rt.ref) {
+			if !oci.ValidDigest(rt.ref) {
+				r.writeError(w, req, oci.ErrDigestInvalid.WithDetail("digest", rt.ref))
+				return
+			}
+		} else if !oci.ValidTag(rt.ref) {
+			r.writeError(w, req, oci.ErrManifestUnknown.WithDetail("reference", rt.ref))
+			return
+		}
+	case routeBlob:
+		if !oci.ValidDigest(rt.ref) {
+			r.writeError(w, req, oci.ErrDigestInvalid.WithDetail("digest", rt.ref))
+			return
+		}
+	}
+	img, err := r.image(req.Context(), rt.name, admin)
+	if err != nil {
+		r.writeError(w, req, detailed(err, oci.ErrNameUnknown, "name", rt.name))
+		return
+	}
+	switch rt.kind {
+	case routeTags:
+		r.serveTags(w, req, img, rt.name)
+	case routeManifest:
+		r.serveManifest(w, req, img, rt.ref)
+	case routeBlob:
+		r.serveBlob(w, req, img, rt.ref)
+	}
+}
+
+// unsupported answers methods the registry does not implement (push, delete).
+func unsupported(w http.ResponseWriter) error {
+	w.Header().Set("Allow", "GET, HEAD")
+	return oci.ErrUnsupported
 }

@@ -1,0 +1,36 @@
+package registry
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// serveCatalog answers GET /v2/_catalog: {"repositories": [...]}, the base paths of the
+// container distributions (pull-through children included, pull-through distributions
+// themselves not), sorted and paged with n and last. Private distributions are listed only
+// for authenticated callers.
+func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, admin bool) {
+	n, last := pageParams(req.URL.Query())
+	names := []string{}
+	if n > 0 {
+		q := r.cfg.DB.WithContext(req.Context()).Model(&models.Distribution{}).
+			Where("pulp_type <> ?", models.KindPullThroughDist.PulpType)
+		if !admin {
+			q = q.Where("private = ?", false)
+		}
+		if last != "" {
+			q = q.Where("base_path > ?", last)
+		}
+		if err := q.Order("base_path").Limit(n).Pluck("base_path", &names).Error; err != nil {
+			r.writeError(w, req, fmt.Errorf("catalog: %w", err))
+			return
+		}
+	}
+	if names == nil {
+		names = []string{}
+	}
+	setNextLink(w, "/v2/_catalog", n, names)
+	writeJSON(w, req, map[string]any{"repositories": names})
+}

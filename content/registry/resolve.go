@@ -1,0 +1,204 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// targetKind says how a resolved name is served.
+type targetKind int
+
+const (
+	targetLocal       targetKind = iota // an ordinary distribution: local content
+	targetChild                         // a child the pull-through cache created: PullThrough.Child
+	targetPullThrough                   // a name below a pull-through distribution: PullThrough.Image
+)
+
+// target is what a repository name resolves to.
+type target struct {
+	kind targetKind
+	// dist is the distribution whose base path is the name (targetLocal, targetChild) or the
+	// pull-through distribution the name is below (targetPullThrough).
+	dist *models.Distribution
+	// upstream is the name below dist's base path (targetPullThrough).
+	upstream string
+	// repoID and version are the repository version served (targetLocal).
+	repoID  string
+	version int64
+}
+
+// private reports whether the target needs an authenticated caller: the distribution's own
+// flag, which for a name without a child yet is the pull-through distribution's.
+func (t *target) private() bool { return t.dist.Private }
+
+// image resolves name to the Image that serves it, checking that the caller may read it.
+// Names that resolve to nothing fail with oci.ErrNameUnknown.
+func (r *Registry) image(ctx context.Context, name string, admin bool) (Image, error) {
+	t, err := r.resolve(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(t.private(), admin); err != nil {
+		return nil, err
+	}
+	switch t.kind {
+	case targetChild:
+		d := *t.dist // the cached row is shared; the cache gets its own copy
+		return r.cfg.PullThrough.Child(ctx, &d)
+	case targetPullThrough:
+		d := *t.dist
+		return r.cfg.PullThrough.Image(ctx, &d, t.upstream)
+	}
+	return &localImage{db: r.cfg.DB, store: r.cfg.Storage, log: r.log, name: name, repoID: t.repoID, version: t.version}, nil
+}
+
+// resolve returns the target of name, from the cache when a recent answer is there.
+func (r *Registry) resolve(ctx context.Context, name string) (*target, error) {
+	if t, err, ok := r.names.get(name); ok {
+		return t, err
+	}
+	t, err := r.lookup(ctx, name)
+	if err == nil || errors.Is(err, oci.ErrNameUnknown) {
+		r.names.put(name, t, err)
+	}
+	return t, err
+}
+
+// lookup resolves name from the database; the longest match wins:
+//
+//  1. a distribution whose base path is name: an ordinary one serves its repository's latest
+//     version, or its pinned version (neither: NAME_UNKNOWN); a child of a pull-through
+//     distribution goes to PullThrough.Child. A pull-through distribution's own base path
+//     is no repository (NAME_UNKNOWN).
+//  2. otherwise the pull-through distribution whose base path is the longest whole-segment
+//     prefix of name ("docker" is no prefix of "docker-cache/x") serves the rest of the name.
+//  3. nothing: NAME_UNKNOWN.
+func (r *Registry) lookup(ctx context.Context, name string) (*target, error) {
+	prefixes := make([]string, 0, strings.Count(name, "/")+1)
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' {
+			prefixes = append(prefixes, name[:i])
+		}
+	}
+	prefixes = append(prefixes, name)
+	var dists []models.Distribution
+	if err := r.cfg.DB.WithContext(ctx).Where("base_path IN ?", prefixes).Find(&dists).Error; err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", name, err)
+	}
+	var under *models.Distribution
+	for i := range dists {
+		d := &dists[i]
+		isPT := d.PulpType == models.KindPullThroughDist.PulpType
+		switch {
+		case d.BasePath == name && isPT:
+			return nil, oci.ErrNameUnknown
+		case d.BasePath == name:
+			return r.served(ctx, d)
+		case isPT && (under == nil || len(d.BasePath) > len(under.BasePath)):
+			under = d
+		}
+	}
+	if under == nil || r.cfg.PullThrough == nil {
+		return nil, oci.ErrNameUnknown
+	}
+	return &target{kind: targetPullThrough, dist: under, upstream: name[len(under.BasePath)+1:]}, nil
+}
+
+// served returns the target of distribution d whose base path is the name asked for.
+func (r *Registry) served(ctx context.Context, d *models.Distribution) (*target, error) {
+	if d.RepositoryID == nil && d.RepositoryVersionID == nil {
+		return nil, oci.ErrNameUnknown
+	}
+	if d.PullThroughID != nil && r.cfg.PullThrough != nil {
+		return &target{kind: targetChild, dist: d}, nil
+	}
+	db := r.cfg.DB.WithContext(ctx)
+	t := &target{kind: targetLocal, dist: d}
+	if d.RepositoryID != nil {
+		var repo models.Repository
+		err := db.Select("id", "latest_number").Take(&repo, "id = ?", *d.RepositoryID).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, oci.ErrNameUnknown
+		}
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: repository: %w", d.BasePath, err)
+		}
+		t.repoID, t.version = repo.ID, repo.LatestNumber
+		return t, nil
+	}
+	var v models.RepositoryVersion
+	err := db.Take(&v, "id = ?", *d.RepositoryVersionID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, oci.ErrNameUnknown
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: repository version: %w", d.BasePath, err)
+	}
+	t.repoID, t.version = v.RepositoryID, v.Number
+	return t, nil
+}
+
+// maxCachedNames bounds the name cache; when it is full it starts over.
+const maxCachedNames = 10000
+
+// nameCache remembers the resolution of names (targets and NAME_UNKNOWN) for ttl, so that
+// warm requests do not ask the database which distribution serves them.
+type nameCache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]cachedName
+}
+
+type cachedName struct {
+	t       *target
+	err     error
+	expires time.Time
+}
+
+func newNameCache(ttl time.Duration) *nameCache {
+	return &nameCache{ttl: ttl, m: make(map[string]cachedName)}
+}
+
+// get returns the cached resolution of name, if there is a fresh one.
+func (c *nameCache) get(name string) (*target, error, bool) {
+	if c.ttl <= 0 {
+		return nil, nil, false
+	}
+	c.mu.RLock()
+	e, ok := c.m[name]
+	c.mu.RUnlock()
+	if !ok || time.Now().After(e.expires) {
+		return nil, nil, false
+	}
+	return e.t, e.err, true
+}
+
+// put remembers the resolution of name.
+func (c *nameCache) put(name string, t *target, err error) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedNames {
+		now := time.Now()
+		for k, e := range c.m {
+			if now.After(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCachedNames {
+			clear(c.m)
+		}
+	}
+	c.m[name] = cachedName{t: t, err: err, expires: time.Now().Add(c.ttl)}
+}
