@@ -113,6 +113,11 @@ func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, ok bo
 		}
 		return body, true, true
 	}
+	if ct != "" && ct != "application/json" && ct != "multipart/form-data" && len(raw) > 0 {
+		// DRF's parsers: JSON, form, multipart; anything else is refused.
+		writeJSON(c, http.StatusUnsupportedMediaType, detail(fmt.Sprintf("Unsupported media type %q in request.", c.GetHeader("Content-Type"))))
+		return nil, false, false
+	}
 	if len(strings.TrimSpace(string(raw))) == 0 {
 		return map[string]json.RawMessage{}, false, true
 	}
@@ -255,9 +260,16 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 		case float64:
 			str = strconv.FormatFloat(x, 'f', -1, 64)
 		case bool:
-			str = strconv.FormatBool(x)
+			// DRF's CharField refuses booleans; its ChoiceField compares str(value).
+			if len(f.choices) == 0 {
+				return decoded{}, "Not a valid string."
+			}
+			str = strings.ToUpper(strconv.FormatBool(x)[:1]) + strconv.FormatBool(x)[1:]
 		default:
 			return decoded{}, "Not a valid string."
+		}
+		if len(f.choices) == 0 {
+			str = strings.TrimSpace(str) // CharField's trim_whitespace
 		}
 		if str == "" && !f.blank {
 			return decoded{}, "This field may not be blank."
