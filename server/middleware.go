@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -44,8 +45,20 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	user, pass, ok := c.Request.BasicAuth()
 	if !ok {
+		msg := "Authentication credentials were not provided."
+		if f := strings.Fields(c.GetHeader("Authorization")); len(f) > 0 && strings.EqualFold(f[0], "basic") {
+			// DRF's BasicAuthentication on a Basic header it cannot read.
+			switch {
+			case len(f) == 1:
+				msg = "Invalid basic header. No credentials provided."
+			case len(f) > 2:
+				msg = "Invalid basic header. Credentials string should not contain spaces."
+			default:
+				msg = "Invalid basic header. Credentials not correctly base64 encoded."
+			}
+		}
 		c.Header("WWW-Authenticate", `Basic realm="api"`)
-		writeJSON(c, http.StatusUnauthorized, detail("Authentication credentials were not provided."))
+		writeJSON(c, http.StatusUnauthorized, detail(msg))
 		c.Abort()
 		return
 	}
