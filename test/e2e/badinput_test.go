@@ -159,6 +159,16 @@ func badCases(e *env, f fixtures) []badCase {
 		{name: "malformed-json/list-body", send: goSend(admin, "POST", reposPath, jsonCT, `[1, 2]`),
 			status: 400, body: `{"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}`},
 
+		// Values of the wrong type or media type.
+		{name: "wrong-type/bool-name", send: goSend(admin, "POST", reposPath, jsonCT, `{"name": true}`),
+			status: 400, body: `{"name": ["Not a valid string."]}`},
+		{name: "wrong-type/blank-name", send: httpie("POST", base+reposPath, "name=   "),
+			status: 400, body: `{"name": ["This field may not be blank."]}`},
+		{name: "wrong-type/list-url", send: goSend(admin, "POST", ptRemotesPath, jsonCT, `{"name": "l", "url": ["https://x"]}`),
+			status: 400, body: `{"url": ["Not a valid string."]}`},
+		{name: "wrong-type/text-plain", send: curl("--netrc", "-H", "Content-Type: text/plain", "--data-binary", "name=plain", base+reposPath),
+			status: 415, body: `{"detail": "Unsupported media type \"text/plain\" in request."}`},
+
 		// Unknown fields, in JSON and form bodies, on create and update.
 		{name: "unknown-field/httpie", send: httpie("POST", base+ptRemotesPath, "name=unk", "url=https://x", "foo:=1"),
 			status: 400, body: `{"foo": ` + unexpected + `}`},
@@ -233,6 +243,11 @@ func badCases(e *env, f fixtures) []badCase {
 			status: 401, body: badPassword, header: challenge, unchanged: []string{f.ptRemote}},
 		{name: "wrong-password/empty", send: goSend(newAPIClient(base, "admin", ""), "DELETE", f.namespace, "", ""),
 			status: 401, body: badPassword, header: challenge, unchanged: []string{f.namespace}},
+		{name: "wrong-password/not-base64", send: curl("-H", "Authorization: Basic !!!", "-X", "DELETE", base+f.repo),
+			status: 401, body: `{"detail": "Invalid basic header. Credentials not correctly base64 encoded."}`,
+			header: challenge, unchanged: []string{f.repo}},
+		{name: "wrong-password/no-credentials", send: curl("-H", "Authorization: Basic", "-X", "POST", base+namespacesPath),
+			status: 401, body: `{"detail": "Invalid basic header. No credentials provided."}`, header: challenge},
 		{name: "wrong-password/unknown-user", send: goSend(stranger, "POST", namespacesPath, jsonCT, `{"name":"stranger"}`),
 			status: 401, body: badPassword, header: challenge},
 	}
