@@ -13,6 +13,33 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for MediaTypesEnum.
+const (
+	MediaTypesEnumApplicationvndDockerDistributionManifestListV2Json MediaTypesEnum = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypesEnumApplicationvndDockerDistributionManifestV1Json     MediaTypesEnum = "application/vnd.docker.distribution.manifest.v1+json"
+	MediaTypesEnumApplicationvndDockerDistributionManifestV2Json     MediaTypesEnum = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypesEnumApplicationvndOciImageIndexV1Json                  MediaTypesEnum = "application/vnd.oci.image.index.v1+json"
+	MediaTypesEnumApplicationvndOciImageManifestV1Json               MediaTypesEnum = "application/vnd.oci.image.manifest.v1+json"
+)
+
+// Valid indicates whether the value is a known member of the MediaTypesEnum enum.
+func (e MediaTypesEnum) Valid() bool {
+	switch e {
+	case MediaTypesEnumApplicationvndDockerDistributionManifestListV2Json:
+		return true
+	case MediaTypesEnumApplicationvndDockerDistributionManifestV1Json:
+		return true
+	case MediaTypesEnumApplicationvndDockerDistributionManifestV2Json:
+		return true
+	case MediaTypesEnumApplicationvndOciImageIndexV1Json:
+		return true
+	case MediaTypesEnumApplicationvndOciImageManifestV1Json:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Policy692Enum.
 const (
 	Policy692EnumImmediate Policy692Enum = "immediate"
@@ -2393,6 +2420,17 @@ type GenericRemoteResponse struct {
 	Url                string             `json:"url"`
 }
 
+// ManifestCopy defines model for ManifestCopy.
+type ManifestCopy struct {
+	Digests                 *[]interface{}    `json:"digests,omitempty"`
+	MediaTypes              *[]MediaTypesEnum `json:"media_types,omitempty"`
+	SourceRepository        *string           `json:"source_repository,omitempty"`
+	SourceRepositoryVersion *string           `json:"source_repository_version,omitempty"`
+}
+
+// MediaTypesEnum defines model for MediaTypesEnum.
+type MediaTypesEnum string
+
 // MultipleArtifactContentResponse defines model for MultipleArtifactContentResponse.
 type MultipleArtifactContentResponse struct {
 	Artifacts       map[string]interface{} `json:"artifacts"`
@@ -2753,9 +2791,19 @@ type ProgressReportResponse struct {
 	Total   *int64  `json:"total,omitempty"`
 }
 
+// RecursiveManage defines model for RecursiveManage.
+type RecursiveManage struct {
+	ContentUnits *[]interface{} `json:"content_units,omitempty"`
+}
+
 // RedisConnectionResponse defines model for RedisConnectionResponse.
 type RedisConnectionResponse struct {
 	Connected bool `json:"connected"`
+}
+
+// RemoveImage defines model for RemoveImage.
+type RemoveImage struct {
+	Digest string `json:"digest"`
 }
 
 // RepositoryResponse defines model for RepositoryResponse.
@@ -2819,6 +2867,19 @@ type StorageResponse struct {
 	Used  *int64 `json:"used"`
 }
 
+// TagCopy defines model for TagCopy.
+type TagCopy struct {
+	Names                   *[]interface{} `json:"names,omitempty"`
+	SourceRepository        *string        `json:"source_repository,omitempty"`
+	SourceRepositoryVersion *string        `json:"source_repository_version,omitempty"`
+}
+
+// TagImage defines model for TagImage.
+type TagImage struct {
+	Digest string `json:"digest"`
+	Tag    string `json:"tag"`
+}
+
 // TaskResponse defines model for TaskResponse.
 type TaskResponse struct {
 	ChildTasks              *[]string                 `json:"child_tasks,omitempty"`
@@ -2843,6 +2904,11 @@ type TaskResponse struct {
 	TaskGroup               *string                   `json:"task_group,omitempty"`
 	UnblockedAt             *time.Time                `json:"unblocked_at,omitempty"`
 	Worker                  *string                   `json:"worker,omitempty"`
+}
+
+// UnTagImage defines model for UnTagImage.
+type UnTagImage struct {
+	Tag string `json:"tag"`
 }
 
 // UnsetLabel defines model for UnsetLabel.
@@ -4018,6 +4084,15 @@ type RepositoriesContainerContainerPushPartialUpdateJSONRequestBody = Patchedcon
 // RepositoriesContainerContainerPushUpdateJSONRequestBody defines body for RepositoriesContainerContainerPushUpdate for application/json ContentType.
 type RepositoriesContainerContainerPushUpdateJSONRequestBody = ContainerContainerPushRepository
 
+// RepositoriesContainerContainerPushRemoveImageJSONRequestBody defines body for RepositoriesContainerContainerPushRemoveImage for application/json ContentType.
+type RepositoriesContainerContainerPushRemoveImageJSONRequestBody = RemoveImage
+
+// RepositoriesContainerContainerPushTagJSONRequestBody defines body for RepositoriesContainerContainerPushTag for application/json ContentType.
+type RepositoriesContainerContainerPushTagJSONRequestBody = TagImage
+
+// RepositoriesContainerContainerPushUntagJSONRequestBody defines body for RepositoriesContainerContainerPushUntag for application/json ContentType.
+type RepositoriesContainerContainerPushUntagJSONRequestBody = UnTagImage
+
 // RepositoriesContainerContainerCreateJSONRequestBody defines body for RepositoriesContainerContainerCreate for application/json ContentType.
 type RepositoriesContainerContainerCreateJSONRequestBody = ContainerContainerRepository
 
@@ -4027,11 +4102,29 @@ type RepositoriesContainerContainerPartialUpdateJSONRequestBody = Patchedcontain
 // RepositoriesContainerContainerUpdateJSONRequestBody defines body for RepositoriesContainerContainerUpdate for application/json ContentType.
 type RepositoriesContainerContainerUpdateJSONRequestBody = ContainerContainerRepository
 
+// RepositoriesContainerContainerAddJSONRequestBody defines body for RepositoriesContainerContainerAdd for application/json ContentType.
+type RepositoriesContainerContainerAddJSONRequestBody = RecursiveManage
+
+// RepositoriesContainerContainerCopyManifestsJSONRequestBody defines body for RepositoriesContainerContainerCopyManifests for application/json ContentType.
+type RepositoriesContainerContainerCopyManifestsJSONRequestBody = ManifestCopy
+
+// RepositoriesContainerContainerCopyTagsJSONRequestBody defines body for RepositoriesContainerContainerCopyTags for application/json ContentType.
+type RepositoriesContainerContainerCopyTagsJSONRequestBody = TagCopy
+
+// RepositoriesContainerContainerRemoveJSONRequestBody defines body for RepositoriesContainerContainerRemove for application/json ContentType.
+type RepositoriesContainerContainerRemoveJSONRequestBody = RecursiveManage
+
 // RepositoriesContainerContainerSetLabelJSONRequestBody defines body for RepositoriesContainerContainerSetLabel for application/json ContentType.
 type RepositoriesContainerContainerSetLabelJSONRequestBody = SetLabel
 
+// RepositoriesContainerContainerTagJSONRequestBody defines body for RepositoriesContainerContainerTag for application/json ContentType.
+type RepositoriesContainerContainerTagJSONRequestBody = TagImage
+
 // RepositoriesContainerContainerUnsetLabelJSONRequestBody defines body for RepositoriesContainerContainerUnsetLabel for application/json ContentType.
 type RepositoriesContainerContainerUnsetLabelJSONRequestBody = UnsetLabel
+
+// RepositoriesContainerContainerUntagJSONRequestBody defines body for RepositoriesContainerContainerUntag for application/json ContentType.
+type RepositoriesContainerContainerUntagJSONRequestBody = UnTagImage
 
 // TasksCancelJSONRequestBody defines body for TasksCancel for application/json ContentType.
 type TasksCancelJSONRequestBody = PatchedTaskCancel
@@ -4194,6 +4287,15 @@ type ServerInterface interface {
 	// RepositoriesContainerContainerPushUpdate Update a container push repository
 	// (PUT /pulp/api/v3/repositories/container/container-push/{pulp_id}/)
 	RepositoriesContainerContainerPushUpdate(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerPushRemoveImage Delete an image from a repository
+	// (POST /pulp/api/v3/repositories/container/container-push/{pulp_id}/remove_image/)
+	RepositoriesContainerContainerPushRemoveImage(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerPushTag Create a Tag
+	// (POST /pulp/api/v3/repositories/container/container-push/{pulp_id}/tag/)
+	RepositoriesContainerContainerPushTag(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerPushUntag Delete a tag
+	// (POST /pulp/api/v3/repositories/container/container-push/{pulp_id}/untag/)
+	RepositoriesContainerContainerPushUntag(c *gin.Context, pulpId string)
 	// RepositoriesContainerContainerPushVersionsList List repository versions
 	// (GET /pulp/api/v3/repositories/container/container-push/{pulp_id}/versions/)
 	RepositoriesContainerContainerPushVersionsList(c *gin.Context, pulpId string, params RepositoriesContainerContainerPushVersionsListParams)
@@ -4221,12 +4323,30 @@ type ServerInterface interface {
 	// RepositoriesContainerContainerUpdate Update a container repository
 	// (PUT /pulp/api/v3/repositories/container/container/{pulp_id}/)
 	RepositoriesContainerContainerUpdate(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerAdd Add content
+	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/add/)
+	RepositoriesContainerContainerAdd(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerCopyManifests Copy manifests
+	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/copy_manifests/)
+	RepositoriesContainerContainerCopyManifests(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerCopyTags Copy tags
+	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/copy_tags/)
+	RepositoriesContainerContainerCopyTags(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerRemove Remove content
+	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/remove/)
+	RepositoriesContainerContainerRemove(c *gin.Context, pulpId string)
 	// RepositoriesContainerContainerSetLabel Set a label
 	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/set_label/)
 	RepositoriesContainerContainerSetLabel(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerTag Create a Tag
+	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/tag/)
+	RepositoriesContainerContainerTag(c *gin.Context, pulpId string)
 	// RepositoriesContainerContainerUnsetLabel Unset a label
 	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/unset_label/)
 	RepositoriesContainerContainerUnsetLabel(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerUntag Delete a tag
+	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/untag/)
+	RepositoriesContainerContainerUntag(c *gin.Context, pulpId string)
 	// RepositoriesContainerContainerVersionsList List repository versions
 	// (GET /pulp/api/v3/repositories/container/container/{pulp_id}/versions/)
 	RepositoriesContainerContainerVersionsList(c *gin.Context, pulpId string, params RepositoriesContainerContainerVersionsListParams)
@@ -8261,6 +8381,81 @@ func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerPushUpdate(c *g
 	siw.Handler.RepositoriesContainerContainerPushUpdate(c, pulpId)
 }
 
+// RepositoriesContainerContainerPushRemoveImage operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerPushRemoveImage(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerPushRemoveImage(c, pulpId)
+}
+
+// RepositoriesContainerContainerPushTag operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerPushTag(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerPushTag(c, pulpId)
+}
+
+// RepositoriesContainerContainerPushUntag operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerPushUntag(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerPushUntag(c, pulpId)
+}
+
 // RepositoriesContainerContainerPushVersionsList operation middleware
 func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerPushVersionsList(c *gin.Context) {
 
@@ -9015,6 +9210,106 @@ func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerUpdate(c *gin.C
 	siw.Handler.RepositoriesContainerContainerUpdate(c, pulpId)
 }
 
+// RepositoriesContainerContainerAdd operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerAdd(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerAdd(c, pulpId)
+}
+
+// RepositoriesContainerContainerCopyManifests operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerCopyManifests(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerCopyManifests(c, pulpId)
+}
+
+// RepositoriesContainerContainerCopyTags operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerCopyTags(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerCopyTags(c, pulpId)
+}
+
+// RepositoriesContainerContainerRemove operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerRemove(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerRemove(c, pulpId)
+}
+
 // RepositoriesContainerContainerSetLabel operation middleware
 func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerSetLabel(c *gin.Context) {
 
@@ -9040,6 +9335,31 @@ func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerSetLabel(c *gin
 	siw.Handler.RepositoriesContainerContainerSetLabel(c, pulpId)
 }
 
+// RepositoriesContainerContainerTag operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerTag(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerTag(c, pulpId)
+}
+
 // RepositoriesContainerContainerUnsetLabel operation middleware
 func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerUnsetLabel(c *gin.Context) {
 
@@ -9063,6 +9383,31 @@ func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerUnsetLabel(c *g
 	}
 
 	siw.Handler.RepositoriesContainerContainerUnsetLabel(c, pulpId)
+}
+
+// RepositoriesContainerContainerUntag operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerUntag(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerUntag(c, pulpId)
 }
 
 // RepositoriesContainerContainerVersionsList operation middleware
@@ -10326,6 +10671,9 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/", wrapper.RepositoriesContainerContainerPushRead)
 	router.PATCH(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/", wrapper.RepositoriesContainerContainerPushPartialUpdate)
 	router.PUT(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/", wrapper.RepositoriesContainerContainerPushUpdate)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/remove_image/", wrapper.RepositoriesContainerContainerPushRemoveImage)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/tag/", wrapper.RepositoriesContainerContainerPushTag)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/untag/", wrapper.RepositoriesContainerContainerPushUntag)
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/versions/", wrapper.RepositoriesContainerContainerPushVersionsList)
 	router.DELETE(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/versions/:number/", wrapper.RepositoriesContainerContainerPushVersionsDelete)
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/versions/:number/", wrapper.RepositoriesContainerContainerPushVersionsRead)
@@ -10335,8 +10683,14 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/", wrapper.RepositoriesContainerContainerRead)
 	router.PATCH(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/", wrapper.RepositoriesContainerContainerPartialUpdate)
 	router.PUT(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/", wrapper.RepositoriesContainerContainerUpdate)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/add/", wrapper.RepositoriesContainerContainerAdd)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/copy_manifests/", wrapper.RepositoriesContainerContainerCopyManifests)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/copy_tags/", wrapper.RepositoriesContainerContainerCopyTags)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/remove/", wrapper.RepositoriesContainerContainerRemove)
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/set_label/", wrapper.RepositoriesContainerContainerSetLabel)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/tag/", wrapper.RepositoriesContainerContainerTag)
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/unset_label/", wrapper.RepositoriesContainerContainerUnsetLabel)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/untag/", wrapper.RepositoriesContainerContainerUntag)
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/versions/", wrapper.RepositoriesContainerContainerVersionsList)
 	router.DELETE(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/versions/:number/", wrapper.RepositoriesContainerContainerVersionsDelete)
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/versions/:number/", wrapper.RepositoriesContainerContainerVersionsRead)

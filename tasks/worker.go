@@ -68,6 +68,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		NameGeneralMultiDelete: generalDelete,
 		NameDeleteVersion:      deleteVersion,
 	}}
+	for name, j := range contentJobs() {
+		w.jobs[name] = j
+	}
 	for name, j := range cfg.Jobs {
 		w.jobs[name] = j
 	}
