@@ -32,9 +32,10 @@ func openDB(t *testing.T, e testenv.Engine) *gorm.DB {
 	return db
 }
 
-// runDB runs fn once per engine with a fresh database.
+// runDB runs fn once per engine with a fresh database, in parallel with other tests.
 func runDB(t *testing.T, fn func(t *testing.T, db *gorm.DB)) {
 	t.Helper()
+	t.Parallel()
 	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) { fn(t, openDB(t, e)) })
 }
 

@@ -94,9 +94,10 @@ func newEnv(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job) *env {
 	return &env{t: t, db: db, url: ts.URL, host: u.Host, disp: disp, worker: "test-worker@" + e.Name}
 }
 
-// runAPI runs fn once per engine with a fresh API.
+// runAPI runs fn once per engine with a fresh API, in parallel with other tests.
 func runAPI(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
+	t.Parallel()
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
 		fn(t, newEnv(t, eng, nil))
 	})

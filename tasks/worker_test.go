@@ -75,14 +75,20 @@ func newRig(t *testing.T, e testenv.Engine, jobs map[string]Job) *rig {
 	return &rig{t: t, db: db, redis: opt, disp: disp, worker: w, insp: insp, client: client}
 }
 
-// runRig runs fn once per engine with a fresh rig running jobs.
-func runRig(t *testing.T, jobs func() (map[string]Job, func()), fn func(t *testing.T, r *rig)) {
+// runRig runs fn once per engine, in parallel with other tests, with a fresh rig whose worker
+// runs the recorder's job (recordJob) and extra.
+func runRig(t *testing.T, extra map[string]Job, fn func(t *testing.T, r *rig, rec *recorder)) {
+	t.Parallel()
 	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
-		js, release := jobs()
-		r := newRig(t, e, js)
+		rec := newRecorder()
+		jobs := map[string]Job{recordJob: rec.job}
+		for name, j := range extra {
+			jobs[name] = j
+		}
+		r := newRig(t, e, jobs)
 		// Registered after the worker, so it runs before the worker stops: no job stays blocked.
-		t.Cleanup(release)
-		fn(t, r)
+		t.Cleanup(rec.openAll)
+		fn(t, r, rec)
 	})
 }
 
@@ -242,13 +248,6 @@ func (rec *recorder) job(ctx context.Context, _ *gorm.DB, t *models.Task) ([]str
 
 const recordJob = "test.record"
 
-func recorderJobs(rec *recorder) func() (map[string]Job, func()) {
-	return func() (map[string]Job, func()) {
-		*rec = *newRecorder()
-		return map[string]Job{recordJob: rec.job}, rec.openAll
-	}
-}
-
 func eqEvents(t *testing.T, got []string, want ...string) {
 	t.Helper()
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -257,12 +256,10 @@ func eqEvents(t *testing.T, got []string, want ...string) {
 }
 
 func TestTaskCompletes(t *testing.T) {
-	jobs := func() (map[string]Job, func()) {
-		return map[string]Job{"test.ok": func(_ context.Context, _ *gorm.DB, task *models.Task) ([]string, any, error) {
-			return []string{models.KindNamespace.Href(task.ID)}, map[string]any{"answer": 42}, nil
-		}}, func() {}
-	}
-	runRig(t, jobs, func(t *testing.T, r *rig) {
+	jobs := map[string]Job{"test.ok": func(_ context.Context, _ *gorm.DB, task *models.Task) ([]string, any, error) {
+		return []string{models.KindNamespace.Href(task.ID)}, map[string]any{"answer": 42}, nil
+	}}
+	runRig(t, jobs, func(t *testing.T, r *rig, _ *recorder) {
 		user := "/pulp/api/v3/users/1/"
 		task, err := r.disp.Dispatch(context.Background(), models.NewTask{Name: "test.ok", LoggingCID: "0123456789abcdef0123456789abcdef",
 			CreatedBy: &user, Exclusive: []string{"prn:test.thing:1"}, Shared: []string{"prn:test.other:2"}})
@@ -302,8 +299,7 @@ func TestTaskCompletes(t *testing.T) {
 }
 
 func TestSameResourceRunsInOrder(t *testing.T) {
-	rec := &recorder{}
-	runRig(t, recorderJobs(rec), func(t *testing.T, r *rig) {
+	runRig(t, nil, func(t *testing.T, r *rig, rec *recorder) {
 		res := []string{"prn:test.thing:1"}
 		a := r.dispatch(recordJob, res, nil, gateArgs{"a"})
 		b := r.dispatch(recordJob, res, nil, gateArgs{"b"})
@@ -338,8 +334,7 @@ func TestSameResourceRunsInOrder(t *testing.T) {
 }
 
 func TestSharedReservationsRunTogether(t *testing.T) {
-	rec := &recorder{}
-	runRig(t, recorderJobs(rec), func(t *testing.T, r *rig) {
+	runRig(t, nil, func(t *testing.T, r *rig, rec *recorder) {
 		res := []string{"prn:test.thing:1"}
 		s1 := r.dispatch(recordJob, nil, res, gateArgs{"s1"})
 		s2 := r.dispatch(recordJob, nil, res, gateArgs{"s2"})
@@ -366,8 +361,7 @@ func TestSharedReservationsRunTogether(t *testing.T) {
 }
 
 func TestDifferentResourcesRunConcurrently(t *testing.T) {
-	rec := &recorder{}
-	runRig(t, recorderJobs(rec), func(t *testing.T, r *rig) {
+	runRig(t, nil, func(t *testing.T, r *rig, rec *recorder) {
 		a := r.dispatch(recordJob, []string{"prn:test.thing:1"}, nil, gateArgs{"a"})
 		b := r.dispatch(recordJob, []string{"prn:test.thing:2"}, nil, gateArgs{"b"})
 		c := r.dispatch(recordJob, nil, nil, gateArgs{"c"}) // reserves nothing
@@ -391,22 +385,20 @@ func TestDifferentResourcesRunConcurrently(t *testing.T) {
 }
 
 func TestFailingJobs(t *testing.T) {
-	jobs := func() (map[string]Job, func()) {
-		return map[string]Job{
-			"test.error": func(context.Context, *gorm.DB, *models.Task) ([]string, any, error) {
-				return []string{"/pulp/api/v3/tasks/x/"}, "ignored", errors.New("Cannot connect to host 127.0.0.1:1")
-			},
-			"test.panic": func(context.Context, *gorm.DB, *models.Task) ([]string, any, error) {
-				panic("boom")
-			},
-			"test.nilpanic": func(_ context.Context, _ *gorm.DB, t *models.Task) ([]string, any, error) {
-				var m map[string]int
-				m["x"]++ // nil map write panics
-				return nil, nil, nil
-			},
-		}, func() {}
+	jobs := map[string]Job{
+		"test.error": func(context.Context, *gorm.DB, *models.Task) ([]string, any, error) {
+			return []string{"/pulp/api/v3/tasks/x/"}, "ignored", errors.New("Cannot connect to host 127.0.0.1:1")
+		},
+		"test.panic": func(context.Context, *gorm.DB, *models.Task) ([]string, any, error) {
+			panic("boom")
+		},
+		"test.nilpanic": func(_ context.Context, _ *gorm.DB, t *models.Task) ([]string, any, error) {
+			var m map[string]int
+			m["x"]++ // nil map write panics
+			return nil, nil, nil
+		},
 	}
-	runRig(t, jobs, func(t *testing.T, r *rig) {
+	runRig(t, jobs, func(t *testing.T, r *rig, _ *recorder) {
 		cases := []struct{ name, description string }{
 			{"test.error", "Cannot connect to host 127.0.0.1:1"},
 			{"test.panic", "task panicked: boom"},
@@ -439,8 +431,7 @@ func TestFailingJobs(t *testing.T) {
 }
 
 func TestTaskRunsOnce(t *testing.T) {
-	rec := &recorder{}
-	runRig(t, recorderJobs(rec), func(t *testing.T, r *rig) {
+	runRig(t, nil, func(t *testing.T, r *rig, rec *recorder) {
 		res := []string{"prn:test.thing:1"}
 		// A duplicate message while the task runs.
 		a := r.dispatch(recordJob, res, nil, gateArgs{"a"})
@@ -483,8 +474,7 @@ func TestTaskRunsOnce(t *testing.T) {
 }
 
 func TestCancelWaitingTask(t *testing.T) {
-	rec := &recorder{}
-	runRig(t, recorderJobs(rec), func(t *testing.T, r *rig) {
+	runRig(t, nil, func(t *testing.T, r *rig, rec *recorder) {
 		res := []string{"prn:test.thing:1"}
 		a := r.dispatch(recordJob, res, nil, gateArgs{"a"})
 		b := r.dispatch(recordJob, res, nil, gateArgs{"b"})
@@ -527,6 +517,7 @@ func TestCancelWaitingTask(t *testing.T) {
 }
 
 func TestFailLostTasks(t *testing.T) {
+	t.Parallel()
 	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
 		db, err := models.Open(e.DatabaseURL, t.TempDir())
 		if err != nil {
@@ -612,8 +603,7 @@ func TestFailLostTasks(t *testing.T) {
 }
 
 func TestFailLostTasksOfRunningWorker(t *testing.T) {
-	rec := &recorder{}
-	runRig(t, recorderJobs(rec), func(t *testing.T, r *rig) {
+	runRig(t, nil, func(t *testing.T, r *rig, rec *recorder) {
 		a := r.dispatch(recordJob, nil, nil, gateArgs{"a"})
 		r.waitState(a.ID, models.TaskRunning)
 		// The worker's own heartbeat may land between the two statements; try again then.
