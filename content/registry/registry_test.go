@@ -297,8 +297,12 @@ func TestLocal(t *testing.T) {
 	}
 	badDigest := "sha256:abc"
 	run(t, srv, []call{
-		{name: "base", path: "/v2/", status: 200, body: "{}", headers: map[string]string{"Content-Type": "application/json"}},
-		{name: "base without slash", path: "/v2", status: 200, body: "{}"},
+		// Anonymous clients are challenged at /v2/ (so that podman and skopeo send credentials
+		// they have); they answer with empty Basic credentials, which read public content.
+		{name: "base", path: "/v2/", status: 401, code: "UNAUTHORIZED", headers: map[string]string{"WWW-Authenticate": `Basic realm="pulpgo"`}},
+		{name: "base without slash", path: "/v2", status: 401, code: "UNAUTHORIZED"},
+		{name: "base with empty credentials has JSON", path: "/v2/", header: map[string]string{"Authorization": "Basic Og=="},
+			status: 200, body: "{}", headers: map[string]string{"Content-Type": "application/json"}},
 		{name: "base as admin", path: "/v2/", header: admin, status: 200, body: "{}"},
 		{name: "base with wrong password", path: "/v2/", header: map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:nope"))},
 			status: 401, code: "UNAUTHORIZED", headers: map[string]string{"WWW-Authenticate": `Basic realm="pulpgo"`}},

@@ -160,6 +160,13 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	switch rt.kind {
 	case routeBase:
+		if req.Header.Get("Authorization") == "" {
+			// Container clients send credentials only after a challenge here; anonymous clients
+			// answer it with empty Basic credentials, which still read public content.
+			w.Header().Set("WWW-Authenticate", basicChallenge)
+			r.writeError(w, req, oci.ErrUnauthorized)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "2")
 		_, _ = w.Write([]byte("{}"))
