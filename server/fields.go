@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -99,11 +101,11 @@ func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, ok bo
 		writeJSON(c, http.StatusBadRequest, detail("Could not read the request body: "+err.Error()))
 		return nil, false, false
 	}
-	ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if ct == "application/x-www-form-urlencoded" {
-		vals, err := url.ParseQuery(string(raw))
-		if err != nil {
-			writeJSON(c, http.StatusBadRequest, detail("Form parse error - "+err.Error()))
+	ct, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" {
+		vals, msg := parseForm(ct, params["boundary"], raw)
+		if msg != "" {
+			writeJSON(c, http.StatusBadRequest, detail(msg))
 			return nil, true, false
 		}
 		body = map[string]json.RawMessage{}
@@ -113,7 +115,7 @@ func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, ok bo
 		}
 		return body, true, true
 	}
-	if ct != "" && ct != "application/json" && ct != "multipart/form-data" && len(raw) > 0 {
+	if ct != "" && ct != "application/json" && len(raw) > 0 {
 		// DRF's parsers: JSON, form, multipart; anything else is refused.
 		writeJSON(c, http.StatusUnsupportedMediaType, detail(fmt.Sprintf("Unsupported media type %q in request.", c.GetHeader("Content-Type"))))
 		return nil, false, false
@@ -133,6 +135,27 @@ func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, ok bo
 	}
 	_ = json.Unmarshal(raw, &body)
 	return body, false, true
+}
+
+// parseForm reads the values of a urlencoded or multipart body (as DRF's FormParser and
+// MultiPartParser do; files are not accepted anywhere here); msg is the 400 detail on failure.
+func parseForm(ct, boundary string, raw []byte) (vals url.Values, msg string) {
+	if len(raw) == 0 {
+		return url.Values{}, ""
+	}
+	if ct == "multipart/form-data" {
+		form, err := multipart.NewReader(bytes.NewReader(raw), boundary).ReadForm(8 << 20)
+		if err != nil {
+			return nil, "Multipart form parse error - " + err.Error()
+		}
+		defer form.RemoveAll()
+		return form.Value, ""
+	}
+	vals, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return nil, "Form parse error - " + err.Error()
+	}
+	return vals, ""
 }
 
 func jsonTypeName(v any) string {
