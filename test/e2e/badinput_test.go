@@ -174,6 +174,8 @@ func badCases(e *env, f fixtures) []badCase {
 			status: 400, body: `{"foo": ` + unexpected + `}`},
 		{name: "unknown-field/curl-form", send: curl("--netrc", "-d", "name=formunk", "-d", "url=https://x",
 			"-d", "bogus=1", base+ptRemotesPath), status: 400, body: `{"bogus": ` + unexpected + `}`},
+		{name: "unknown-field/curl-multipart", send: curl("--netrc", "-F", "name=multiunk", "-F", "other=1", base+reposPath),
+			status: 400, body: `{"other": ` + unexpected + `}`},
 		{name: "unknown-field/distribution", send: goSend(admin, "POST", distsPath, jsonCT,
 			`{"name":"unk","base_path":"unk","repository":"`+f.repo+`","foo":1}`),
 			status: 400, body: `{"foo": ` + unexpected + `}`},
