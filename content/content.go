@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content/pullthrough"
@@ -35,6 +36,9 @@ type Config struct {
 	TagFreshness    time.Duration
 	UpstreamTimeout time.Duration
 	Tasks           Dispatcher
+	// Redis, when set, coordinates content processes so that each blob is fetched once across
+	// all of them (a lock per digest).
+	Redis redis.UniversalClient
 }
 
 // App is the content app: the registry handler and the cache behind it.
@@ -45,7 +49,11 @@ type App struct {
 
 // New builds the content app.
 func New(cfg Config) (*App, error) {
-	cache, err := pullthrough.New(pullthrough.Config{
+	var locker pullthrough.Locker
+	if cfg.Redis != nil {
+		locker = redisLocker{rdb: cfg.Redis, ttl: 30 * time.Second}
+	}
+	cache, err := pullthrough.New(pullthrough.Config{Locker: locker,
 		DB: cfg.DB, Storage: cfg.Storage, StagingDir: filepath.Join(cfg.Storage.Dir(), ".fills"),
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
 		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,

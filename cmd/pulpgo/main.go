@@ -141,7 +141,7 @@ func run(role string, cfg *config) error {
 		handler = api
 		apps = append(apps, models.AppAPI)
 		if role == "serve" {
-			reg, err := newContent(cfg, db, store, dispatcher, log)
+			reg, err := newContent(cfg, db, store, dispatcher, rdb, log)
 			if err != nil {
 				return err
 			}
@@ -150,7 +150,7 @@ func run(role string, cfg *config) error {
 			apps = append(apps, models.AppContent)
 		}
 	case "content":
-		reg, err := newContent(cfg, db, store, dispatcher, log)
+		reg, err := newContent(cfg, db, store, dispatcher, rdb, log)
 		if err != nil {
 			return err
 		}
@@ -162,9 +162,9 @@ func run(role string, cfg *config) error {
 	return listenAndServe(ctx, cfg.Listen, handler, log)
 }
 
-func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, log *slog.Logger) (*content.App, error) {
+func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, log *slog.Logger) (*content.App, error) {
 	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
-		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout, Tasks: d})
+		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout, Tasks: d, Redis: rdb})
 }
 
 // heartbeats reports the API and content apps of this process in /status/.

@@ -34,6 +34,8 @@ type Config struct {
 	// RecordQuiet is how long a repository must be quiet before what was pulled is recorded
 	// (default 300 ms), so that one pulled image becomes one repository version.
 	RecordQuiet time.Duration
+	// Locker coordinates fills across processes sharing Storage (nil: this process only).
+	Locker Locker
 }
 
 // Cache serves images behind pull-through distributions.
@@ -78,6 +80,13 @@ func New(cfg Config) (*Cache, error) {
 		clients:    map[string]*upstream.Client{},
 		childCache: map[string]cachedChild{},
 	}, nil
+}
+
+func fillOptions(cfg Config) []FillOption {
+	if cfg.Locker == nil {
+		return nil
+	}
+	return []FillOption{WithFillLocker(cfg.Locker)}
 }
 
 // Close records what is still pending and waits for running fills.
