@@ -136,12 +136,19 @@ func TestReadOnly(t *testing.T) {
 		{http.MethodPatch, href, map[string]any{"description": "changed"}},
 		{http.MethodPatch, href, map[string]any{"retain_repo_versions": 5}},
 		{http.MethodPut, href, map[string]any{"name": name, "description": "changed"}},
-		{http.MethodPost, href + "modify/", map[string]any{"remove_content_units": []string{tagged["latest"]}}},
-		{http.MethodPost, href + "modify/", map[string]any{"remove_content_units": []string{"*"}}},
+		// The content actions of container repositories.
+		{http.MethodPost, href + "add/", map[string]any{"content_units": []string{tagged["latest"]}}},
+		{http.MethodPost, href + "remove/", map[string]any{"content_units": []string{tagged["latest"]}}},
+		{http.MethodPost, href + "remove/", map[string]any{"content_units": []string{"*"}}},
+		{http.MethodPost, href + "tag/", map[string]any{"tag": "other", "digest": busybox.ManifestDigest}},
+		{http.MethodPost, href + "untag/", map[string]any{"tag": "latest"}},
+		{http.MethodPost, href + "copy_tags/", map[string]any{"source_repository": href, "names": []string{"latest"}}},
+		{http.MethodPost, href + "copy_manifests/", map[string]any{"source_repository": href, "digests": []string{busybox.ManifestDigest}}},
 	} {
 		status, raw := e.api.do(t, c.method, c.path, c.body)
-		if status == http.StatusNotFound && strings.HasSuffix(c.path, "/modify/") {
-			t.Logf("%s %s: 404 (no modify endpoint)", c.method, c.path)
+		if status == http.StatusAccepted {
+			task := e.api.get(t, str(decodeObject(t, raw), "task"))
+			t.Errorf("%s %s %v: 202, task %v; want 400 read-only", c.method, c.path, c.body, task["pulp_href"])
 			continue
 		}
 		if status != http.StatusBadRequest {
@@ -167,8 +174,20 @@ func TestReadOnly(t *testing.T) {
 			t.Errorf("repository %s changed from %v to %v", k, repo[k], after[k])
 		}
 	}
-	if tags, _ := e.api.tagsOf(t, str(after, "latest_version_href")); len(tags) != 1 {
+	if tags, _ := e.api.tagsOf(t, str(after, "latest_version_href")); !equalJSON(tags, []string{"latest"}) {
 		t.Errorf("tags after the refused changes: %v, want [latest]", tags)
+	}
+	if versions := e.api.list(t, str(after, "versions_href"), nil); len(versions) != 1 {
+		t.Errorf("%d versions after the refused changes, want 1", len(versions))
+	}
+	// The cache itself still records into it: a new tag of the image makes version 2.
+	if _, err := hub.PushSmall(ctx, "library/busybox", "stable"); err != nil {
+		t.Fatal(err)
+	}
+	mustSkopeoCopy(t, e, name+":stable", busybox)
+	after = e.api.waitRecorded(t, name, 2)
+	if tags, _ := e.api.tagsOf(t, str(after, "latest_version_href")); !equalJSON(tags, []string{"latest", "stable"}) {
+		t.Errorf("tags after pulling :stable: %v, want [latest stable]", tags)
 	}
 
 	status, raw := e.api.do(t, http.MethodDelete, href, nil)
