@@ -208,6 +208,17 @@ func badCases(e *env, f fixtures) []badCase {
 		{name: "unknown-href/wrong-kind", send: goSend(admin, "POST", distsPath, jsonCT,
 			`{"name":"kind","base_path":"kind","repository":"`+f.ptRemote+`"}`),
 			status: 400, body: `{"repository": ["Invalid hyperlink - Incorrect URL match."]}`},
+		{name: "unknown-href/add-content", send: goSend(admin, "POST", f.repo+"add/", jsonCT,
+			`{"content_units":["/pulp/api/v3/content/container/tags/`+missingID+`/"]}`), status: 400,
+			body:      `["Could not find the following content units: ['/pulp/api/v3/content/container/tags/` + missingID + `/']"]`,
+			unchanged: []string{f.repo}},
+		{name: "unknown-href/tag-digest", send: httpie("POST", base+f.repo+"tag/", "tag=latest", "digest=sha256:"+strings.Repeat("0", 64)),
+			status: 400, body: `{"non_field_errors": ["A manifest with the digest 'sha256:` + strings.Repeat("0", 64) +
+				`' does not exist in the latest repository version '<Repository: bad-repo; Version: 0>'"]}`,
+			unchanged: []string{f.repo}},
+		{name: "unknown-href/copy-tags-no-source", send: goSend(admin, "POST", f.repo+"copy_tags/", jsonCT, `{}`), status: 400,
+			body:      `{"non_field_errors": ["Either the 'repository' or 'repository_version' needs to be specified"]}`,
+			unchanged: []string{f.repo}},
 		{name: "unknown-href/filter", send: curl("--netrc", base+distsPath+"?repository=/pulp/api/v3/nope/"),
 			status: 400, body: `["URI couldn't be resolved: /pulp/api/v3/nope/"]`},
 
