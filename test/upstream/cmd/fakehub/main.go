@@ -11,9 +11,11 @@
 //	 "digests":{"library/busybox:latest":"sha256:..."},"images":[{"name":"library/busybox","tag":"latest",...}]}
 //
 // url is the front (point the pull-through cache there), registry the real
-// registry without auth, and pid this process. fakehub also stops when its
-// parent dies, so killing "go run" (which does not pass SIGTERM on) or the
-// script that started it stops it too.
+// registry without auth, pid this process, and counts the URL of a read-only
+// JSON view of the request counters, http://127.0.0.1:port/_counts (see
+// counts.go). fakehub also stops when its parent dies, so killing "go run"
+// (which does not pass SIGTERM on) or the script that started it stops it
+// too.
 package main
 
 import (
@@ -50,6 +52,8 @@ type ready struct {
 	CDN      string            `json:"cdn"`
 	Digests  map[string]string `json:"digests"` // "name:tag" -> manifest digest
 	Images   []upstream.Image  `json:"images"`
+	// Counts is the URL of the read-only request counters (counts.go).
+	Counts string `json:"counts"`
 }
 
 // run parses args, starts the upstream, pushes the images, writes the ready
@@ -77,6 +81,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer u.Close()
 
 	out := ready{PID: os.Getpid(), URL: u.URL(), Registry: u.RegistryAddr(), CDN: u.CDNURL(), Digests: map[string]string{}}
+	countsURL, stopCounts, err := serveCounts(u, log)
+	if err != nil {
+		return err
+	}
+	defer stopCounts()
+	out.Counts = countsURL
 	for _, name := range strings.Split(*images, ",") {
 		var pushed []upstream.Image
 		switch strings.TrimSpace(name) {

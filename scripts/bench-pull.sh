@@ -1,0 +1,591 @@
+#!/usr/bin/env bash
+# bench-pull.sh: pull-through cache benchmark of pulpgo against a local Docker Hub and against
+# CNCF Distribution's proxy mode (make bench-pull).
+#
+#   bash scripts/bench-pull.sh
+#
+# Environment (all optional):
+#   LARGE_MIB=300        size of the large image (random, incompressible), in MiB
+#   LARGE_LAYERS=4       its number of layers
+#   CONCURRENCY="8 50"   the concurrent pull rounds (cold and warm)
+#   COLD_REPEAT=3        single cold pulls (direct, and each cache on a new server), median kept
+#   WARM_REPEAT=5        single warm pulls one after the other, median kept
+#   DIRECT_CONCURRENT=0  1 also pulls with each CONCURRENCY straight from the upstream (slow)
+#   WRK_DURATION=10s     wrk run of warm tag-manifest GETs (-t4 -c16)
+#   BLOB_DURATION=10s    warm blob load (16 workers on the biggest layer)
+#   LOG_LEVEL=debug      pulpgo's --log-level
+#   KEEP_LOGS=0          1 keeps the logs (they are kept anyway when something failed)
+#   PULPGO_BIN=          a prebuilt pulpgo to test instead of building ./cmd/pulpgo
+#
+# What it does, everything on 127.0.0.1:
+#  1. builds pulpgo, fakehub (test/upstream/cmd/fakehub: registry + Docker Hub token front + CDN
+#     with request counters) and the load client pullbench (test/bench/cmd/pullbench) into a
+#     temporary directory, and starts fakehub with library/busybox and library/large;
+#  2. direct: pulls library/large from fakehub's front with Docker Hub's token flow and the
+#     307 to the CDN (1 pull, then CONCURRENCY pulls at once), and loads the biggest layer;
+#  3. pulpgo (embedded defaults, fresh data dir, pull-through remote + distribution
+#     "docker-cache"): a cold then a warm pull; each concurrent cold round on a new server with a
+#     fresh data dir; the concurrent warm rounds and the warm blob throughput on the server of the
+#     last cold round; warm tag-manifest GETs with wrk on a new server whose only upstream
+#     requests came from one GET of the manifest just before (so the run is inside the tag
+#     freshness window) and the upstream requests they cause; the upstream's front GETs (and CDN
+#     GETs) of each blob; the server's peak RSS (VmHWM of every instance);
+#  4. the same through docker-registry (Distribution 2.8) with proxy.remoteurl = fakehub;
+#  5. prints a table (direct / pulpgo / distribution) and the ratios with their goals.
+# Every pull verifies every digest (pullbench); failures are counted and reported in the table;
+# a failure of a direct or pulpgo run makes the script exit 1 (after the table). It stops every process it started and deletes its
+# temporary directory on exit; logs are kept (path printed) when something failed or KEEP_LOGS=1.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+LARGE_MIB=${LARGE_MIB:-300}
+LARGE_LAYERS=${LARGE_LAYERS:-4}
+CONCURRENCY=${CONCURRENCY:-"8 50"}
+DIRECT_CONCURRENT=${DIRECT_CONCURRENT:-0}
+COLD_REPEAT=${COLD_REPEAT:-3}
+WARM_REPEAT=${WARM_REPEAT:-5}
+BURST_DURATION=2s
+WRK_DURATION=${WRK_DURATION:-10s}
+BLOB_DURATION=${BLOB_DURATION:-10s}
+BLOB_WORKERS=16
+LOG_LEVEL=${LOG_LEVEL:-debug}
+KEEP_LOGS=${KEEP_LOGS:-0}
+TAG_FRESHNESS=30s
+IMAGE=library/large
+TAG=latest
+ACCEPT="application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+
+say() { echo "bench-pull.sh: $*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+for tool in go curl jq wrk docker-registry skopeo busybox column awk; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (apt-get install -y wrk docker-registry skopeo busybox-static jq curl)"
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-pull.XXXXXX")
+logs="$tmp/logs"
+res="$tmp/results"
+mkdir -p "$logs" "$res"
+fakehub_pid=""
+pulpgo_pid=""
+dist_pid=""
+failures=0     # runs with errors, of any column
+own_failures=0 # of those, runs against the upstream directly or against pulpgo
+t_start=$SECONDS
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.
+stop_pid() {
+	local pid=$1 i
+	[[ -n "$pid" ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pid "$pulpgo_pid"
+	stop_pid "$dist_pid"
+	stop_pid "$fakehub_pid"
+	if ((rc != 0 || failures > 0)) || [[ "$KEEP_LOGS" == 1 ]]; then
+		local kept
+		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-pull-logs.XXXXXX")
+		cp -r "$logs" "$res" "$kept/" 2>/dev/null || true
+		say "logs and raw results kept in $kept"
+	fi
+	rm -rf "$tmp" 2>/dev/null || true
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port prints a loopback port nothing listens on, away from packaged services' ports.
+free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		case $p in
+		5000 | 5432 | 6379 | 24816 | 24817) continue ;;
+		esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	die "found no free loopback port"
+}
+
+# hwm_mib PID prints the peak resident set size of PID in MiB (VmHWM), or nothing.
+hwm_mib() {
+	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Build and start the upstream.
+
+# What is measured: the commit, and a hash of the uncommitted changes of the working tree.
+src_state=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || [[ -n "$(git ls-files --others --exclude-standard 2>/dev/null | head -1)" ]]; then
+	src_state="$src_state + uncommitted changes (diff $( { git diff HEAD 2>/dev/null; git ls-files --others --exclude-standard -z 2>/dev/null | xargs -0 -r cat 2>/dev/null; } | sha256sum | cut -c1-12))"
+fi
+[[ -z "${PULPGO_BIN:-}" ]] || src_state="$PULPGO_BIN"
+say "building pulpgo, fakehub and pullbench in $tmp (pulpgo source: $src_state)"
+if [[ -n "${PULPGO_BIN:-}" ]]; then
+	pulpgo=$PULPGO_BIN
+else
+	pulpgo="$tmp/pulpgo"
+	go build -o "$pulpgo" ./cmd/pulpgo
+fi
+go build -o "$tmp/fakehub" ./test/upstream/cmd/fakehub
+go build -o "$tmp/pullbench" ./test/bench/cmd/pullbench
+pullbench="$tmp/pullbench"
+
+say "starting fakehub with $IMAGE ($LARGE_MIB MiB in $LARGE_LAYERS layers) and library/busybox"
+mkdir -p "$tmp/fakehub-tmp"
+TMPDIR="$tmp/fakehub-tmp" "$tmp/fakehub" -images small,large -large-mib "$LARGE_MIB" -large-layers "$LARGE_LAYERS" \
+	>"$tmp/fakehub.json" 2>"$logs/fakehub.log" &
+fakehub_pid=$!
+for ((i = 0; i < 3000; i++)); do
+	[[ -s "$tmp/fakehub.json" ]] && break
+	kill -0 "$fakehub_pid" 2>/dev/null || {
+		tail -n 20 "$logs/fakehub.log" >&2
+		die "fakehub exited before it was ready"
+	}
+	sleep 0.1
+done
+[[ -s "$tmp/fakehub.json" ]] || die "fakehub was not ready within 300 s"
+hub_url=$(jq -r .url "$tmp/fakehub.json")
+counts_url=$(jq -r '.counts // empty' "$tmp/fakehub.json")
+[[ -n "$counts_url" ]] || die "fakehub prints no counts URL (test/upstream/cmd/fakehub/counts.go)"
+jq -c --arg n "$IMAGE" '[.images[] | select(.name == $n) | (.config // empty), .layers[]] | map({digest, size})' \
+	"$tmp/fakehub.json" >"$tmp/blobs.json"
+image_bytes=$(jq '[.[].size] | add' "$tmp/blobs.json")
+nblobs=$(jq length "$tmp/blobs.json")
+say "fakehub at $hub_url (counters $counts_url); $IMAGE has $nblobs blobs, $image_bytes bytes; setup took $((SECONDS - t_start)) s"
+
+# failed KEY MESSAGE: count a failed run and say why.
+failed() {
+	failures=$((failures + 1))
+	[[ $1 == dist-* || $1 == rep-dist-* ]] || own_failures=$((own_failures + 1))
+	say "FAILED: $1: $2"
+}
+
+# counts FILE saves the upstream counters.
+counts() { curl -fsS "$counts_url" >"$1"; }
+
+# blob_gets BEFORE AFTER FIELD [REPEAT] prints "min..max" (or the one value) over the image's
+# blobs of the growth of FIELD (blob_gets_by_digest or cdn_gets_by_digest), per repetition.
+blob_gets() {
+	jq -rn --slurpfile b "$1" --slurpfile a "$2" --slurpfile blobs "$tmp/blobs.json" --arg f "$3" --argjson r "${4:-1}" '
+		def fmt: if . == floor then "\(.)" else "\(. * 100 | round / 100)" end;
+		[$blobs[0][].digest | ((($a[0][$f][.] // 0) - ($b[0][$f][.] // 0)) / $r)] as $d
+		| ($d | min) as $lo | ($d | max) as $hi
+		| if $lo == $hi then ($lo | fmt) else "\($lo | fmt)..\($hi | fmt)" end'
+}
+
+# delta BEFORE AFTER JQEXPR prints the growth of a counter expression.
+delta() {
+	jq -rn --slurpfile b "$1" --slurpfile a "$2" "(\$a[0] | $3) - (\$b[0] | $3)"
+}
+
+# pull KEY REGISTRY IMAGE N [pullbench flags...]: run pullbench, save its JSON line and the
+# upstream counters around it under $res/KEY.*.
+pull() {
+	local key=$1 reg=$2 image=$3 n=$4 rc=0
+	shift 4
+	counts "$res/$key.before"
+	"$pullbench" -registry "$reg" -image "$image" -n "$n" -label "$key" -timeout 300s "$@" \
+		>"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
+	counts "$res/$key.after"
+	if ((rc != 0)) || [[ ! -s "$res/$key.json" ]]; then
+		failed "$key" "pullbench exit $rc: $(head -c 600 "$logs/pullbench-$key.log")"
+		[[ -s "$res/$key.json" ]] || echo '{"errors":1}' >"$res/$key.json"
+	fi
+	say "$key: $(jq -r '"\(.seconds // "?") s (rounds \(.rounds_seconds // [])), \(.mib_per_s // "?") MiB/s, \(.errors) errors"' "$res/$key.json"); upstream front GETs per blob $(blob_gets "$res/$key.before" "$res/$key.after" blob_gets_by_digest "$(jq '.repeat // 1' "$res/$key.json")")"
+}
+
+# blobload KEY REGISTRY IMAGE [flags...]: warm blob throughput on the biggest layer.
+blobload() {
+	local key=$1 reg=$2 image=$3 rc=0
+	shift 3
+	counts "$res/$key.before"
+	"$pullbench" -registry "$reg" -image "$image" -blob largest -workers "$BLOB_WORKERS" -duration "$BLOB_DURATION" \
+		-label "$key" -timeout 120s "$@" >"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
+	counts "$res/$key.after"
+	if ((rc != 0)) || [[ ! -s "$res/$key.json" ]]; then
+		failed "$key" "pullbench exit $rc: $(head -c 600 "$logs/pullbench-$key.log")"
+		[[ -s "$res/$key.json" ]] || echo '{"errors":1}' >"$res/$key.json"
+	fi
+	say "$key: $(jq -r '"\(.mib_per_s // "?") MiB/s, \(.completed // "?") blobs, \(.errors) errors"' "$res/$key.json")"
+}
+
+# wrkrun KEY URL DURATION: wrk GETs of URL (with the manifest Accept list); saves the JSON of
+# its rate and non-2xx answers as $res/KEY.wrk. A run that fails counts as a failure.
+wrkrun() {
+	local key=$1 url=$2 d=$3 rps non2xx
+	wrk -t4 -c16 -d"$d" -H "Accept: $ACCEPT" "$url" >"$logs/wrk-$key.txt" 2>&1 || true
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$logs/wrk-$key.txt")
+	non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$logs/wrk-$key.txt")
+	non2xx=${non2xx:-0}
+	if [[ -z "$rps" ]] || ((non2xx > 0)); then
+		failed "$key" "wrk: $(tr '\n' ' ' <"$logs/wrk-$key.txt")"
+	fi
+	jq -nc --arg rps "${rps:-0}" --argjson non2xx "$non2xx" '{rps: ($rps | tonumber), errors: $non2xx}' >"$res/$key.wrk"
+}
+
+# tagload KEY URL, on a new server: one GET of the tag (the cold one), then wrk for
+# BURST_DURATION right away, then wrk for WRK_DURATION (the steady warm rate); saves each
+# phase's rate and the upstream requests it caused. The first GET refreshes the tag, so both
+# phases are inside the tag freshness window (--tag-freshness 30s).
+tagload() {
+	local key=$1 url=$2
+	curl -fsS -o /dev/null -H "Accept: $ACCEPT" "$url" || failed "$key" "the first GET $url"
+	counts "$res/$key.burst.before"
+	wrkrun "$key-burst" "$url" "$BURST_DURATION"
+	counts "$res/$key.before"
+	wrkrun "$key" "$url" "$WRK_DURATION"
+	counts "$res/$key.after"
+	jq -n --slurpfile b "$res/$key-burst.wrk" --slurpfile s "$res/$key.wrk" \
+		--argjson bup "$(delta "$res/$key.burst.before" "$res/$key.before" .requests)" \
+		--argjson bmh "$(delta "$res/$key.burst.before" "$res/$key.before" '.manifest_heads + .manifest_gets')" \
+		--argjson up "$(delta "$res/$key.before" "$res/$key.after" .requests)" \
+		--argjson mh "$(delta "$res/$key.before" "$res/$key.after" '.manifest_heads + .manifest_gets')" \
+		'{rps: $s[0].rps, errors: ($s[0].errors + $b[0].errors), upstream_requests: $up, upstream_manifest_requests: $mh,
+		  burst_rps: $b[0].rps, burst_upstream_requests: $bup, burst_upstream_manifest_requests: $bmh}' >"$res/$key.json"
+	say "$key: $(jq -c . "$res/$key.json")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# pulpgo and Distribution.
+
+declare -A rss # instance -> peak RSS in MiB
+
+# api CURL-ARGS...: a request to pulpgo's API as admin.
+api() { curl -fsS -u admin:password -H 'Content-Type: application/json' "$@"; }
+
+# start_pulpgo NAME: a server with a fresh data dir and the docker-cache pull-through
+# distribution; sets pulpgo_url and cache_url.
+start_pulpgo() {
+	local name=$1 port data log i r remote task state
+	port=$(free_port)
+	data="$tmp/pulpgo-$name"
+	log="$logs/pulpgo-$name.log"
+	mkdir -p "$data"
+	pulpgo_url="http://127.0.0.1:$port"
+	"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$data" --tag-freshness "$TAG_FRESHNESS" \
+		--log-level "$LOG_LEVEL" >"$log" 2>&1 &
+	pulpgo_pid=$!
+	for ((i = 0; i < 300; i++)); do
+		curl -fsS -o /dev/null "$pulpgo_url/pulp/api/v3/status/" 2>/dev/null && break
+		kill -0 "$pulpgo_pid" 2>/dev/null || {
+			tail -n 30 "$log" >&2
+			die "pulpgo ($name) exited before it was ready; log $log"
+		}
+		sleep 0.1
+	done
+	curl -fsS -o /dev/null "$pulpgo_url/pulp/api/v3/status/" || die "pulpgo ($name) did not answer within 30 s; log $log"
+	r=$(api -d "{\"name\":\"docker-cache\",\"url\":\"$hub_url\"}" "$pulpgo_url/pulp/api/v3/remotes/container/pull-through/") ||
+		die "creating the pull-through remote failed"
+	remote=$(jq -r .pulp_href <<<"$r")
+	r=$(api -d "{\"name\":\"docker-cache\",\"base_path\":\"docker-cache\",\"remote\":\"$remote\"}" \
+		"$pulpgo_url/pulp/api/v3/distributions/container/pull-through/") || die "creating the pull-through distribution failed"
+	task=$(jq -r .task <<<"$r")
+	for ((i = 0; i < 600; i++)); do
+		state=$(api "$pulpgo_url$task" | jq -r .state)
+		case $state in
+		completed) break ;;
+		failed | canceled) die "the distribution task $task $state: $(api "$pulpgo_url$task")" ;;
+		esac
+		sleep 0.05
+	done
+	[[ "$state" == completed ]] || die "the distribution task $task is still $state after 30 s"
+	cache_url=$pulpgo_url
+	say "pulpgo ($name) at $pulpgo_url, pid $pulpgo_pid, log $log"
+}
+
+stop_pulpgo() {
+	local name=$1
+	rss["pulpgo-$name"]=$(hwm_mib "$pulpgo_pid")
+	say "pulpgo ($name) peak RSS ${rss["pulpgo-$name"]} MiB"
+	stop_pid "$pulpgo_pid"
+	pulpgo_pid=""
+	rm -rf "$tmp/pulpgo-$name"
+}
+
+# start_dist NAME: docker-registry in proxy mode with fresh storage; sets dist_url and cache_url.
+start_dist() {
+	local name=$1 port dir i
+	port=$(free_port)
+	dir="$tmp/dist-$name"
+	mkdir -p "$dir/storage"
+	cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+proxy:
+  remoteurl: $hub_url
+EOF
+	dist_url="http://127.0.0.1:$port"
+	docker-registry serve "$dir/config.yml" >"$logs/dist-$name.log" 2>&1 &
+	dist_pid=$!
+	for ((i = 0; i < 300; i++)); do
+		curl -fsS -o /dev/null "$dist_url/v2/" 2>/dev/null && break
+		kill -0 "$dist_pid" 2>/dev/null || {
+			tail -n 30 "$logs/dist-$name.log" >&2
+			die "docker-registry ($name) exited before it was ready"
+		}
+		sleep 0.1
+	done
+	curl -fsS -o /dev/null "$dist_url/v2/" || die "docker-registry ($name) did not answer within 30 s"
+	cache_url=$dist_url
+	say "distribution ($name) at $dist_url, pid $dist_pid, log $logs/dist-$name.log"
+}
+
+stop_dist() {
+	local name=$1
+	rss["dist-$name"]=$(hwm_mib "$dist_pid")
+	say "distribution ($name) peak RSS ${rss["dist-$name"]} MiB"
+	stop_pid "$dist_pid"
+	dist_pid=""
+	rm -rf "$tmp/dist-$name"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The runs.
+
+read -r -a conc <<<"$CONCURRENCY"
+last=${conc[${#conc[@]} - 1]}
+
+say "== direct from the upstream"
+pull direct-1 "$hub_url" "$IMAGE:$TAG" 1 -auth-token-flow -repeat "$COLD_REPEAT"
+if [[ "$DIRECT_CONCURRENT" == 1 ]]; then
+	for n in "${conc[@]}"; do
+		pull "direct-$n" "$hub_url" "$IMAGE:$TAG" "$n" -auth-token-flow
+	done
+fi
+blobload direct-blob "$hub_url" "$IMAGE:$TAG" -auth-token-flow
+
+# cache_runs KIND START STOP IMAGE TAGPATH: the cold and warm rounds against one kind of cache.
+cache_runs() {
+	local kind=$1 start=$2 stop=$3 image=$4 tagpath=$5 n
+	say "== $kind"
+	# Single cold pulls, each on a new server with fresh storage; the median one is kept. The
+	# warm single pulls follow on the last of these servers.
+	for ((r = 1; r <= COLD_REPEAT; r++)); do
+		$start "single$r"
+		pull "rep-$kind-cold-1-$r" "$cache_url" "$image" 1
+		if ((r == COLD_REPEAT)); then
+			pull "$kind-warm-1" "$cache_url" "$image" 1 -repeat "$WARM_REPEAT"
+		fi
+		$stop "single$r"
+	done
+	jq -s 'sort_by(.seconds // 1e9) as $s | $s[(length - 1) / 2 | floor]
+		+ {repeat: length, rounds_seconds: map(.seconds), errors: (map(.errors // 0) | add), pulls_ok: (map(.pulls_ok // 0) | add)}' \
+		"$res/rep-$kind-cold-1-"*.json >"$res/$kind-cold-1.json"
+	# Upstream GETs per blob: those of the first cold pull.
+	cp "$res/rep-$kind-cold-1-1.before" "$res/$kind-cold-1.before"
+	cp "$res/rep-$kind-cold-1-1.after" "$res/$kind-cold-1.after"
+	for n in "${conc[@]}"; do
+		$start "cold$n"
+		pull "$kind-cold-$n" "$cache_url" "$image" "$n"
+		if [[ $n != "$last" ]]; then
+			$stop "cold$n"
+		fi
+	done
+	# The server of the last cold round stays for the warm rounds and the loads.
+	for n in "${conc[@]}"; do
+		pull "$kind-warm-$n" "$cache_url" "$image" "$n"
+	done
+	blobload "$kind-blob" "$cache_url" "$image"
+	$stop "cold$last"
+	$start tags
+	tagload "$kind-tags" "$cache_url$tagpath"
+	$stop tags
+}
+
+cache_url=""
+cache_runs pulpgo start_pulpgo stop_pulpgo "docker-cache/$IMAGE:$TAG" "/v2/docker-cache/$IMAGE/manifests/$TAG"
+cache_runs dist start_dist stop_dist "$IMAGE:$TAG" "/v2/$IMAGE/manifests/$TAG"
+
+# ---------------------------------------------------------------------------------------------
+# The table.
+
+# get KEY JQEXPR prints a figure of a result, or "-" when there is none.
+get() {
+	local f="$res/$1.json"
+	[[ -s "$f" ]] || {
+		echo "-"
+		return
+	}
+	jq -r "($2) // \"-\"" "$f"
+}
+
+# pullcell KEY: "seconds s (MiB/s MiB/s)" plus the errors, if any.
+pullcell() {
+	local f="$res/$1.json"
+	[[ -s "$f" ]] || {
+		echo "-"
+		return
+	}
+	jq -r 'if .seconds then "\(.seconds) s (\(.mib_per_s | floor) MiB/s)" else "-" end
+		+ (if (.errors // 0) > 0 then " [\(.errors) ERRORS]" else "" end)' "$f"
+}
+
+# getscell KEY: upstream front blob GETs per blob (and CDN GETs).
+getscell() {
+	[[ -s "$res/$1.before" ]] || {
+		echo "-"
+		return
+	}
+	local r
+	r=$(jq '.repeat // 1' "$res/$1.json" 2>/dev/null || echo 1)
+	[[ $1 == *-cold-1 ]] && r=1 # its counters are those of the first cold pull
+	echo "$(blob_gets "$res/$1.before" "$res/$1.after" blob_gets_by_digest "$r") (cdn $(blob_gets "$res/$1.before" "$res/$1.after" cdn_gets_by_digest "$r"))"
+}
+
+# upcell KEY: all upstream requests during a run (front + token + CDN).
+upcell() {
+	[[ -s "$res/$1.before" ]] || {
+		echo "-"
+		return
+	}
+	delta "$res/$1.before" "$res/$1.after" .requests
+}
+
+# ratio A B prints A/B with two decimals, or "-".
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+# verdict VALUE OP GOAL prints ok or MISSED.
+verdict() {
+	awk -v v="$1" -v op="$2" -v g="$3" 'BEGIN {
+		if (v == "-" || v == "") { print "n/a"; exit }
+		ok = (op == "<=" && v + 0 <= g + 0) || (op == ">=" && v + 0 >= g + 0) || (op == "==" && v + 0 == g + 0) || (op == "<" && v + 0 < g + 0)
+		print (ok ? "ok" : "MISSED") }'
+}
+
+peak() { # peak PREFIX: the largest peak RSS of the instances of PREFIX
+	local k m="-"
+	for k in "${!rss[@]}"; do
+		[[ $k == "$1"-* && -n "${rss[$k]}" ]] || continue
+		if [[ $m == "-" ]] || awk -v a="${rss[$k]}" -v b="$m" 'BEGIN { exit !(a > b) }'; then
+			m=${rss[$k]}
+		fi
+	done
+	echo "$m"
+}
+
+maxgets() { # maxgets KEY: the largest front GET count of any blob in that run
+	[[ -s "$res/$1.before" ]] || {
+		echo "-"
+		return
+	}
+	blob_gets "$res/$1.before" "$res/$1.after" blob_gets_by_digest | awk -F'[.][.]' '{ print $NF }'
+}
+
+total_errors() { # total_errors PREFIX: errors of all runs of PREFIX
+	local f n=0 e
+	for f in "$res/$1"-*.json; do
+		[[ -s "$f" ]] || continue
+		e=$(jq -r '.errors // 0' "$f")
+		n=$((n + e))
+	done
+	echo "$n"
+}
+
+dash() { [[ "$DIRECT_CONCURRENT" == 1 ]] && "$@" || echo "-"; }
+
+echo
+echo "Pull-through benchmark: $IMAGE:$TAG = $nblobs blobs, $((image_bytes / 1048576)) MiB ($image_bytes bytes, $LARGE_LAYERS layers); $(nproc) CPUs; total $((SECONDS - t_start)) s"
+echo "direct = fakehub front with token auth + 307 to its CDN; pulpgo ($src_state) = embedded defaults, --tag-freshness $TAG_FRESHNESS;"
+echo "distribution = docker-registry $(docker-registry --version 2>/dev/null | awk '{ print $NF }') proxy mode. Each pull verifies every digest; 3 blobs at a time per pull."
+echo "Every cold round (each single cold pull too) starts a fresh server and storage; the warm single pulls follow the last"
+echo "single cold pull, the concurrent warm rounds and the blob load the last cold round, on its server; the tag GETs run on a"
+echo "new server right after one GET of the manifest. Upstream GETs per blob: front GETs (CDN GETs), min..max over the blobs."
+echo "Load average (other work on this machine skews every figure): at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)."
+echo
+{
+	printf 'metric\tdirect\tpulpgo\tdistribution\n'
+	printf 'pull, 1 cold (median of %s)\t%s\t%s\t%s\n' "$COLD_REPEAT" "$(pullcell direct-1)" "$(pullcell pulpgo-cold-1)" "$(pullcell dist-cold-1)"
+	printf 'pull, 1 warm (median of %s)\t%s\t%s\t%s\n' "$WARM_REPEAT" "-" "$(pullcell pulpgo-warm-1)" "$(pullcell dist-warm-1)"
+	for n in "${conc[@]}"; do
+		printf 'pull, %s cold at once\t%s\t%s\t%s\n' "$n" "$(dash pullcell "direct-$n")" "$(pullcell "pulpgo-cold-$n")" "$(pullcell "dist-cold-$n")"
+	done
+	for n in "${conc[@]}"; do
+		printf 'pull, %s warm at once\t%s\t%s\t%s\n' "$n" "-" "$(pullcell "pulpgo-warm-$n")" "$(pullcell "dist-warm-$n")"
+	done
+	printf 'upstream GETs per blob, 1 cold\t%s\t%s\t%s\n' "$(getscell direct-1)" "$(getscell pulpgo-cold-1)" "$(getscell dist-cold-1)"
+	printf 'upstream GETs per blob, 1 warm\t%s\t%s\t%s\n' "-" "$(getscell pulpgo-warm-1)" "$(getscell dist-warm-1)"
+	for n in "${conc[@]}"; do
+		printf 'upstream GETs per blob, %s cold\t%s\t%s\t%s\n' "$n" "$(dash getscell "direct-$n")" "$(getscell "pulpgo-cold-$n")" "$(getscell "dist-cold-$n")"
+	done
+	for n in "${conc[@]}"; do
+		printf 'upstream GETs per blob, %s warm\t%s\t%s\t%s\n' "$n" "-" "$(getscell "pulpgo-warm-$n")" "$(getscell "dist-warm-$n")"
+	done
+	printf 'upstream requests, %s cold (all)\t%s\t%s\t%s\n' "$last" "$(dash upcell "direct-$last")" "$(upcell "pulpgo-cold-$last")" "$(upcell "dist-cold-$last")"
+	printf 'upstream requests, %s warm (all)\t%s\t%s\t%s\n' "$last" "-" "$(upcell "pulpgo-warm-$last")" "$(upcell "dist-warm-$last")"
+	printf 'warm tag GETs/s (wrk -t4 -c16 %s)\t%s\t%s\t%s\n' "$WRK_DURATION" "-" "$(get pulpgo-tags '.rps | floor')" "$(get dist-tags '.rps | floor')"
+	printf '  upstream requests during it (manifest)\t%s\t%s\t%s\n' "-" \
+		"$(get pulpgo-tags '"\(.upstream_requests) (\(.upstream_manifest_requests))"')" \
+		"$(get dist-tags '"\(.upstream_requests) (\(.upstream_manifest_requests))"')"
+	printf 'tag GETs/s in the %s right after the first GET\t%s\t%s\t%s\n' "$BURST_DURATION" "-" \
+		"$(get pulpgo-tags '.burst_rps | floor')" "$(get dist-tags '.burst_rps | floor')"
+	printf '  upstream requests during it (manifest)\t%s\t%s\t%s\n' "-" \
+		"$(get pulpgo-tags '"\(.burst_upstream_requests) (\(.burst_upstream_manifest_requests))"')" \
+		"$(get dist-tags '"\(.burst_upstream_requests) (\(.burst_upstream_manifest_requests))"')"
+	printf 'warm blob MiB/s (%s GET loops, biggest layer, %s)\t%s\t%s\t%s\n' "$BLOB_WORKERS" "$BLOB_DURATION" \
+		"$(get direct-blob '.mib_per_s | floor')" "$(get pulpgo-blob '.mib_per_s | floor')" "$(get dist-blob '.mib_per_s | floor')"
+	printf 'peak RSS MiB (max VmHWM of the instances)\t%s\t%s\t%s\n' "-" "$(peak pulpgo)" "$(peak dist)"
+	printf 'errors (pulls, blob loads, wrk non-2xx)\t%s\t%s\t%s\n' "$(total_errors direct)" "$(total_errors pulpgo)" "$(total_errors dist)"
+} | column -t -s $'\t'
+
+cold_r=$(ratio "$(get pulpgo-cold-1 .seconds)" "$(get direct-1 .seconds)")
+warm_r=$(ratio "$(get pulpgo-warm-1 .seconds)" "$(get dist-warm-1 .seconds)")
+warmN_r=$(ratio "$(get "pulpgo-warm-$last" .seconds)" "$(get "dist-warm-$last" .seconds)")
+coldN_r=$(ratio "$(get "pulpgo-cold-$last" .seconds)" "$(get "direct-$last" .seconds)")
+gets=$(maxgets "pulpgo-cold-$last")
+dgets=$(maxgets "dist-cold-$last")
+prss=$(peak pulpgo)
+tag_r=$(ratio "$(get pulpgo-tags .rps)" "$(get dist-tags .rps)")
+blob_r=$(ratio "$(get pulpgo-blob .mib_per_s)" "$(get dist-blob .mib_per_s)")
+echo
+{
+	printf 'ratio\tvalue\tgoal\tverdict\n'
+	printf 'cold pull time, pulpgo / direct (1 pull)\t%s\t<= 1.05\t%s\n' "$cold_r" "$(verdict "$cold_r" "<=" 1.05)"
+	printf 'warm pull time, pulpgo / distribution (1 pull)\t%s\t<= 0.8\t%s\n' "$warm_r" "$(verdict "$warm_r" "<=" 0.8)"
+	printf 'warm pull time, pulpgo / distribution (%s at once)\t%s\t(<= 0.8)\t%s\n' "$last" "$warmN_r" "$(verdict "$warmN_r" "<=" 0.8)"
+	printf 'cold pull time, pulpgo / direct (%s at once)\t%s\t(info)\t-\n' "$last" "$coldN_r"
+	printf 'upstream GETs per blob, pulpgo, %s cold at once (max)\t%s\t== 1\t%s\n' "$last" "$gets" "$(verdict "$gets" "==" 1)"
+	printf 'upstream GETs per blob, distribution, %s cold (max)\t%s\t(info)\t-\n' "$last" "$dgets"
+	printf 'peak RSS pulpgo, MiB\t%s\t< 100\t%s\n' "$prss" "$(verdict "$prss" "<" 100)"
+	printf 'warm tag GETs/s, pulpgo / distribution\t%s\t>= 10\t%s\n' "$tag_r" "$(verdict "$tag_r" ">=" 10)"
+	printf 'warm blob throughput, pulpgo / distribution\t%s\t>= 1.5\t%s\n' "$blob_r" "$(verdict "$blob_r" ">=" 1.5)"
+} | column -t -s $'\t'
+echo
+if ((failures > 0)); then
+	say "$failures run(s) had errors ($own_failures of them direct or pulpgo): see the FAILED lines above and the kept logs"
+fi
+# Errors of the peer (Distribution) are reported, not fatal; ours are.
+((own_failures == 0)) || exit 1
