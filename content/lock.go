@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,6 +40,9 @@ func (l redisLocker) Lock(ctx context.Context, digest string) (func(), error) {
 		}
 		if ok {
 			break
+		}
+		if delay == 10*time.Millisecond {
+			slog.Debug("waiting for another process's fill", "digest", digest)
 		}
 		select {
 		case <-ctx.Done():

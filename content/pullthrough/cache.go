@@ -73,7 +73,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	return &Cache{
 		cfg:        cfg,
-		fills:      NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger),
+		fills:      NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger, fillOptions(cfg)...),
 		negative:   newNegativeCache(cfg.NegativeTTL),
 		batch:      newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
 		tags:       tagStates{m: map[string]tagState{}},
@@ -111,6 +111,13 @@ func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName
 		return nil, oci.ErrNameInvalid.WithDetail("name", path)
 	}
 	unknown := oci.ErrNameUnknown.WithDetail("name", path)
+	// The child may exist already (created by this or another process since the caller
+	// looked): serve it, with its recorded tags.
+	var child models.Distribution
+	if err := c.cfg.DB.WithContext(ctx).Where("base_path = ? AND pull_through_id = ?", path, pt.ID).
+		Limit(1).Find(&child).Error; err == nil && child.ID != "" {
+		return c.Child(ctx, &child)
+	}
 	if pt.RemoteID == nil {
 		return nil, unknown
 	}

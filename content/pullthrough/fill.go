@@ -184,6 +184,7 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		return fmt.Errorf("stat blob %s: %w", f.digest, err)
 	}
 
+	fs.logger.Debug("fetching blob from upstream", "digest", f.digest)
 	body, size, err := src(ctx)
 	if err != nil {
 		return fmt.Errorf("fetch blob %s: %w", f.digest, err)

@@ -129,6 +129,18 @@ func parseRoute(p string) route {
 	case strings.HasSuffix(head, "/blobs"):
 		return route{kind: routeBlob, name: strings.TrimSuffix(head, "/blobs"), ref: last}
 	}
+	// A digest reference with slashes in it ("sha256:../../x") is a bad digest, not an unknown
+	// route: answer it as such.
+	for _, kind := range []struct {
+		sep string
+		k   routeKind
+	}{{"/blobs/", routeBlob}, {"/manifests/", routeManifest}} {
+		if i := strings.LastIndex(rest, kind.sep); i > 0 {
+			if ref := rest[i+len(kind.sep):]; strings.Contains(ref, ":") {
+				return route{kind: kind.k, name: rest[:i], ref: ref}
+			}
+		}
+	}
 	return route{}
 }
 

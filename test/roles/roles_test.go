@@ -1,0 +1,275 @@
+// Package roles tests pulpgo split into its roles (api, worker, two content apps) on
+// PostgreSQL and Redis, as a scaled-out deployment runs it.
+package roles
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulpgo/pulpgo/test/harness"
+	"github.com/pulpgo/pulpgo/test/testenv"
+	"github.com/pulpgo/pulpgo/test/upstream"
+)
+
+// proc is one pulpgo role process.
+type proc struct {
+	cmd  *exec.Cmd
+	log  string
+	addr string
+}
+
+func startRole(t *testing.T, bin, role string, args ...string) *proc {
+	t.Helper()
+	p := &proc{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), log: filepath.Join(t.TempDir(), role+".log")}
+	if role != "worker" {
+		args = append(args, "--listen", p.addr)
+	}
+	f, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(bin, append([]string{role}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", role, err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-done
+		}
+		f.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(p.log)
+			t.Logf("log of %s:\n%s", role, tail(string(b), 20))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitFor polls ok until it returns true or the deadline passes.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func api(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.SetBasicAuth("admin", "password")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, url, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestSplitRolesRequireServers(t *testing.T) {
+	bin := harness.Binary(t)
+	for _, role := range []string{"api", "worker", "content"} {
+		out, err := exec.Command(bin, role, "--data-dir", t.TempDir()).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "needs --database-url and --redis-url") {
+			t.Errorf("%s without servers: err %v, output %q; want a refusal naming both flags", role, err, out)
+		}
+	}
+}
+
+// TestSplitRoles runs api, worker and two content apps sharing PostgreSQL, Redis and storage:
+// both content apps pull the same image at once, and the upstream serves each blob once.
+func TestSplitRoles(t *testing.T) {
+	bin := harness.Binary(t)
+	ctx := t.Context()
+	up, err := upstream.Start(ctx, upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	img, err := up.PushLarge(ctx, "library/large", "latest", 24, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(), "--log-level", "debug"}
+	a := startRole(t, bin, "api", common...)
+	startRole(t, bin, "worker", common...)
+	c1 := startRole(t, bin, "content", common...)
+	c2 := startRole(t, bin, "content", common...)
+	base := "http://" + a.addr
+	var status struct {
+		OnlineWorkers     []any `json:"online_workers"`
+		OnlineContentApps []any `json:"online_content_apps"`
+		OnlineAPIApps     []any `json:"online_api_apps"`
+	}
+	waitFor(t, "api, worker and both content apps online", func() bool {
+		resp, err := http.Get(base + "/pulp/api/v3/status/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		_ = json.NewDecoder(resp.Body).Decode(&status)
+		return len(status.OnlineWorkers) == 1 && len(status.OnlineContentApps) >= 1 && len(status.OnlineAPIApps) == 1
+	})
+
+	var remote map[string]any
+	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/pull-through/", map[string]any{"name": "hub", "url": up.URL()}, &remote); code != 201 {
+		t.Fatalf("create remote: %d %v", code, remote)
+	}
+	var task map[string]string
+	if code := api(t, "POST", base+"/pulp/api/v3/distributions/container/pull-through/",
+		map[string]any{"name": "hub", "base_path": "hub", "remote": remote["pulp_href"]}, &task); code != 202 {
+		t.Fatalf("create distribution: %d %v", code, task)
+	}
+	waitTask(t, base, task["task"])
+	for _, c := range []*proc{c1, c2} {
+		waitFor(t, "content app "+c.addr+" up", func() bool {
+			resp, err := http.Get("http://" + c.addr + "/v2/")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusUnauthorized
+		})
+	}
+
+	up.Reset()
+	up.SetBlobThrottle(16 << 20) // 16 MiB/s: the fills overlap
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for _, c := range []*proc{c1, c2} {
+		for i := 0; i < 2; i++ {
+			wg.Add(1)
+			go func(addr string) {
+				defer wg.Done()
+				errs <- pull(ctx, "http://"+addr, "hub/library/large", "latest", img)
+			}(c.addr)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, b := range img.Blobs() {
+		if n := up.CDNGets(b.Digest); n != 1 {
+			t.Errorf("upstream served blob %s %d times to two content apps, want 1", b.Digest, n)
+		}
+	}
+
+	// The worker records the pull as one version of the image's repository.
+	waitFor(t, "the pull recorded", func() bool {
+		var repos struct {
+			Results []struct {
+				LatestVersionHref string `json:"latest_version_href"`
+			} `json:"results"`
+		}
+		api(t, "GET", base+"/pulp/api/v3/repositories/container/container/?name=hub/library/large", nil, &repos)
+		return len(repos.Results) == 1 && strings.HasSuffix(repos.Results[0].LatestVersionHref, "/versions/1/")
+	})
+}
+
+func waitTask(t *testing.T, base, href string) {
+	t.Helper()
+	waitFor(t, "task "+href, func() bool {
+		var task map[string]any
+		api(t, "GET", base+href, nil, &task)
+		if task["state"] == "failed" {
+			t.Fatalf("task failed: %v", task["error"])
+		}
+		return task["state"] == "completed"
+	})
+}
+
+// pull fetches the manifest and every blob of img through a registry, checking digests.
+func pull(ctx context.Context, registry, name, tag string, img upstream.Image) error {
+	get := func(path, accept string) (io.ReadCloser, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", registry+"/v2/"+name+path, nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != 200 {
+			resp.Body.Close()
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return resp.Body, nil
+	}
+	body, err := get("/manifests/"+tag, img.MediaType)
+	if err != nil {
+		return err
+	}
+	if err := check(body, img.ManifestDigest); err != nil {
+		return err
+	}
+	for _, b := range img.Blobs() {
+		body, err := get("/blobs/"+b.Digest, "")
+		if err != nil {
+			return err
+		}
+		if err := check(body, b.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func check(body io.ReadCloser, digest string) error {
+	defer body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, body); err != nil {
+		return fmt.Errorf("read %s: %w", digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("got %s, want %s", got, digest)
+	}
+	return nil
+}
