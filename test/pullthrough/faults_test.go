@@ -219,6 +219,7 @@ func TestKilledMidFill(t *testing.T) {
 		cancel()
 		restart := time.Now()
 		e.srv.Restart(t)
+		t.Logf("restarted in %s", time.Since(restart).Round(time.Millisecond))
 		for path, mtime := range stagingFiles(t, e.srv.DataDir) {
 			if mtime.Before(restart) {
 				t.Errorf("staging file %s (modified %s) survived the restart at %s", path, mtime.Format(time.RFC3339Nano), restart.Format(time.RFC3339Nano))
@@ -230,7 +231,10 @@ func TestKilledMidFill(t *testing.T) {
 
 		// With the upstream down, the layer cannot be complete: it must not be served.
 		hub.SetDown(true)
-		if n, err := e.reg.blob(ctx, name, layer.Digest); err == nil {
+		start := time.Now()
+		n, err := e.reg.blob(ctx, name, layer.Digest)
+		t.Logf("GET of the layer with the upstream down after the restart: %v after %s", err, time.Since(start).Round(time.Millisecond))
+		if err == nil {
 			t.Errorf("with the upstream down after the crash, the layer was served whole (%d bytes): from where?", n)
 		} else {
 			var re *regError
@@ -240,8 +244,10 @@ func TestKilledMidFill(t *testing.T) {
 		}
 		hub.SetDown(false)
 		hub.SetBlobThrottle(0)
+		start = time.Now()
 		mustSkopeoCopy(t, e, name+":1", img)
 		e.reg.mustPull(t, name, "1", img)
+		t.Logf("full pulls after the restart took %s", time.Since(start).Round(time.Millisecond))
 	})
 }
 
