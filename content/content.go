@@ -51,7 +51,7 @@ type App struct {
 func New(cfg Config) (*App, error) {
 	var locker pullthrough.Locker
 	if cfg.Redis != nil {
-		locker = redisLocker{rdb: cfg.Redis, ttl: 30 * time.Second}
+		locker = redisLocker{rdb: cfg.Redis, ttl: fillLockTTL}
 	}
 	cache, err := pullthrough.New(pullthrough.Config{Locker: locker,
 		DB: cfg.DB, Storage: cfg.Storage, StagingDir: filepath.Join(cfg.Storage.Dir(), ".fills"),

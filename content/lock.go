@@ -71,3 +71,7 @@ func (l redisLocker) Lock(ctx context.Context, digest string) (func(), error) {
 		unlockScript.Run(context.Background(), l.rdb, []string{key}, token)
 	}, nil
 }
+
+// fillLockTTL is how long a fill lock outlives a holder that stopped refreshing it (a crashed
+// process): short, so that a blob whose fill died is fetched again within seconds.
+const fillLockTTL = 6 * time.Second
