@@ -62,8 +62,8 @@ type Server struct {
 
 var _ gen.ServerInterface = (*Server)(nil)
 
-// New returns the API's Gin engine. Extra routes (the registry API) may be added to it.
-func New(deps Deps) (*gin.Engine, error) {
+// New returns the API handler: the Gin engine, with HEAD answered like GET without a body.
+func New(deps Deps) (http.Handler, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
@@ -86,5 +86,25 @@ func New(deps Deps) (*gin.Engine, error) {
 		writeJSON(c, http.StatusMethodNotAllowed, detail("Method \""+c.Request.Method+"\" not allowed."))
 	})
 	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: paramError})
-	return r, nil
+	return headAsGet{r}, nil
 }
+
+// headAsGet answers HEAD requests as the GET of the same path would be answered, without the
+// body, as Django does for Pulp.
+type headAsGet struct{ h http.Handler }
+
+func (g headAsGet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodHead {
+		g.h.ServeHTTP(w, r)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.Method = http.MethodGet
+	g.h.ServeHTTP(noBody{w}, r2)
+}
+
+// noBody drops what is written to it (the headers, Content-Length included, still go out).
+type noBody struct{ http.ResponseWriter }
+
+func (n noBody) Write(b []byte) (int, error) { return len(b), nil }
+
