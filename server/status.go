@@ -35,7 +35,8 @@ func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
 		}
 		return out
 	}
-	ctx, cancel := context.WithTimeout(c, 2*time.Second)
+	// Not c: a timer that fires after the handler returned would read the pooled gin.Context.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	redisOK := s.deps.RedisPing != nil && s.deps.RedisPing(ctx) == nil
 	storage := map[string]any{"total": nil, "used": nil, "free": nil}
