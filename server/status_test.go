@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -153,6 +154,18 @@ func TestCorrelationID(t *testing.T) {
 			}
 			if got := wireHeader(lines, "Access-Control-Expose-Headers"); len(got) != 1 || got[0] != "Correlation-ID" {
 				t.Errorf("Access-Control-Expose-Headers %v", got)
+			}
+		})
+		t.Run("header map key", func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", api+"status/", nil)
+			req.Header.Set("Correlation-ID", cid)
+			e.handler.ServeHTTP(rec, req)
+			if got := rec.Header()["Correlation-ID"]; len(got) != 1 || got[0] != cid {
+				t.Errorf(`Header()["Correlation-ID"] = %q, want [%s]; header %v`, got, cid, rec.Header())
+			}
+			if _, ok := rec.Header()["Correlation-Id"]; ok {
+				t.Errorf("header also has the canonical spelling Correlation-Id: %v", rec.Header())
 			}
 		})
 		t.Run("sent when absent", func(t *testing.T) {

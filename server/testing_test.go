@@ -39,6 +39,8 @@ type env struct {
 	disp *tasks.Dispatcher
 	// worker is the name of the worker, in /status/ and /workers/.
 	worker string
+	// handler is the API itself, for requests that bypass the network.
+	handler http.Handler
 }
 
 // newEnv starts the API on engine e: the database (SQLite in a temporary directory when
@@ -91,7 +93,7 @@ func newEnv(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job) *env {
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	u, _ := url.Parse(ts.URL)
-	return &env{t: t, db: db, url: ts.URL, host: u.Host, disp: disp, worker: "test-worker@" + e.Name}
+	return &env{t: t, db: db, url: ts.URL, host: u.Host, disp: disp, worker: "test-worker@" + e.Name, handler: h}
 }
 
 // runAPI runs fn once per engine with a fresh API, in parallel with other tests.
