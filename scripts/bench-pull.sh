@@ -12,7 +12,8 @@
 #   WARM_REPEAT=5        single warm pulls one after the other, median kept
 #   DIRECT_CONCURRENT=0  1 also pulls with each CONCURRENCY straight from the upstream (slow)
 #   WRK_DURATION=10s     wrk run of warm tag-manifest GETs (-t4 -c16)
-#   BLOB_DURATION=10s    warm blob load (16 workers on the biggest layer)
+#   BLOB_DURATION=5s     warm blob load (16 workers on the biggest layer), BLOB_ROUNDS=2 times,
+#                        taking turns with the other cache
 #   LOG_LEVEL=debug      pulpgo's --log-level
 #   KEEP_LOGS=0          1 keeps the logs (they are kept anyway when something failed)
 #   PULPGO_BIN=          a prebuilt pulpgo to test instead of building ./cmd/pulpgo
@@ -23,15 +24,17 @@
 #     temporary directory, and starts fakehub with library/busybox and library/large;
 #  2. direct: pulls library/large from fakehub's front with Docker Hub's token flow and the
 #     307 to the CDN (1 pull, then CONCURRENCY pulls at once), and loads the biggest layer;
-#  3. pulpgo (embedded defaults, fresh data dir, pull-through remote + distribution
-#     "docker-cache"): a cold then a warm pull; each concurrent cold round on a new server with a
-#     fresh data dir; the concurrent warm rounds and the warm blob throughput on the server of the
-#     last cold round; warm tag-manifest GETs with wrk on a new server whose only upstream
-#     requests came from one GET of the manifest just before (so the run is inside the tag
-#     freshness window) and the upstream requests they cause; the upstream's front GETs (and CDN
-#     GETs) of each blob; the server's peak RSS (VmHWM of every instance);
-#  4. the same through docker-registry (Distribution 2.8) with proxy.remoteurl = fakehub;
-#  5. prints a table (direct / pulpgo / distribution) and the ratios with their goals.
+#  3. pulpgo (embedded defaults, pull-through remote + distribution "docker-cache") and
+#     docker-registry (Distribution 2.8, proxy.remoteurl = fakehub), taking turns at every step
+#     so that other load on the machine weighs on both alike: COLD_REPEAT single cold pulls,
+#     each on a new server with fresh storage, then WARM_REPEAT single warm pulls on the last of
+#     them; each concurrent cold round on new servers; the concurrent warm rounds and the warm
+#     blob throughput on the servers of the last cold round; warm tag-manifest GETs with wrk on
+#     new servers, right after one GET of the manifest (a short burst, then the steady run,
+#     both inside pulpgo's tag freshness window) with the upstream requests each caused. For
+#     every run: the upstream's front GETs (and CDN GETs) of each blob; for every server
+#     instance its peak RSS (VmHWM);
+#  4. prints a table (direct / pulpgo / distribution) and the ratios with their goals.
 # Every pull verifies every digest (pullbench); failures are counted and reported in the table;
 # a failure of a direct or pulpgo run makes the script exit 1 (after the table). It stops every process it started and deletes its
 # temporary directory on exit; logs are kept (path printed) when something failed or KEEP_LOGS=1.
@@ -48,7 +51,8 @@ COLD_REPEAT=${COLD_REPEAT:-3}
 WARM_REPEAT=${WARM_REPEAT:-5}
 BURST_DURATION=2s
 WRK_DURATION=${WRK_DURATION:-10s}
-BLOB_DURATION=${BLOB_DURATION:-10s}
+BLOB_DURATION=${BLOB_DURATION:-5s}
+BLOB_ROUNDS=${BLOB_ROUNDS:-2}
 BLOB_WORKERS=16
 LOG_LEVEL=${LOG_LEVEL:-debug}
 KEEP_LOGS=${KEEP_LOGS:-0}
@@ -276,7 +280,7 @@ declare -A rss # instance -> peak RSS in MiB
 api() { curl -fsS -u admin:password -H 'Content-Type: application/json' "$@"; }
 
 # start_pulpgo NAME: a server with a fresh data dir and the docker-cache pull-through
-# distribution; sets pulpgo_url and cache_url.
+# distribution; sets pulpgo_url.
 start_pulpgo() {
 	local name=$1 port data log i r remote task state
 	port=$(free_port)
@@ -311,7 +315,6 @@ start_pulpgo() {
 		sleep 0.05
 	done
 	[[ "$state" == completed ]] || die "the distribution task $task is still $state after 30 s"
-	cache_url=$pulpgo_url
 	say "pulpgo ($name) at $pulpgo_url, pid $pulpgo_pid, log $log"
 }
 
@@ -324,7 +327,7 @@ stop_pulpgo() {
 	rm -rf "$tmp/pulpgo-$name"
 }
 
-# start_dist NAME: docker-registry in proxy mode with fresh storage; sets dist_url and cache_url.
+# start_dist NAME: docker-registry in proxy mode with fresh storage; sets dist_url.
 start_dist() {
 	local name=$1 port dir i
 	port=$(free_port)
@@ -358,7 +361,6 @@ EOF
 		sleep 0.1
 	done
 	curl -fsS -o /dev/null "$dist_url/v2/" || die "docker-registry ($name) did not answer within 30 s"
-	cache_url=$dist_url
 	say "distribution ($name) at $dist_url, pid $dist_pid, log $logs/dist-$name.log"
 }
 
@@ -377,6 +379,39 @@ stop_dist() {
 read -r -a conc <<<"$CONCURRENCY"
 last=${conc[${#conc[@]} - 1]}
 
+# merge KEY: make $res/KEY.json (and KEY.before/.after) from the repetitions $res/rep-KEY-*:
+# the repetition of median seconds stands for KEY, with every repetition's seconds listed, the
+# errors added up, and the upstream counters summed over the repetitions (so per-blob figures
+# divide by "repeat"). Blob loads (mode blob) add up bytes and seconds instead.
+merge() {
+	local key=$1 f b a acc
+	jq -s 'if .[0].mode == "blob" then
+			.[0] + {seconds: (map(.seconds // 0) | add), bytes: (map(.bytes // 0) | add),
+				completed: (map(.completed // 0) | add), verified: (map(.verified // 0) | add),
+				errors: (map(.errors // 0) | add), repeat: length, rounds_mib_per_s: map(.mib_per_s)}
+			| .mib_per_s = (if .seconds > 0 then (.bytes / 1048576 / .seconds * 1000 | round / 1000) else 0 end)
+		else
+			sort_by(.seconds // 1e9) as $s | $s[(length - 1) / 2 | floor]
+			+ {repeat: length, rounds_seconds: map(.seconds), errors: (map(.errors // 0) | add), pulls_ok: (map(.pulls_ok // 0) | add)}
+		end' "$res/rep-$key-"*.json >"$res/$key.json"
+	acc='{"requests":0,"manifest_heads":0,"manifest_gets":0,"blob_gets_by_digest":{},"cdn_gets_by_digest":{}}'
+	echo "$acc" >"$res/$key.before"
+	for f in "$res/rep-$key-"*.json; do
+		b=${f%.json}.before
+		a=${f%.json}.after
+		acc=$(jq -c -n --argjson acc "$acc" --slurpfile b "$b" --slurpfile a "$a" '
+			def d(f): ($a[0] | f // 0) - ($b[0] | f // 0);
+			def dm(f): reduce (($a[0] | f // {}) | keys[]) as $k ({}; .[$k] = (($a[0] | f)[$k] - (($b[0] | f // {})[$k] // 0)));
+			def addm(x; y): reduce (y | to_entries[]) as $e (x; .[$e.key] = ((.[$e.key] // 0) + $e.value));
+			{requests: ($acc.requests + d(.requests)),
+			 manifest_heads: ($acc.manifest_heads + d(.manifest_heads)),
+			 manifest_gets: ($acc.manifest_gets + d(.manifest_gets)),
+			 blob_gets_by_digest: addm($acc.blob_gets_by_digest; dm(.blob_gets_by_digest)),
+			 cdn_gets_by_digest: addm($acc.cdn_gets_by_digest; dm(.cdn_gets_by_digest))}')
+	done
+	echo "$acc" >"$res/$key.after"
+}
+
 say "== direct from the upstream"
 pull direct-1 "$hub_url" "$IMAGE:$TAG" 1 -auth-token-flow -repeat "$COLD_REPEAT"
 if [[ "$DIRECT_CONCURRENT" == 1 ]]; then
@@ -384,49 +419,65 @@ if [[ "$DIRECT_CONCURRENT" == 1 ]]; then
 		pull "direct-$n" "$hub_url" "$IMAGE:$TAG" "$n" -auth-token-flow
 	done
 fi
-blobload direct-blob "$hub_url" "$IMAGE:$TAG" -auth-token-flow
+for ((i = 1; i <= BLOB_ROUNDS; i++)); do
+	blobload "rep-direct-blob-$i" "$hub_url" "$IMAGE:$TAG" -auth-token-flow
+done
+merge direct-blob
 
-# cache_runs KIND START STOP IMAGE TAGPATH: the cold and warm rounds against one kind of cache.
-cache_runs() {
-	local kind=$1 start=$2 stop=$3 image=$4 tagpath=$5 n
-	say "== $kind"
-	# Single cold pulls, each on a new server with fresh storage; the median one is kept. The
-	# warm single pulls follow on the last of these servers.
-	for ((r = 1; r <= COLD_REPEAT; r++)); do
-		$start "single$r"
-		pull "rep-$kind-cold-1-$r" "$cache_url" "$image" 1
-		if ((r == COLD_REPEAT)); then
-			pull "$kind-warm-1" "$cache_url" "$image" 1 -repeat "$WARM_REPEAT"
-		fi
-		$stop "single$r"
-	done
-	jq -s 'sort_by(.seconds // 1e9) as $s | $s[(length - 1) / 2 | floor]
-		+ {repeat: length, rounds_seconds: map(.seconds), errors: (map(.errors // 0) | add), pulls_ok: (map(.pulls_ok // 0) | add)}' \
-		"$res/rep-$kind-cold-1-"*.json >"$res/$kind-cold-1.json"
-	# Upstream GETs per blob: those of the first cold pull.
-	cp "$res/rep-$kind-cold-1-1.before" "$res/$kind-cold-1.before"
-	cp "$res/rep-$kind-cold-1-1.after" "$res/$kind-cold-1.after"
-	for n in "${conc[@]}"; do
-		$start "cold$n"
-		pull "$kind-cold-$n" "$cache_url" "$image" "$n"
-		if [[ $n != "$last" ]]; then
-			$stop "cold$n"
-		fi
-	done
-	# The server of the last cold round stays for the warm rounds and the loads.
-	for n in "${conc[@]}"; do
-		pull "$kind-warm-$n" "$cache_url" "$image" "$n"
-	done
-	blobload "$kind-blob" "$cache_url" "$image"
-	$stop "cold$last"
-	$start tags
-	tagload "$kind-tags" "$cache_url$tagpath"
-	$stop tags
-}
+P_IMAGE="docker-cache/$IMAGE:$TAG"
+D_IMAGE="$IMAGE:$TAG"
+# pulpgo and Distribution take turns at every step, so that the other work on the machine, which
+# comes and goes, weighs on both alike.
+say "== single cold pulls (each on a new server), then single warm pulls"
+for ((r = 1; r <= COLD_REPEAT; r++)); do
+	start_pulpgo "single$r"
+	pull "rep-pulpgo-cold-1-$r" "$pulpgo_url" "$P_IMAGE" 1
+	start_dist "single$r"
+	pull "rep-dist-cold-1-$r" "$dist_url" "$D_IMAGE" 1
+	if ((r == COLD_REPEAT)); then
+		for ((i = 1; i <= WARM_REPEAT; i++)); do
+			pull "rep-pulpgo-warm-1-$i" "$pulpgo_url" "$P_IMAGE" 1
+			pull "rep-dist-warm-1-$i" "$dist_url" "$D_IMAGE" 1
+		done
+	fi
+	stop_pulpgo "single$r"
+	stop_dist "single$r"
+done
+for key in pulpgo-cold-1 dist-cold-1 pulpgo-warm-1 dist-warm-1; do
+	merge "$key"
+done
 
-cache_url=""
-cache_runs pulpgo start_pulpgo stop_pulpgo "docker-cache/$IMAGE:$TAG" "/v2/docker-cache/$IMAGE/manifests/$TAG"
-cache_runs dist start_dist stop_dist "$IMAGE:$TAG" "/v2/$IMAGE/manifests/$TAG"
+say "== concurrent cold pulls (each round on a new server)"
+for n in "${conc[@]}"; do
+	start_pulpgo "cold$n"
+	pull "pulpgo-cold-$n" "$pulpgo_url" "$P_IMAGE" "$n"
+	[[ $n == "$last" ]] || stop_pulpgo "cold$n"
+	start_dist "cold$n"
+	pull "dist-cold-$n" "$dist_url" "$D_IMAGE" "$n"
+	[[ $n == "$last" ]] || stop_dist "cold$n"
+done
+
+say "== concurrent warm pulls and the warm blob load, on the servers of the last cold round"
+for n in "${conc[@]}"; do
+	pull "pulpgo-warm-$n" "$pulpgo_url" "$P_IMAGE" "$n"
+	pull "dist-warm-$n" "$dist_url" "$D_IMAGE" "$n"
+done
+for ((i = 1; i <= BLOB_ROUNDS; i++)); do
+	blobload "rep-pulpgo-blob-$i" "$pulpgo_url" "$P_IMAGE"
+	blobload "rep-dist-blob-$i" "$dist_url" "$D_IMAGE"
+done
+merge pulpgo-blob
+merge dist-blob
+stop_pulpgo "cold$last"
+stop_dist "cold$last"
+
+say "== warm tag GETs (each on a new server)"
+start_pulpgo tags
+tagload pulpgo-tags "$pulpgo_url/v2/docker-cache/$IMAGE/manifests/$TAG"
+stop_pulpgo tags
+start_dist tags
+tagload dist-tags "$dist_url/v2/$IMAGE/manifests/$TAG"
+stop_dist tags
 
 # ---------------------------------------------------------------------------------------------
 # The table.
@@ -460,7 +511,6 @@ getscell() {
 	}
 	local r
 	r=$(jq '.repeat // 1' "$res/$1.json" 2>/dev/null || echo 1)
-	[[ $1 == *-cold-1 ]] && r=1 # its counters are those of the first cold pull
 	echo "$(blob_gets "$res/$1.before" "$res/$1.after" blob_gets_by_digest "$r") (cdn $(blob_gets "$res/$1.before" "$res/$1.after" cdn_gets_by_digest "$r"))"
 }
 
@@ -521,9 +571,10 @@ echo
 echo "Pull-through benchmark: $IMAGE:$TAG = $nblobs blobs, $((image_bytes / 1048576)) MiB ($image_bytes bytes, $LARGE_LAYERS layers); $(nproc) CPUs; total $((SECONDS - t_start)) s"
 echo "direct = fakehub front with token auth + 307 to its CDN; pulpgo ($src_state) = embedded defaults, --tag-freshness $TAG_FRESHNESS;"
 echo "distribution = docker-registry $(docker-registry --version 2>/dev/null | awk '{ print $NF }') proxy mode. Each pull verifies every digest; 3 blobs at a time per pull."
-echo "Every cold round (each single cold pull too) starts a fresh server and storage; the warm single pulls follow the last"
-echo "single cold pull, the concurrent warm rounds and the blob load the last cold round, on its server; the tag GETs run on a"
-echo "new server right after one GET of the manifest. Upstream GETs per blob: front GETs (CDN GETs), min..max over the blobs."
+echo "pulpgo and distribution take turns at every step. Every cold round (each single cold pull too) starts fresh servers and"
+echo "storage; the warm single pulls follow the last single cold pull, the concurrent warm rounds and the blob load the last"
+echo "cold round, on its servers; the tag GETs run on new servers right after one GET of the manifest. Upstream GETs per blob:"
+echo "front GETs (CDN GETs) per pull, min..max over the blobs, averaged over the repetitions."
 echo "Load average (other work on this machine skews every figure): at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 {
@@ -555,7 +606,7 @@ echo
 	printf '  upstream requests during it (manifest)\t%s\t%s\t%s\n' "-" \
 		"$(get pulpgo-tags '"\(.burst_upstream_requests) (\(.burst_upstream_manifest_requests))"')" \
 		"$(get dist-tags '"\(.burst_upstream_requests) (\(.burst_upstream_manifest_requests))"')"
-	printf 'warm blob MiB/s (%s GET loops, biggest layer, %s)\t%s\t%s\t%s\n' "$BLOB_WORKERS" "$BLOB_DURATION" \
+	printf 'warm blob MiB/s (%s GET loops, biggest layer, %s x %s)\t%s\t%s\t%s\n' "$BLOB_WORKERS" "$BLOB_ROUNDS" "$BLOB_DURATION" \
 		"$(get direct-blob '.mib_per_s | floor')" "$(get pulpgo-blob '.mib_per_s | floor')" "$(get dist-blob '.mib_per_s | floor')"
 	printf 'peak RSS MiB (max VmHWM of the instances)\t%s\t%s\t%s\n' "-" "$(peak pulpgo)" "$(peak dist)"
 	printf 'errors (pulls, blob loads, wrk non-2xx)\t%s\t%s\t%s\n' "$(total_errors direct)" "$(total_errors pulpgo)" "$(total_errors dist)"
