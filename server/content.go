@@ -194,36 +194,12 @@ func (s *Server) ContentList(c *gin.Context, _ gen.ContentListParams) {
 		}
 		return nil
 	}
-	err := collect(s.blobListSpec(), models.KindBlob.PulpType, func(q *gorm.DB) ([]models.Object, error) {
-		var rows []models.Blob
-		err := q.Find(&rows).Error
-		out := make([]models.Object, len(rows))
-		for i := range rows {
-			out[i] = &rows[i]
-		}
-		return out, err
-	})
+	err := collect(s.blobListSpec(), models.KindBlob.PulpType, findAll[models.Blob])
 	if err == nil {
-		err = collect(s.manifestListSpec(), models.KindManifest.PulpType, func(q *gorm.DB) ([]models.Object, error) {
-			var rows []models.Manifest
-			err := q.Find(&rows).Error
-			out := make([]models.Object, len(rows))
-			for i := range rows {
-				out[i] = &rows[i]
-			}
-			return out, err
-		})
+		err = collect(s.manifestListSpec(), models.KindManifest.PulpType, findAll[models.Manifest])
 	}
 	if err == nil {
-		err = collect(s.tagListSpec(), models.KindTag.PulpType, func(q *gorm.DB) ([]models.Object, error) {
-			var rows []models.Tag
-			err := q.Find(&rows).Error
-			out := make([]models.Object, len(rows))
-			for i := range rows {
-				out[i] = &rows[i]
-			}
-			return out, err
-		})
+		err = collect(s.tagListSpec(), models.KindTag.PulpType, findAll[models.Tag])
 	}
 	if err != nil {
 		fail(c, err)
@@ -237,12 +213,19 @@ func (s *Server) ContentList(c *gin.Context, _ gen.ContentListParams) {
 	for _, it := range items[start:end] {
 		results = append(results, selectFields(it.m, lq.fields, lq.exclude))
 	}
-	var next, prev any
-	if end < count {
-		next = pageLink(c, lq.limit, end)
+	writePage(c, lq, int64(count), results)
+}
+
+// findAll loads every row of q as Objects.
+func findAll[T any, PT interface {
+	*T
+	models.Object
+}](q *gorm.DB) ([]models.Object, error) {
+	var rows []T
+	err := q.Find(&rows).Error
+	out := make([]models.Object, len(rows))
+	for i := range rows {
+		out[i] = PT(&rows[i])
 	}
-	if lq.offset > 0 {
-		prev = pageLink(c, lq.limit, max(lq.offset-lq.limit, 0))
-	}
-	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
+	return out, err
 }

@@ -160,21 +160,23 @@ func list[T any, PT interface {
 		}
 		results = append(results, selectFields(m, lq.fields, lq.exclude))
 	}
-	var next, prev any
-	if int64(lq.offset+lq.limit) < count {
-		next = pageLink(c, lq.limit, lq.offset+lq.limit)
-	}
-	if lq.offset > 0 {
-		p := lq.offset - lq.limit
-		if p < 0 {
-			p = 0
-		}
-		prev = pageLink(c, lq.limit, p)
-	}
-	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
+	writePage(c, lq, count, results)
 }
 
 // scopeType restricts a query to one pulp_type.
 func scopeType(t string) func(*gorm.DB) *gorm.DB {
 	return func(q *gorm.DB) *gorm.DB { return q.Where("pulp_type = ?", t) }
+}
+
+// writePage sends one page of a list: count, absolute next/previous links (null at the ends)
+// and the rendered results.
+func writePage(c *gin.Context, lq listQuery, count int64, results []any) {
+	var next, prev any
+	if int64(lq.offset+lq.limit) < count {
+		next = pageLink(c, lq.limit, lq.offset+lq.limit)
+	}
+	if lq.offset > 0 {
+		prev = pageLink(c, lq.limit, max(lq.offset-lq.limit, 0))
+	}
+	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
 }

@@ -184,14 +184,7 @@ func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) {
 		}
 		results = append(results, selectFields(m, lq.fields, lq.exclude))
 	}
-	var next, prev any
-	if int64(lq.offset+lq.limit) < count {
-		next = pageLink(c, lq.limit, lq.offset+lq.limit)
-	}
-	if lq.offset > 0 {
-		prev = pageLink(c, lq.limit, max(lq.offset-lq.limit, 0))
-	}
-	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
+	writePage(c, lq, count, results)
 }
 
 // versionsWithContent keeps the versions of repo that hold every content unit in hrefs.
