@@ -25,6 +25,9 @@ type Repository struct {
 	PulpLabels         Labels  `gorm:"type:text" json:"pulp_labels"`
 
 	LatestNumber int64 `gorm:"not null;default:0" json:"-"`
+	// NextVersion is the number the next version gets: numbers are never reused, even after
+	// the latest version is deleted (as Pulp's next_version).
+	NextVersion int64 `gorm:"not null;default:0" json:"-"`
 	PullThrough  bool  `gorm:"not null;default:false" json:"-"`
 }
 

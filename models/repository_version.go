@@ -55,7 +55,7 @@ func GetVersion(db *gorm.DB, repo *Repository, n int64) (*RepositoryVersion, err
 // Pulp discards such versions. Versions beyond retain_repo_versions are squashed away.
 func NewVersion(tx *gorm.DB, repo *Repository, add, remove []ContentRef) (*RepositoryVersion, error) {
 	cur := repo.LatestNumber
-	next := cur + 1
+	next := max(cur+1, repo.NextVersion)
 	changed := false
 	for _, c := range remove {
 		res := PresentIn(tx.Model(&RepositoryContent{}), repo.ID, cur).
@@ -95,9 +95,9 @@ func NewVersion(tx *gorm.DB, repo *Repository, add, remove []ContentRef) (*Repos
 	if err := tx.Create(v).Error; err != nil {
 		return nil, err
 	}
-	repo.LatestNumber = next
+	repo.LatestNumber, repo.NextVersion = next, next+1
 	repo.PulpLastUpdated = now
-	if err := tx.Model(repo).Updates(map[string]any{"latest_number": next, "pulp_last_updated": now}).Error; err != nil {
+	if err := tx.Model(repo).Updates(map[string]any{"latest_number": next, "next_version": next + 1, "pulp_last_updated": now}).Error; err != nil {
 		return nil, err
 	}
 	if repo.RetainRepoVersions != nil {

@@ -297,3 +297,23 @@ func TestContentSummaryTypes(t *testing.T) {
 			sum("repository_version", 2)+`}`)
 	})
 }
+
+// TestVersionNumbersNotReused checks that a version made after the latest one was deleted gets
+// a new number, as Pulp's next_version does.
+func TestVersionNumbersNotReused(t *testing.T) {
+	runDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newRepo(t, db, "numbers", nil)
+		if n := f.change(f.blobs("a"), nil); n != 1 {
+			t.Fatalf("first version %d, want 1", n)
+		}
+		if err := f.deleteVersion(1); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.change(f.blobs("b"), nil); n != 2 {
+			t.Fatalf("version after deleting the latest: %d, want 2 (numbers are not reused)", n)
+		}
+		if got := f.present(2); !reflect.DeepEqual(got, []string{"b"}) {
+			t.Fatalf("version 2 holds %v, want [b]", got)
+		}
+	})
+}

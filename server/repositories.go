@@ -56,7 +56,7 @@ func repositoryListSpec(k models.Kind) *models.ListSpec {
 		Scope: scopeType(k.PulpType),
 		Columns: map[string]string{"name": "name", "pulp_created": "pulp_created", "pulp_last_updated": "pulp_last_updated",
 			"retain_repo_versions": "retain_repo_versions", "retain_checkpoints": "retain_checkpoints",
-			"description": "description", "next_version": "latest_number", "pulp_id": "id"},
+			"description": "description", "next_version": "next_version", "pulp_id": "id"},
 		Special: special,
 		Order:   "name",
 	}
