@@ -186,6 +186,33 @@ failed() {
 	say "FAILED: $1: $2"
 }
 
+# cpu_ticks PID prints the user + system CPU time PID has used, in clock ticks (0 without PID).
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() {
+	[[ -n "$1" ]] || {
+		echo 0
+		return
+	}
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# server_pid KEY prints the pid of the cache server a run's key is about (none for direct).
+server_pid() {
+	case $1 in
+	pulpgo-* | rep-pulpgo-*) echo "$pulpgo_pid" ;;
+	dist-* | rep-dist-*) echo "$dist_pid" ;;
+	esac
+}
+
+# add_cpu KEY TICKS0 TICKS1: put the server CPU seconds of a run into its JSON (CPU time is
+# much less disturbed by other load on the machine than wall time).
+add_cpu() {
+	local f="$res/$1.json"
+	[[ -n "$(server_pid "$1")" && -s "$f" ]] || return 0
+	jq -c --argjson c "$(awk -v a="$2" -v b="$3" -v t="$clk_tck" 'BEGIN { printf "%.2f", (b - a) / t }')" \
+		'. + {server_cpu_s: $c}' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
+}
+
 # counts FILE saves the upstream counters.
 counts() { curl -fsS "$counts_url" >"$1"; }
 
@@ -207,12 +234,15 @@ delta() {
 # pull KEY REGISTRY IMAGE N [pullbench flags...]: run pullbench, save its JSON line and the
 # upstream counters around it under $res/KEY.*.
 pull() {
-	local key=$1 reg=$2 image=$3 n=$4 rc=0
+	local key=$1 reg=$2 image=$3 n=$4 rc=0 c0 c1
 	shift 4
 	counts "$res/$key.before"
+	c0=$(cpu_ticks "$(server_pid "$key")")
 	"$pullbench" -registry "$reg" -image "$image" -n "$n" -label "$key" -timeout 300s "$@" \
 		>"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
+	c1=$(cpu_ticks "$(server_pid "$key")")
 	counts "$res/$key.after"
+	add_cpu "$key" "$c0" "$c1"
 	if ((rc != 0)) || [[ ! -s "$res/$key.json" ]]; then
 		failed "$key" "pullbench exit $rc: $(head -c 600 "$logs/pullbench-$key.log")"
 		[[ -s "$res/$key.json" ]] || echo '{"errors":1}' >"$res/$key.json"
@@ -222,12 +252,15 @@ pull() {
 
 # blobload KEY REGISTRY IMAGE [flags...]: warm blob throughput on the biggest layer.
 blobload() {
-	local key=$1 reg=$2 image=$3 rc=0
+	local key=$1 reg=$2 image=$3 rc=0 c0 c1
 	shift 3
 	counts "$res/$key.before"
+	c0=$(cpu_ticks "$(server_pid "$key")")
 	"$pullbench" -registry "$reg" -image "$image" -blob largest -workers "$BLOB_WORKERS" -duration "$BLOB_DURATION" \
 		-label "$key" -timeout 120s "$@" >"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
+	c1=$(cpu_ticks "$(server_pid "$key")")
 	counts "$res/$key.after"
+	add_cpu "$key" "$c0" "$c1"
 	if ((rc != 0)) || [[ ! -s "$res/$key.json" ]]; then
 		failed "$key" "pullbench exit $rc: $(head -c 600 "$logs/pullbench-$key.log")"
 		[[ -s "$res/$key.json" ]] || echo '{"errors":1}' >"$res/$key.json"
@@ -389,6 +422,7 @@ merge() {
 			.[0] + {seconds: (map(.seconds // 0) | add), bytes: (map(.bytes // 0) | add),
 				completed: (map(.completed // 0) | add), verified: (map(.verified // 0) | add),
 				errors: (map(.errors // 0) | add), repeat: length, rounds_mib_per_s: map(.mib_per_s)}
+			+ (if .[0].server_cpu_s then {server_cpu_s: (map(.server_cpu_s // 0) | add * 100 | round / 100)} else {} end)
 			| .mib_per_s = (if .seconds > 0 then (.bytes / 1048576 / .seconds * 1000 | round / 1000) else 0 end)
 		else
 			sort_by(.seconds // 1e9) as $s | $s[(length - 1) / 2 | floor]
@@ -523,6 +557,11 @@ upcell() {
 	delta "$res/$1.before" "$res/$1.after" .requests
 }
 
+# cpugib KEY: the server's CPU seconds per GiB it served in that run.
+cpugib() {
+	get "$1" 'if .server_cpu_s and (.bytes // 0) > 0 then (.server_cpu_s / (.bytes / 1073741824) * 100 | round / 100) else null end'
+}
+
 # ratio A B prints A/B with two decimals, or "-".
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
@@ -608,6 +647,9 @@ echo
 		"$(get dist-tags '"\(.burst_upstream_requests) (\(.burst_upstream_manifest_requests))"')"
 	printf 'warm blob MiB/s (%s GET loops, biggest layer, %s x %s)\t%s\t%s\t%s\n' "$BLOB_WORKERS" "$BLOB_ROUNDS" "$BLOB_DURATION" \
 		"$(get direct-blob '.mib_per_s | floor')" "$(get pulpgo-blob '.mib_per_s | floor')" "$(get dist-blob '.mib_per_s | floor')"
+	for k in "cold-$last:$last cold pulls" "warm-$last:$last warm pulls" "blob:warm blob load"; do
+		printf 'server CPU s per GiB served, %s\t%s\t%s\t%s\n' "${k#*:}" "-" "$(cpugib "pulpgo-${k%%:*}")" "$(cpugib "dist-${k%%:*}")"
+	done
 	printf 'peak RSS MiB (max VmHWM of the instances)\t%s\t%s\t%s\n' "-" "$(peak pulpgo)" "$(peak dist)"
 	printf 'errors (pulls, blob loads, wrk non-2xx)\t%s\t%s\t%s\n' "$(total_errors direct)" "$(total_errors pulpgo)" "$(total_errors dist)"
 } | column -t -s $'\t'
@@ -633,6 +675,8 @@ echo
 	printf 'peak RSS pulpgo, MiB\t%s\t< 100\t%s\n' "$prss" "$(verdict "$prss" "<" 100)"
 	printf 'warm tag GETs/s, pulpgo / distribution\t%s\t>= 10\t%s\n' "$tag_r" "$(verdict "$tag_r" ">=" 10)"
 	printf 'warm blob throughput, pulpgo / distribution\t%s\t>= 1.5\t%s\n' "$blob_r" "$(verdict "$blob_r" ">=" 1.5)"
+	printf 'server CPU per GiB, warm blob load, pulpgo / distribution\t%s\t(info)\t-\n' "$(ratio "$(cpugib pulpgo-blob)" "$(cpugib dist-blob)")"
+	printf 'server CPU per GiB, %s warm pulls, pulpgo / distribution\t%s\t(info)\t-\n' "$last" "$(ratio "$(cpugib "pulpgo-warm-$last")" "$(cpugib "dist-warm-$last")")"
 } | column -t -s $'\t'
 echo
 if ((failures > 0)); then
