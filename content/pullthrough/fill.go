@@ -212,13 +212,15 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	if got := algorithm + ":" + hex.EncodeToString(sum); got != f.digest {
 		return &DigestMismatchError{Digest: f.digest, Got: got}
 	}
+	// The bytes are verified: readers may finish now, while the staging file is made durable
+	// (fsync of a large blob takes a while) and committed.
+	f.setVerified(total)
 	if err := file.Sync(); err != nil {
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
 	if err := file.Close(); err != nil {
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
-	f.setVerified(total)
 
 	if err := fs.commit(ctx, f, file.Name(), blobPath); err != nil {
 		return fmt.Errorf("commit blob %s: %w", f.digest, err)
