@@ -28,7 +28,7 @@ type Repository struct {
 	// NextVersion is the number the next version gets: numbers are never reused, even after
 	// the latest version is deleted (as Pulp's next_version).
 	NextVersion int64 `gorm:"not null;default:0" json:"-"`
-	PullThrough  bool  `gorm:"not null;default:false" json:"-"`
+	PullThrough bool  `gorm:"not null;default:false" json:"-"`
 }
 
 // Kind returns the API kind of r.

@@ -107,4 +107,3 @@ func (g headAsGet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type noBody struct{ http.ResponseWriter }
 
 func (n noBody) Write(b []byte) (int, error) { return len(b), nil }
-

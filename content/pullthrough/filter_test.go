@@ -13,7 +13,7 @@ func TestAllowed(t *testing.T) {
 		{"library/busybox", []string{"*"}, []string{"library/busy*"}, false},
 		{"library/debian", []string{"library/*"}, []string{"library/debian"}, false},
 		{"library/debian", nil, []string{"library/busybox"}, false}, // Pulp: excludes alone allow nothing
-		{"a/b/c", []string{"a/*"}, nil, true},                      // "*" crosses "/"
+		{"a/b/c", []string{"a/*"}, nil, true},                       // "*" crosses "/"
 		{"library/alpine", []string{"library/alp?ne"}, nil, true},
 		{"library/alpine", []string{"library/[ab]lpine"}, nil, true},
 		{"library/alpine", []string{"library/[!a]lpine"}, nil, false},
