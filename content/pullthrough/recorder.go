@@ -56,7 +56,9 @@ func (b *batcher) add(repositoryID string, item RecordItem) {
 		b.pending[repositoryID] = bt
 		b.wg.Add(1)
 		bt.timer = time.AfterFunc(b.quiet, func() { b.flush(repositoryID, bt) })
-	} else if time.Since(bt.first) < b.maxDelay {
+	} else if time.Since(bt.first) < b.maxDelay && bt.timer.Stop() {
+		// Re-arm only a timer that has not fired: a fired one's flush is waiting for b.mu and
+		// takes this item too; re-arming it would flush the batch a second time.
 		bt.timer.Reset(b.quiet)
 	}
 	if !bt.seen[item] {

@@ -56,3 +56,41 @@ func TestBatcherCloseFlushes(t *testing.T) {
 		t.Fatalf("calls = %v, want 2", rec.calls)
 	}
 }
+
+// countingRecorder counts how often each item is recorded.
+type countingRecorder struct {
+	mu    sync.Mutex
+	count map[RecordItem]int
+}
+
+func (c *countingRecorder) Record(_ context.Context, _ string, items []RecordItem) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, it := range items {
+		c.count[it]++
+	}
+	return nil
+}
+
+// TestBatcherAddAfterTimerFiredRecordsOnce checks that an item added while a batch's timer has
+// fired but its flush has not taken the lock yet is recorded once: re-arming the fired timer
+// ran the flush of that batch twice (two versions for one pull, and a negative WaitGroup).
+func TestBatcherAddAfterTimerFiredRecordsOnce(t *testing.T) {
+	rec := &countingRecorder{count: map[RecordItem]int{}}
+	b := newBatcher(rec, time.Microsecond, time.Hour, slog.Default())
+	const n = 20000
+	for i := range n {
+		b.add("repo", RecordItem{Digest: "sha256:" + string(rune('a'+i%26)), Tag: time.Duration(i).String()})
+	}
+	b.close()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.count) != n {
+		t.Fatalf("%d items recorded, want %d", len(rec.count), n)
+	}
+	for it, c := range rec.count {
+		if c != 1 {
+			t.Fatalf("%v recorded %d times, want once", it, c)
+		}
+	}
+}
