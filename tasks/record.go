@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"gorm.io/gorm"
 
@@ -44,8 +45,9 @@ func RecordJob(store storage.Driver) Job {
 			if err := tx.Take(&repo, "id = ?", a.RepositoryID).Error; err != nil {
 				return fmt.Errorf("repository %s: %w", a.RepositoryID, err)
 			}
-			r := &recording{ctx: ctx, tx: tx, store: store, seen: map[string]string{}}
+			r := &recording{ctx: ctx, tx: tx, store: store, seen: map[string]string{}, added: map[string]bool{}}
 			var remove []models.ContentRef
+			tagged := map[string]string{} // tag name → id of the tag added for it so far
 			for _, it := range a.Items {
 				id, err := r.manifest(it.Digest)
 				if err != nil {
@@ -58,8 +60,13 @@ func RecordJob(store storage.Driver) Job {
 				if err != nil {
 					return err
 				}
-				r.add = append(r.add, models.ContentRef{Type: models.KindTag.PulpType, ID: tag.ID})
-				// A tag name appears once per version: the new tag replaces the old one.
+				// A tag name appears once per version: the new tag replaces the old one, including
+				// one added by an earlier item of this batch (the tag moved between two pulls).
+				if prev, ok := tagged[it.Tag]; ok && prev != tag.ID {
+					r.drop(prev)
+				}
+				tagged[it.Tag] = tag.ID
+				r.addRef(models.ContentRef{Type: models.KindTag.PulpType, ID: tag.ID})
 				var old []string
 				members := models.PresentIn(tx.Model(&models.RepositoryContent{}).Select("content_id"), repo.ID, repo.LatestNumber)
 				if err := tx.Model(&models.Tag{}).Where("name = ? AND id <> ? AND id IN (?)", it.Tag, tag.ID, members).
@@ -70,6 +77,8 @@ func RecordJob(store storage.Driver) Job {
 					remove = append(remove, models.ContentRef{Type: models.KindTag.PulpType, ID: o})
 				}
 			}
+			// Content this version keeps is not removed (a tag moved and moved back).
+			remove = slices.DeleteFunc(remove, func(c models.ContentRef) bool { return r.added[c.ID] })
 			v, err := models.NewVersion(tx, &repo, r.add, remove)
 			if err != nil {
 				return err
@@ -89,7 +98,23 @@ type recording struct {
 	tx    *gorm.DB
 	store storage.Driver
 	add   []models.ContentRef
+	added map[string]bool   // ids in add: each content unit is added once
 	seen  map[string]string // manifest digest → id
+}
+
+// addRef adds c to the version unless it is added already.
+func (r *recording) addRef(c models.ContentRef) {
+	if r.added[c.ID] {
+		return
+	}
+	r.added[c.ID] = true
+	r.add = append(r.add, c)
+}
+
+// drop takes the content unit id out of what the version adds.
+func (r *recording) drop(id string) {
+	delete(r.added, id)
+	r.add = slices.DeleteFunc(r.add, func(c models.ContentRef) bool { return c.ID == id })
 }
 
 func (r *recording) read(digest string, limit int64) ([]byte, error) {
@@ -166,7 +191,7 @@ func (r *recording) manifest(digest string) (string, error) {
 				return "", err
 			}
 			blobIDs = append(blobIDs, b.ID)
-			r.add = append(r.add, models.ContentRef{Type: models.KindBlob.PulpType, ID: b.ID})
+			r.addRef(models.ContentRef{Type: models.KindBlob.PulpType, ID: b.ID})
 			if l.Size > 0 {
 				total += l.Size
 			}
@@ -178,7 +203,7 @@ func (r *recording) manifest(digest string) (string, error) {
 				return "", err
 			}
 			row.ConfigBlobID = &b.ID
-			r.add = append(r.add, models.ContentRef{Type: models.KindBlob.PulpType, ID: b.ID})
+			r.addRef(models.ContentRef{Type: models.KindBlob.PulpType, ID: b.ID})
 			if raw, err := r.read(m.Config.Digest, 1<<20); err == nil {
 				var cfg oci.ImageConfig
 				if json.Unmarshal(raw, &cfg) == nil {
@@ -201,7 +226,7 @@ func (r *recording) manifest(digest string) (string, error) {
 		return "", err
 	}
 	r.seen[digest] = saved.ID
-	r.add = append(r.add, models.ContentRef{Type: models.KindManifest.PulpType, ID: saved.ID})
+	r.addRef(models.ContentRef{Type: models.KindManifest.PulpType, ID: saved.ID})
 	return saved.ID, nil
 }
 
