@@ -118,7 +118,9 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		return nil, unknown
 	}
 	m, err := im.c.heads.do("get|"+src.ID+"|"+digest, func() (tagState, error) {
-		_, err := im.fetchManifest(ctx, digest, digest)
+		// Every client of this digest waits for this fetch: it must not end with the one that
+		// started it (fetchManifest bounds it with the upstream timeout).
+		_, err := im.fetchManifest(context.WithoutCancel(ctx), digest, digest)
 		return tagState{digest: digest}, err
 	})
 	if err != nil {

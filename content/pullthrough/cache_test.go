@@ -1,0 +1,198 @@
+package pullthrough
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// fakeUpstream serves manifests by tag and digest, and blobs, for one repository name; it
+// counts requests by "METHOD kind ref", and before answering it calls hold, when set.
+type fakeUpstream struct {
+	mu        sync.Mutex
+	manifests map[string][]byte // by digest
+	tags      map[string]string // tag → digest
+	blobs     map[string][]byte
+	hits      map[string]int
+	hold      func(r *http.Request)
+}
+
+func newFakeUpstream(t *testing.T) (*fakeUpstream, *httptest.Server) {
+	u := &fakeUpstream{manifests: map[string][]byte{}, tags: map[string]string{}, blobs: map[string][]byte{}, hits: map[string]int{}}
+	srv := httptest.NewServer(u)
+	t.Cleanup(srv.Close)
+	return u, srv
+}
+
+func (u *fakeUpstream) addManifest(tag string, raw []byte) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	d := oci.Digest(raw)
+	u.manifests[d] = raw
+	if tag != "" {
+		u.tags[tag] = d
+	}
+	return d
+}
+
+func (u *fakeUpstream) count(key string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.hits[key]
+}
+
+func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v2/" {
+		return
+	}
+	i := strings.LastIndex(r.URL.Path, "/")
+	ref := r.URL.Path[i+1:]
+	head := r.URL.Path[:i]
+	kind := head[strings.LastIndex(head, "/")+1:]
+	u.mu.Lock()
+	u.hits[r.Method+" "+kind+" "+ref]++
+	hold := u.hold
+	u.mu.Unlock()
+	if hold != nil {
+		hold(r)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch kind {
+	case "manifests":
+		d := ref
+		if !oci.IsDigest(ref) {
+			d = u.tags[ref]
+		}
+		raw, ok := u.manifests[d]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}`))
+			return
+		}
+		w.Header().Set("Content-Type", oci.MediaTypeOCIManifest)
+		w.Header().Set("Docker-Content-Digest", d)
+		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(raw)
+		}
+	case "blobs":
+		b, ok := u.blobs[ref]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}`))
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Header().Set("Docker-Content-Digest", ref)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(b)
+		}
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// cacheEnv is a Cache over SQLite and a filesystem storage, with pull-through distribution
+// "cache" in front of a fake upstream.
+type cacheEnv struct {
+	db    *gorm.DB
+	store *storage.Filesystem
+	cache *Cache
+	pt    *models.Distribution
+	rec   *countingRecorder
+}
+
+func newCacheEnv(t *testing.T, upstreamURL string, cfg Config) *cacheEnv {
+	t.Helper()
+	db, err := models.Open("", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := models.Migrate(db); err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := models.Now()
+	remote := &models.Remote{ID: models.NewID(), PulpType: models.KindPullThroughRemote.PulpType, Name: "cache",
+		URL: upstreamURL, PulpLabels: models.Labels{}, PulpCreated: now, PulpLastUpdated: now}
+	if err := db.Create(remote).Error; err != nil {
+		t.Fatal(err)
+	}
+	pt := &models.Distribution{ID: models.NewID(), PulpType: models.KindPullThroughDist.PulpType, Name: "cache",
+		BasePath: "cache", RemoteID: &remote.ID, PulpLabels: models.Labels{}, PulpCreated: now, PulpLastUpdated: now}
+	if err := db.Create(pt).Error; err != nil {
+		t.Fatal(err)
+	}
+	rec := &countingRecorder{count: map[RecordItem]int{}}
+	cfg.DB, cfg.Storage, cfg.StagingDir, cfg.Recorder = db, store, t.TempDir(), rec
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		_ = store.Close()
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	return &cacheEnv{db: db, store: store, cache: c, pt: pt, rec: rec}
+}
+
+// TestManifestByDigestSurvivesItsClientLeaving checks that the upstream fetch of a manifest
+// by digest, which every concurrent client of that digest waits for, is not cut short when
+// the client that started it goes away: it completes and stores the manifest.
+func TestManifestByDigestSurvivesItsClientLeaving(t *testing.T) {
+	up, srv := newFakeUpstream(t)
+	d := up.addManifest("", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:`+strings.Repeat("a", 64)+`","size":2},"layers":[]}`))
+	e := newCacheEnv(t, srv.URL, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once atomic.Bool
+	up.hold = func(r *http.Request) {
+		if r.Method == http.MethodGet && once.CompareAndSwap(false, true) {
+			close(arrived)
+			<-release
+		}
+	}
+	img, err := e.cache.Image(context.Background(), e.pt, "library/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := img.Manifest(ctx, d)
+		errc <- err
+	}()
+	<-arrived
+	cancel() // the first client leaves while the upstream answers
+	close(release)
+	<-errc
+	img2, err := e.cache.Image(context.Background(), e.pt, "library/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := img2.Manifest(context.Background(), d); err != nil {
+		t.Fatalf("second pull: %v", err)
+	}
+	if n := up.count("GET manifests " + d); n != 1 {
+		t.Fatalf("upstream GETs of the manifest: %d, want 1 (the first fetch was abandoned)", n)
+	}
+}
