@@ -2,6 +2,8 @@ package pullthrough
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -194,5 +196,34 @@ func TestManifestByDigestSurvivesItsClientLeaving(t *testing.T) {
 	}
 	if n := up.count("GET manifests " + d); n != 1 {
 		t.Fatalf("upstream GETs of the manifest: %d, want 1 (the first fetch was abandoned)", n)
+	}
+}
+
+// TestFailedFillReadsAsUpstreamError checks that a reader of a fill that failed because of
+// the upstream (here: bytes that do not match the digest) fails with the registry error of
+// that failure, so that a client whose transfer had not started gets 502, not 500.
+func TestFailedFillReadsAsUpstreamError(t *testing.T) {
+	up, srv := newFakeUpstream(t)
+	good := []byte("the real layer")
+	d := oci.Digest(good)
+	up.blobs[d] = []byte("a fake layer!!") // same length, other bytes
+	e := newCacheEnv(t, srv.URL, Config{})
+	img, err := e.cache.Image(context.Background(), e.pt, "library/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := img.Blob(context.Background(), d, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := bc.Open(context.Background(), 0)
+	defer rc.Close()
+	_, err = io.ReadAll(rc)
+	var oe *oci.Error
+	if !errors.As(err, &oe) || oe.Status != http.StatusBadGateway {
+		t.Fatalf("read error %v, want one carrying the registry error %v", err, oci.ErrUpstreamBad)
+	}
+	if _, serr := e.store.Stat(context.Background(), mustBlobPath(d)); serr == nil {
+		t.Fatal("a blob that does not match its digest was stored")
 	}
 }

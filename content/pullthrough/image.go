@@ -288,7 +288,28 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		}
 		return nil, err
 	}
-	return &oci.BlobContent{Digest: digest, Size: size, Open: fill.NewReader}, nil
+	read := func(ctx context.Context, off int64) io.ReadCloser {
+		return &fillErrReader{ReadCloser: fill.NewReader(ctx, off), fill: fill, unknown: unknown}
+	}
+	return &oci.BlobContent{Digest: digest, Size: size, Open: read}, nil
+}
+
+// fillErrReader reads a fill; when the fill fails, the failure comes back wrapped in the
+// registry error it maps to (an upstream failure is a 502 or 504, not a 500).
+type fillErrReader struct {
+	io.ReadCloser
+	fill    *Fill
+	unknown *oci.Error
+}
+
+func (r *fillErrReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		if ferr := r.fill.Err(); ferr != nil && err == ferr {
+			err = fmt.Errorf("%w: %w", upstreamError(ferr, r.unknown), ferr)
+		}
+	}
+	return n, err
 }
 
 // storedBlob opens a stored blob for serving.
