@@ -44,7 +44,7 @@ type Cache struct {
 	fills    *Fills
 	negative *negativeCache
 	batch    *batcher
-	tags     tagStates
+	tags     *tagStates
 	heads    group[tagState]
 	children group[*childObjects]
 
@@ -76,7 +76,7 @@ func New(cfg Config) (*Cache, error) {
 		fills:      NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger, fillOptions(cfg)...),
 		negative:   newNegativeCache(cfg.NegativeTTL),
 		batch:      newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
-		tags:       tagStates{m: map[string]tagState{}},
+		tags:       newTagStates(cfg.TagFreshness),
 		clients:    map[string]*upstream.Client{},
 		childCache: map[string]cachedChild{},
 	}, nil

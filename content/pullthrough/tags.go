@@ -18,8 +18,18 @@ type tagState struct {
 // tagStates are the tags this process has seen, by repository and tag. Tags recorded by other
 // processes are found in the database.
 type tagStates struct {
-	mu sync.RWMutex
-	m  map[string]tagState
+	// keep is how long a state is worth more than the database's answer: the freshness window,
+	// and the time its recording takes. Older states are dropped when the map is full.
+	keep time.Duration
+	mu   sync.RWMutex
+	m    map[string]tagState
+}
+
+// tagLimit bounds the tag states kept in memory.
+var tagLimit = 10000
+
+func newTagStates(freshness time.Duration) *tagStates {
+	return &tagStates{keep: max(freshness, time.Minute), m: map[string]tagState{}}
 }
 
 func tagKey(repoID, tag string) string { return repoID + "|" + tag }
@@ -34,6 +44,17 @@ func (t *tagStates) get(repoID, tag string) (tagState, bool) {
 func (t *tagStates) set(repoID, tag string, s tagState) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.m) >= tagLimit {
+		horizon := time.Now().Add(-t.keep)
+		for k, old := range t.m {
+			if old.checked.Before(horizon) {
+				delete(t.m, k)
+			}
+		}
+		if len(t.m) >= tagLimit {
+			clear(t.m)
+		}
+	}
 	t.m[tagKey(repoID, tag)] = s
 }
 

@@ -1,0 +1,30 @@
+package pullthrough
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestTagStatesStayBounded checks that the tags a long-running process has seen do not pile
+// up without end: once the map is full, states older than the freshness horizon (which the
+// database answers for, once recorded) make room.
+func TestTagStatesStayBounded(t *testing.T) {
+	defer func(n int) { tagLimit = n }(tagLimit)
+	tagLimit = 100
+	ts := newTagStates(time.Minute)
+	old := time.Now().Add(-time.Hour)
+	for i := range 10 * tagLimit {
+		ts.set("repo", strconv.Itoa(i), tagState{digest: "sha256:x", checked: old})
+	}
+	ts.set("repo", "fresh", tagState{digest: "sha256:y", checked: time.Now()})
+	ts.mu.RLock()
+	n := len(ts.m)
+	ts.mu.RUnlock()
+	if n > tagLimit {
+		t.Fatalf("%d tag states kept, want at most %d", n, tagLimit)
+	}
+	if s, ok := ts.get("repo", "fresh"); !ok || s.digest != "sha256:y" {
+		t.Fatalf("the newest state was lost: %v %v", s, ok)
+	}
+}
