@@ -77,8 +77,10 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, img Image
 func (r *Registry) stream(w http.ResponseWriter, req *http.Request, bc *BlobContent, start, length int64, status int) {
 	rc := bc.Open(req.Context(), start)
 	defer func() { _ = rc.Close() }()
+	// A response that reaches the blob's end reads the reader to its end: a fill's reader ends
+	// only once the blob is verified, and a limit would end it before that.
 	var src io.Reader = rc
-	if length >= 0 {
+	if length >= 0 && (bc.Size < 0 || start+length < bc.Size) {
 		src = io.LimitReader(rc, length)
 	}
 	bp := r.bufs.Get().(*[]byte)
@@ -101,6 +103,23 @@ func (r *Registry) stream(w http.ResponseWriter, req *http.Request, bc *BlobCont
 	rc2 := http.NewResponseController(w)
 	var written int64
 	for {
+		if n > 0 && length >= 0 && written+int64(n) >= length {
+			// These bytes complete the body: send them only once the reader confirms its end,
+			// so that a client never gets a complete body of a blob that failed.
+			if written+int64(n) == length && rerr == nil {
+				var probe [1]byte
+				var m int
+				if m, rerr = readSome(src, probe[:]); m > 0 {
+					rerr = nil
+				}
+			}
+			if written+int64(n) > length || rerr == nil {
+				rerr = fmt.Errorf("blob %s: longer than its %d bytes", bc.Digest, length)
+			}
+			if rerr != io.EOF {
+				break
+			}
+		}
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
 				return // the client went away
