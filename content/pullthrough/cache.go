@@ -47,6 +47,7 @@ type Cache struct {
 	tags     *tagStates
 	heads    group[tagState]
 	children group[*childObjects]
+	grants   grants
 
 	mu         sync.Mutex
 	clients    map[string]*upstream.Client

@@ -105,10 +105,13 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if !oci.ValidDigest(digest) {
 		return nil, oci.ErrDigestInvalid.WithDetail("digest", digest)
 	}
+	unknown := oci.ErrManifestUnknown.WithDetail("reference", digest)
 	if m, err := im.c.storedManifest(ctx, digest); err == nil {
+		if !im.mayServe(ctx, digest, true) {
+			return nil, unknown
+		}
 		return m, nil
 	}
-	unknown := oci.ErrManifestUnknown.WithDetail("reference", digest)
 	src := im.source()
 	if src == nil {
 		return nil, unknown
@@ -162,6 +165,7 @@ func (im *image) fetchManifest(ctx context.Context, ref, want string) (*oci.Mani
 	if err := im.c.storeManifest(ctx, m); err != nil {
 		return nil, err
 	}
+	im.c.grants.add(im.name, m.Digest)
 	return m, nil
 }
 
@@ -239,6 +243,7 @@ func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known 
 		return tagState{}, err
 	}
 	now := time.Now()
+	im.c.grants.add(im.name, digest)
 	im.c.tags.set(im.repoID(), tag, tagState{digest: digest, checked: now})
 	if !known || st.digest != digest {
 		im.c.batch.add(im.repoID(), RecordItem{Digest: digest, Tag: tag})
@@ -254,6 +259,10 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return nil, oci.ErrDigestInvalid.WithDetail("digest", digest)
 	}
 	if bc, err := im.c.storedBlob(ctx, digest, path); err == nil {
+		if !im.mayServe(ctx, digest, false) {
+			_ = bc.File.Close()
+			return nil, unknown
+		}
 		return bc, nil
 	}
 	src := im.source()
@@ -281,6 +290,7 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 	}
 	open := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
 	fill := im.c.fills.Start(ctx, digest, open, nil)
+	im.c.grants.add(im.name, digest)
 	size, err := fill.Size(ctx)
 	if err != nil {
 		if fill.Err() != nil {

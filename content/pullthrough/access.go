@@ -1,0 +1,81 @@
+package pullthrough
+
+import (
+	"context"
+	"sync"
+
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// grants remembers which digests an image may serve from storage. Storage is shared by every
+// repository, so a digest stored for one image (a private one, say) is served through another
+// only when that image's repository holds it, this cache fetched it for that image, or the
+// image's upstream confirms that the name has it.
+type grants struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const maxGrants = 100000
+
+func (g *grants) has(name, digest string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.m[name+"@"+digest]
+	return ok
+}
+
+func (g *grants) add(name, digest string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil || len(g.m) >= maxGrants {
+		g.m = map[string]struct{}{}
+	}
+	g.m[name+"@"+digest] = struct{}{}
+}
+
+// mayServe reports whether the image may serve the stored blob or manifest digest.
+func (im *image) mayServe(ctx context.Context, digest string, manifest bool) bool {
+	if im.c.grants.has(im.name, digest) {
+		return true
+	}
+	if id := im.repoID(); id != "" && im.c.inRepository(ctx, id, digest, manifest) {
+		im.c.grants.add(im.name, digest)
+		return true
+	}
+	src := im.source()
+	if src == nil {
+		return false
+	}
+	cl, err := im.c.client(src)
+	if err != nil {
+		return false
+	}
+	hctx, cancel := context.WithTimeout(ctx, im.c.cfg.UpstreamTimeout)
+	defer cancel()
+	if manifest {
+		desc, err := cl.HeadManifest(hctx, im.upstreamName(), digest, nil)
+		if err != nil || desc.Digest != digest {
+			return false
+		}
+	} else if _, err := cl.HeadBlob(hctx, im.upstreamName(), digest); err != nil {
+		return false
+	}
+	im.c.grants.add(im.name, digest)
+	return true
+}
+
+// inRepository reports whether the latest version of the repository holds the blob or
+// manifest digest (a blob also counts when a manifest of the version lists it).
+func (c *Cache) inRepository(ctx context.Context, repoID, digest string, manifest bool) bool {
+	db := c.cfg.DB.WithContext(ctx)
+	members := db.Model(&models.RepositoryContent{}).Select("content_id").
+		Where("repository_id = ? AND version_removed IS NULL", repoID)
+	var n int64
+	if manifest {
+		db.Model(&models.Manifest{}).Where("digest = ? AND id IN (?)", digest, members).Count(&n)
+		return n > 0
+	}
+	db.Model(&models.Blob{}).Where("digest = ? AND id IN (?)", digest, members).Count(&n)
+	return n > 0
+}
