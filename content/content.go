@@ -44,7 +44,8 @@ type Config struct {
 // App is the content app: the registry handler and the cache behind it.
 type App struct {
 	http.Handler
-	cache *pullthrough.Cache
+	cache   *pullthrough.Cache
+	release func()
 }
 
 // New builds the content app.
@@ -53,24 +54,35 @@ func New(cfg Config) (*App, error) {
 	if cfg.Redis != nil {
 		locker = redisLocker{rdb: cfg.Redis, ttl: fillLockTTL}
 	}
+	staging, release, err := instanceStaging(filepath.Join(cfg.Storage.Dir(), ".fills"))
+	if err != nil {
+		return nil, err
+	}
 	cache, err := pullthrough.New(pullthrough.Config{Locker: locker,
-		DB: cfg.DB, Storage: cfg.Storage, StagingDir: filepath.Join(cfg.Storage.Dir(), ".fills"),
+		DB: cfg.DB, Storage: cfg.Storage, StagingDir: staging,
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
 		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 	})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
 		AdminPassword: cfg.AdminPassword, Logger: cfg.Logger})
 	if err != nil {
+		cache.Close()
+		release()
 		return nil, err
 	}
-	return &App{Handler: reg, cache: cache}, nil
+	return &App{Handler: reg, cache: cache, release: release}, nil
 }
 
-// Close records what the cache still holds and waits for running fills.
-func (a *App) Close() { a.cache.Close() }
+// Close records what the cache still holds, waits for running fills and removes this
+// process's staging directory.
+func (a *App) Close() {
+	a.cache.Close()
+	a.release()
+}
 
 // Mux sends registry paths (/v2/...) to reg and everything else to api, so that one port
 // serves both, as `pulpgo serve` does.

@@ -91,7 +91,13 @@ func run(role string, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("open storage %s: %w", cfg.StorageDir, err)
 	}
-	if err := store.SweepStaging(); err != nil {
+	// serve owns its storage; roles that may share it with other processes sweep only what
+	// no write in progress can own.
+	sweep := store.SweepStaging
+	if role != "serve" {
+		sweep = func() error { return store.SweepStagingOlderThan(time.Hour) }
+	}
+	if err := sweep(); err != nil {
 		return fmt.Errorf("sweep storage staging: %w", err)
 	}
 

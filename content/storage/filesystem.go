@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // stagingName is the directory inside the root where writers keep their temporary files.
@@ -68,7 +69,11 @@ func (s *Filesystem) Close() error { return s.root.Close() }
 
 // SweepStaging deletes the temporary files that writers interrupted by a crash left in the
 // staging directory. Call it at start, before any writer exists.
-func (s *Filesystem) SweepStaging() error {
+func (s *Filesystem) SweepStaging() error { return s.SweepStagingOlderThan(0) }
+
+// SweepStagingOlderThan deletes staging files last written more than age ago: what a process
+// sharing the storage with others may sweep at start without touching their writes in progress.
+func (s *Filesystem) SweepStagingOlderThan(age time.Duration) error {
 	d, err := s.root.Open(stagingName)
 	if err != nil {
 		return fmt.Errorf("storage: sweep staging: %w", err)
@@ -79,7 +84,13 @@ func (s *Filesystem) SweepStaging() error {
 		return fmt.Errorf("storage: sweep staging: %w", err)
 	}
 	var errs []error
+	cutoff := time.Now().Add(-age)
 	for _, e := range entries {
+		if age > 0 {
+			if info, err := e.Info(); err != nil || info.ModTime().After(cutoff) {
+				continue
+			}
+		}
 		if err := s.root.RemoveAll(path.Join(stagingName, e.Name())); err != nil {
 			errs = append(errs, fmt.Errorf("storage: sweep staging: %w", err))
 		}
