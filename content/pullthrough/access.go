@@ -34,35 +34,37 @@ func (g *grants) add(name, digest string) {
 	g.m[name+"@"+digest] = struct{}{}
 }
 
-// mayServe reports whether the image may serve the stored blob or manifest digest.
-func (im *image) mayServe(ctx context.Context, digest string, manifest bool) bool {
+// mayServe reports whether the image may serve the stored blob or manifest digest; upstream
+// is true when only the upstream's confirmation allowed it (the image's repository does not
+// hold it yet).
+func (im *image) mayServe(ctx context.Context, digest string, manifest bool) (ok, upstream bool) {
 	if im.c.grants.has(im.name, digest) {
-		return true
+		return true, false
 	}
 	if id := im.repoID(); id != "" && im.c.inRepository(ctx, id, digest, manifest) {
 		im.c.grants.add(im.name, digest)
-		return true
+		return true, false
 	}
 	src := im.source()
 	if src == nil {
-		return false
+		return false, false
 	}
 	cl, err := im.c.client(src)
 	if err != nil {
-		return false
+		return false, false
 	}
 	hctx, cancel := context.WithTimeout(ctx, im.c.cfg.UpstreamTimeout)
 	defer cancel()
 	if manifest {
 		desc, err := cl.HeadManifest(hctx, im.upstreamName(), digest, nil)
 		if err != nil || desc.Digest != digest {
-			return false
+			return false, false
 		}
 	} else if _, err := cl.HeadBlob(hctx, im.upstreamName(), digest); err != nil {
-		return false
+		return false, false
 	}
 	im.c.grants.add(im.name, digest)
-	return true
+	return true, true
 }
 
 // inRepository reports whether the latest version of the repository holds the blob or

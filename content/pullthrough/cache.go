@@ -150,6 +150,9 @@ func (im *image) ensure(ctx context.Context) error {
 		return nil
 	}
 	p := im.pending
+	if p == nil {
+		return oci.ErrNameUnknown.WithDetail("name", im.name)
+	}
 	objs, err := im.c.children.do(im.name, func() (*childObjects, error) {
 		return im.c.ensureChild(context.WithoutCancel(ctx), p.pt, p.ptRemote, p.upstreamName, im.name)
 	})

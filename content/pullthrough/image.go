@@ -107,8 +107,16 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	}
 	unknown := oci.ErrManifestUnknown.WithDetail("reference", digest)
 	if m, err := im.c.storedManifest(ctx, digest); err == nil {
-		if !im.mayServe(ctx, digest, true) {
+		ok, confirmed := im.mayServe(ctx, digest, true)
+		if !ok {
 			return nil, unknown
+		}
+		if confirmed {
+			// Stored for another image: it becomes content of this one too.
+			if err := im.ensure(ctx); err != nil {
+				return nil, err
+			}
+			im.c.batch.add(im.repoID(), RecordItem{Digest: digest})
 		}
 		return m, nil
 	}
@@ -259,7 +267,7 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return nil, oci.ErrDigestInvalid.WithDetail("digest", digest)
 	}
 	if bc, err := im.c.storedBlob(ctx, digest, path); err == nil {
-		if !im.mayServe(ctx, digest, false) {
+		if ok, _ := im.mayServe(ctx, digest, false); !ok {
 			_ = bc.File.Close()
 			return nil, unknown
 		}
