@@ -119,21 +119,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port prints a loopback port nothing listens on, away from packaged services' ports.
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 12000))
-		case $p in
-		5000 | 5432 | 6379 | 24816 | 24817) continue ;;
-		esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "found no free loopback port"
-}
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 
 # hwm_mib PID prints the peak resident set size of PID in MiB (VmHWM), or nothing.
 hwm_mib() {

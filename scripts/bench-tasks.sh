@@ -51,40 +51,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port prints a loopback port that nothing listens on, away from the ports that packaged
-# services or make run may hold.
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 12000))
-		case $p in
-		5000 | 5432 | 6379 | 24816 | 24817) continue ;;
-		esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "found no free loopback port"
-}
-
-# start_service KIND: start PostgreSQL or Redis in $tmp (a few tries, in case a port is taken
-# between the check and the start) and print "DIR URL".
-start_service() {
-	local kind=$1 script dir port url try
-	script="$root/scripts/start-$kind.sh"
-	for ((try = 1; try <= 5; try++)); do
-		dir="$tmp/$kind-$try"
-		port=$(free_port)
-		if url=$(bash "$script" "$dir" "$port"); then
-			echo "$dir $url"
-			return
-		fi
-		bash "$script" stop "$dir" >/dev/null 2>&1 || true
-		echo "bench-tasks.sh: $kind did not start on port $port (try $try of 5)" >&2
-	done
-	die "could not start $kind: see the errors above"
-}
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 
 # start_server NAME [serve flags...]: run bin/pulpgo serve on a free port with a fresh data
 # directory and wait (at most 30 s) until it answers; sets server_url.

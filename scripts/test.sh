@@ -38,40 +38,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port prints a loopback port that nothing listens on, below the ephemeral range and
-# away from the ports that packaged services or make run may hold.
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 12000))
-		case $p in
-		5000 | 5432 | 6379 | 24816 | 24817) continue ;;
-		esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "found no free loopback port"
-}
-
-# start_server KIND: start PostgreSQL or Redis (a few tries, in case a port is taken
-# between the check and the start) and print its URL.
-start_server() {
-	local kind=$1 script dir port url try
-	script="$root/scripts/start-$kind.sh"
-	for ((try = 1; try <= 5; try++)); do
-		dir="$tmp/$kind-$try"
-		port=$(free_port)
-		if url=$(bash "$script" "$dir" "$port"); then
-			echo "$dir $url"
-			return
-		fi
-		bash "$script" stop "$dir" >/dev/null 2>&1 || true
-		echo "test.sh: $kind did not start on port $port (try $try of 5)" >&2
-	done
-	die "could not start $kind: see the errors above"
-}
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 
 if [[ -z "${PULPGO_TEST_DATABASE_URL:-}" || -z "${PULPGO_TEST_REDIS_URL:-}" ]]; then
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-test.XXXXXX")
@@ -80,7 +48,7 @@ if [[ -z "${PULPGO_TEST_DATABASE_URL:-}" || -z "${PULPGO_TEST_REDIS_URL:-}" ]]; 
 fi
 
 if [[ -z "${PULPGO_TEST_DATABASE_URL:-}" ]]; then
-	out=$(start_server postgres) || exit 1
+	out=$(start_service postgres) || exit 1
 	pg_dir=${out%% *}
 	PULPGO_TEST_DATABASE_URL=${out#* }
 	export PULPGO_TEST_DATABASE_URL
@@ -88,7 +56,7 @@ if [[ -z "${PULPGO_TEST_DATABASE_URL:-}" ]]; then
 fi
 
 if [[ -z "${PULPGO_TEST_REDIS_URL:-}" ]]; then
-	out=$(start_server redis) || exit 1
+	out=$(start_service redis) || exit 1
 	redis_dir=${out%% *}
 	PULPGO_TEST_REDIS_URL=${out#* }
 	export PULPGO_TEST_REDIS_URL

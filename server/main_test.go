@@ -1,20 +1,10 @@
 package server_test
 
 import (
-	"flag"
-	"os"
 	"testing"
+
+	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
-// TestMain runs the integration tests 8 at a time unless -parallel says otherwise: they mostly
-// wait on PostgreSQL, Redis and task workers, so GOMAXPROCS (go test's default) leaves the
-// machine idle.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	explicit := false
-	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
-	if !explicit {
-		_ = flag.Set("test.parallel", "8")
-	}
-	os.Exit(m.Run())
-}
+// TestMain runs the integration tests several at a time (see testenv.Main).
+func TestMain(m *testing.M) { testenv.Main(m) }

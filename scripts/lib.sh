@@ -1,0 +1,38 @@
+# lib.sh: shell functions shared by the test and benchmark scripts (source it; it defines
+# nothing else). The caller defines die MESSAGE and sets root (the repository) and tmp (a
+# scratch directory readable by the postgres user).
+
+# free_port prints a loopback port that nothing listens on, below the ephemeral range and away
+# from the ports that packaged services or make run may hold.
+free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		case $p in
+		5000 | 5432 | 6379 | 24816 | 24817) continue ;;
+		esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	die "found no free loopback port"
+}
+
+# start_service KIND: start a throwaway PostgreSQL or Redis (KIND postgres or redis) in $tmp
+# on a free port, trying again on another port if one is taken meanwhile, and print "DIR URL".
+start_service() {
+	local kind=$1 script dir port url try
+	script="$root/scripts/start-$kind.sh"
+	for ((try = 1; try <= 5; try++)); do
+		dir="$tmp/$kind-$try"
+		port=$(free_port)
+		if url=$(bash "$script" "$dir" "$port"); then
+			echo "$dir $url"
+			return
+		fi
+		bash "$script" stop "$dir" >/dev/null 2>&1 || true
+		echo "$(basename "$0"): $kind did not start on port $port (try $try of 5)" >&2
+	done
+	die "could not start $kind: see the errors above"
+}
