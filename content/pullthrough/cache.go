@@ -2,6 +2,9 @@ package pullthrough
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,10 +52,11 @@ type Cache struct {
 	children group[*childObjects]
 	grants   grants
 
-	mu         sync.Mutex
-	clients    map[string]*upstream.Client
-	manifests  *manifestMemo
-	childCache map[string]cachedChild
+	mu             sync.Mutex
+	clients        map[string]*upstream.Client // by hash of their settings
+	clientByRemote map[string]*upstream.Client // by remote id and last update
+	manifests      *manifestMemo
+	childCache     map[string]cachedChild
 }
 
 // New returns a Cache; Close flushes what remains to be recorded.
@@ -73,13 +77,14 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("sweep staging dir %s: %w", cfg.StagingDir, err)
 	}
 	return &Cache{
-		cfg:        cfg,
-		fills:      NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger, fillOptions(cfg)...),
-		negative:   newNegativeCache(cfg.NegativeTTL),
-		batch:      newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
-		tags:       newTagStates(cfg.TagFreshness),
-		clients:    map[string]*upstream.Client{},
-		childCache: map[string]cachedChild{},
+		cfg:            cfg,
+		fills:          NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger, fillOptions(cfg)...),
+		negative:       newNegativeCache(cfg.NegativeTTL),
+		batch:          newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
+		tags:           newTagStates(cfg.TagFreshness),
+		clients:        map[string]*upstream.Client{},
+		clientByRemote: map[string]*upstream.Client{},
+		childCache:     map[string]cachedChild{},
 	}, nil
 }
 
@@ -295,49 +300,68 @@ func childRemote(pt *models.Remote, path, upstreamName string) models.Remote {
 	return r
 }
 
-// client returns the upstream client of remote, shared by every image that uses it.
+// client returns the upstream client for remote. Remotes with the same settings (every image
+// pulled through one pull-through remote) share one client, so they share its connections and
+// its token cache.
 func (c *Cache) client(remote *models.Remote) (*upstream.Client, error) {
-	key := remote.ID + "@" + remote.PulpLastUpdated.String()
+	alias := remote.ID + "@" + remote.PulpLastUpdated.String()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cl, ok := c.clients[key]; ok {
+	if cl, ok := c.clientByRemote[alias]; ok {
 		return cl, nil
 	}
-	cfg := upstream.Config{URL: strings.TrimSuffix(remote.URL, "/"), TLSValidation: remote.TLSValidation,
-		Timeout: c.cfg.UpstreamTimeout}
+	cfg := upstreamConfig(remote, c.cfg.UpstreamTimeout)
+	raw, _ := json.Marshal(cfg)
+	sum := sha256.Sum256(raw) // the settings hold secrets: only their hash is kept
+	key := hex.EncodeToString(sum[:])
+	cl, ok := c.clients[key]
+	if !ok {
+		var err error
+		if cl, err = upstream.New(cfg); err != nil {
+			return nil, fmt.Errorf("remote %s: %w", remote.Name, err)
+		}
+		if len(c.clients) >= maxClients {
+			// Requests in flight keep their client; only idle connections are closed.
+			for _, old := range c.clients {
+				old.Close()
+			}
+			c.clients, c.clientByRemote = map[string]*upstream.Client{}, map[string]*upstream.Client{}
+		}
+		c.clients[key] = cl
+	}
+	if len(c.clientByRemote) >= 10*maxClients {
+		c.clientByRemote = map[string]*upstream.Client{}
+	}
+	c.clientByRemote[alias] = cl
+	return cl, nil
+}
+
+// maxClients bounds the upstream clients kept (one per distinct remote settings).
+const maxClients = 256
+
+// upstreamConfig is what a remote says about its upstream, as the upstream client takes it.
+func upstreamConfig(remote *models.Remote, timeout time.Duration) upstream.Config {
 	str := func(p *string) string {
 		if p == nil {
 			return ""
 		}
 		return *p
 	}
-	cfg.Username, cfg.Password = str(remote.Username), str(remote.Password)
-	cfg.CACert, cfg.ClientCert, cfg.ClientKey = str(remote.CACert), str(remote.ClientCert), str(remote.ClientKey)
-	cfg.ProxyURL, cfg.ProxyUsername, cfg.ProxyPassword = str(remote.ProxyURL), str(remote.ProxyUsername), str(remote.ProxyPassword)
-	if h := remote.Headers.Any(); h != nil {
+	cfg := upstream.Config{URL: strings.TrimSuffix(remote.URL, "/"), TLSValidation: remote.TLSValidation, Timeout: timeout,
+		Username: str(remote.Username), Password: str(remote.Password),
+		CACert: str(remote.CACert), ClientCert: str(remote.ClientCert), ClientKey: str(remote.ClientKey),
+		ProxyURL: str(remote.ProxyURL), ProxyUsername: str(remote.ProxyUsername), ProxyPassword: str(remote.ProxyPassword)}
+	if list, ok := remote.Headers.Any().([]any); ok {
 		cfg.Headers = map[string]string{}
-		if list, ok := h.([]any); ok {
-			for _, item := range list {
-				if m, ok := item.(map[string]any); ok {
-					for k, v := range m {
-						cfg.Headers[k] = fmt.Sprint(v)
-					}
+		for _, item := range list {
+			if m, ok := item.(map[string]any); ok {
+				for k, v := range m {
+					cfg.Headers[k] = fmt.Sprint(v)
 				}
 			}
 		}
 	}
-	cl, err := upstream.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("remote %s: %w", remote.Name, err)
-	}
-	for k, old := range c.clients {
-		if strings.HasPrefix(k, remote.ID+"@") {
-			old.Close()
-			delete(c.clients, k)
-		}
-	}
-	c.clients[key] = cl
-	return cl, nil
+	return cfg
 }
 
 // upstreamError maps an upstream failure to the registry error a client sees.
