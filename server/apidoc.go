@@ -23,8 +23,9 @@ type opInfo struct {
 
 // specIndex is openapi/pulp.yaml, parsed once, indexed by Gin route.
 type specIndex struct {
-	doc map[string]any
-	ops map[string]*opInfo // "GET /pulp/api/v3/tasks/:pulp_id/"
+	doc   map[string]any
+	ops   map[string]*opInfo // "GET /pulp/api/v3/tasks/:pulp_id/"
+	allow map[string]string  // Gin route → its Allow header ("GET, PATCH, DELETE, HEAD, OPTIONS")
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -34,7 +35,7 @@ func loadSpec() (*specIndex, error) {
 	if err := yaml.Unmarshal(openapi.Spec, &doc); err != nil {
 		return nil, fmt.Errorf("parse openapi/pulp.yaml: %w", err)
 	}
-	idx := &specIndex{doc: doc, ops: map[string]*opInfo{}}
+	idx := &specIndex{doc: doc, ops: map[string]*opInfo{}, allow: map[string]string{}}
 	paths, _ := doc["paths"].(map[string]any)
 	for path, item := range paths {
 		ginPath := pathParam.ReplaceAllString(path, ":$1")
@@ -56,6 +57,19 @@ func loadSpec() (*specIndex, error) {
 			}
 			idx.ops[strings.ToUpper(method)+" "+ginPath] = info
 		}
+	}
+	for path := range paths {
+		ginPath := pathParam.ReplaceAllString(path, ":$1")
+		var methods []string
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			if _, ok := idx.ops[m+" "+ginPath]; ok {
+				methods = append(methods, m)
+			}
+		}
+		if len(methods) > 0 && methods[0] == "GET" {
+			methods = append(methods, "HEAD")
+		}
+		idx.allow[ginPath] = strings.Join(append(methods, "OPTIONS"), ", ")
 	}
 	return idx, nil
 }

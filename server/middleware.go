@@ -103,3 +103,33 @@ func (s *Server) checkQuery(c *gin.Context) {
 	}
 	c.Next()
 }
+
+// allowHeader sends the Allow header of the matched route, as Pulp does on every response.
+func (s *Server) allowHeader(c *gin.Context) {
+	if allow, ok := s.spec.allow[c.FullPath()]; ok {
+		c.Header("Allow", allow)
+	}
+	c.Next()
+}
+
+// noMethod answers a method the route does not have: OPTIONS describes the endpoint (200),
+// anything else gets Pulp's 405. Gin has set Allow to the route's own methods.
+func (s *Server) noMethod(c *gin.Context) {
+	h := c.Writer.Header()
+	allowed := h.Get("Allow")
+	if strings.Contains(allowed, "GET") {
+		allowed += ", HEAD"
+	}
+	if allowed != "" {
+		h.Set("Allow", allowed+", OPTIONS")
+	}
+	if c.Request.Method == http.MethodOptions && allowed != "" {
+		writeJSON(c, http.StatusOK, map[string]any{
+			"name":    c.Request.URL.Path,
+			"renders": []string{"application/json"},
+			"parses":  []string{"application/json", "application/x-www-form-urlencoded", "multipart/form-data"},
+		})
+		return
+	}
+	writeJSON(c, http.StatusMethodNotAllowed, detail("Method \""+c.Request.Method+"\" not allowed."))
+}

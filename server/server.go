@@ -80,11 +80,9 @@ func New(deps Deps) (http.Handler, error) {
 	r := gin.New()
 	r.RedirectTrailingSlash = true
 	r.HandleMethodNotAllowed = true
-	r.Use(recovery(deps.Logger), correlationID, s.authenticate, s.checkQuery)
+	r.Use(recovery(deps.Logger), correlationID, s.allowHeader, s.authenticate, s.checkQuery)
 	r.NoRoute(func(c *gin.Context) { writeJSON(c, http.StatusNotFound, detail("Not found.")) })
-	r.NoMethod(func(c *gin.Context) {
-		writeJSON(c, http.StatusMethodNotAllowed, detail("Method \""+c.Request.Method+"\" not allowed."))
-	})
+	r.NoMethod(s.noMethod)
 	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: paramError})
 	return headAsGet{r}, nil
 }

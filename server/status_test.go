@@ -243,7 +243,32 @@ func TestContentTypeJSON(t *testing.T) {
 
 func TestMethodNotAllowed(t *testing.T) {
 	runAPI(t, func(t *testing.T, e *env) {
-		e.put(namespaces, map[string]any{}).bodyIs(t, 405, `{"detail": "Method \"PUT\" not allowed."}`)
+		r := e.put(namespaces, map[string]any{})
+		r.bodyIs(t, 405, `{"detail": "Method \"PUT\" not allowed."}`)
+		if got := r.Header.Get("Allow"); got != "GET, POST, HEAD, OPTIONS" {
+			t.Errorf("Allow on 405 = %q, want Pulp's %q", got, "GET, POST, HEAD, OPTIONS")
+		}
+	})
+}
+
+// TestAllowAndOptions checks the Allow header Pulp sends on every response, and that OPTIONS
+// describes an endpoint instead of answering 405.
+func TestAllowAndOptions(t *testing.T) {
+	runAPI(t, func(t *testing.T, e *env) {
+		for path, want := range map[string]string{
+			namespaces:                   "GET, POST, HEAD, OPTIONS",
+			"/pulp/api/v3/status/":       "GET, HEAD, OPTIONS",
+			"/pulp/api/v3/tasks/":        "GET, HEAD, OPTIONS",
+			"/pulp/api/v3/repositories/": "GET, HEAD, OPTIONS",
+		} {
+			if got := e.get(path).Header.Get("Allow"); got != want {
+				t.Errorf("GET %s: Allow %q, want %q", path, got, want)
+			}
+			r := e.do(http.MethodOptions, path, nil)
+			if r.Status != 200 || r.Header.Get("Allow") != want {
+				t.Errorf("OPTIONS %s: %d, Allow %q; want 200 and %q", path, r.Status, r.Header.Get("Allow"), want)
+			}
+		}
 	})
 }
 
