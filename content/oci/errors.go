@@ -15,11 +15,12 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Is matches errors with the same code, so errors.Is(err, ErrBlobUnknown) works on copies
-// that carry details.
+// Is matches the same error with other details, so errors.Is(err, ErrBlobUnknown) works on
+// copies made by WithDetail. Distinct errors that share a code (ErrUpstreamBad and
+// ErrUnsupported, ErrReadOnly and ErrNameInvalid) do not match.
 func (e *Error) Is(target error) bool {
 	var t *Error
-	return errors.As(target, &t) && t.Code == e.Code
+	return errors.As(target, &t) && t.Code == e.Code && t.Status == e.Status && t.Message == e.Message
 }
 
 // WithDetail returns a copy of e carrying detail.
@@ -44,5 +45,6 @@ var (
 	ErrUpstreamThrottle = &Error{http.StatusTooManyRequests, "TOOMANYREQUESTS", "Request was throttled.", nil}
 	ErrUpstreamTimeout  = &Error{http.StatusGatewayTimeout, "UNSUPPORTED", "Response from the upstream timed out.", nil}
 	ErrUpstreamBad      = &Error{http.StatusBadGateway, "UNSUPPORTED", "Invalid response received from the upstream.", nil}
+	ErrTooManyNames     = &Error{http.StatusTooManyRequests, "TOOMANYREQUESTS", "Too many new names pulled through this distribution; try again later.", nil}
 	ErrRangeInvalid     = &Error{http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "Requested range not satisfiable.", nil}
 )

@@ -56,7 +56,9 @@ type Platform struct {
 
 // Manifest is a parsed manifest or index, with its raw bytes (served byte for byte).
 type Manifest struct {
-	Raw       []byte
+	Raw []byte
+	// Digest is the sha256 digest computed from Raw by ManifestDigest (for a signed schema 1
+	// manifest, of its payload), never one an upstream claimed.
 	Digest    string
 	MediaType string
 
@@ -88,13 +90,18 @@ func Digest(b []byte) string {
 }
 
 // ParseManifest parses raw manifest bytes; contentType (the upstream's Content-Type, may be
-// empty) decides the media type when the JSON does not say it.
+// empty) decides the media type when the JSON does not say it. The Digest is computed from
+// raw (ManifestDigest, sha256).
 func ParseManifest(raw []byte, contentType string) (*Manifest, error) {
 	var r rawManifest
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrManifestInvalid, err)
 	}
-	m := &Manifest{Raw: raw, Digest: Digest(raw), SchemaVersion: r.SchemaVersion, Config: r.Config,
+	digest, err := ManifestDigest(raw, "sha256")
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Raw: raw, Digest: digest, SchemaVersion: r.SchemaVersion, Config: r.Config,
 		Layers: r.Layers, Manifests: r.Manifests, Annotations: r.Annotations, ArtifactType: r.ArtifactType}
 	switch {
 	case r.MediaType != "":

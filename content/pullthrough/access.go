@@ -2,37 +2,31 @@ package pullthrough
 
 import (
 	"context"
-	"sync"
 
+	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/models"
 )
 
 // grants remembers which digests an image may serve from storage. Storage is shared by every
 // repository, so a digest stored for one image (a private one, say) is served through another
-// only when that image's repository holds it, this cache fetched it for that image, or the
-// image's upstream confirms that the name has it.
-type grants struct {
-	mu sync.Mutex
-	m  map[string]struct{}
+// only when that image's repository holds it, that image's own upstream fetch delivered it, or
+// that image's upstream confirms that the name has it. A grant is never recorded before one
+// of these happened (a fill that merely started proves nothing).
+type grants struct{ c *lru.Cache[string, struct{}] }
+
+// Grants are small (a name and a digest); the bounds keep them under about 16 MiB.
+const (
+	maxGrants     = 100000
+	maxGrantBytes = 16 << 20
+)
+
+func newGrants() grants {
+	return grants{lru.New(lru.Options[string, struct{}]{MaxEntries: maxGrants, MaxBytes: maxGrantBytes})}
 }
 
-const maxGrants = 100000
+func (g grants) has(name, digest string) bool { return g.c.Has(name + "@" + digest) }
 
-func (g *grants) has(name, digest string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.m[name+"@"+digest]
-	return ok
-}
-
-func (g *grants) add(name, digest string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.m == nil || len(g.m) >= maxGrants {
-		g.m = map[string]struct{}{}
-	}
-	g.m[name+"@"+digest] = struct{}{}
-}
+func (g grants) add(name, digest string) { g.c.Add(name+"@"+digest, struct{}{}) }
 
 // mayServe reports whether the image may serve the stored blob or manifest digest; upstream
 // is true when only the upstream's confirmation allowed it (the image's repository does not

@@ -12,7 +12,7 @@ import (
 
 // TestGrants checks that grants are per image name and digest.
 func TestGrants(t *testing.T) {
-	var g grants
+	g := newGrants()
 	g.add("hub/a", "sha256:1")
 	if !g.has("hub/a", "sha256:1") {
 		t.Fatal("granted digest not found")
@@ -82,7 +82,7 @@ func TestStoredContentNeedsAGrant(t *testing.T) {
 // through one pull-through remote) share one upstream client, and that other settings get
 // their own.
 func TestClientsSharedBySettings(t *testing.T) {
-	c := &Cache{clients: map[string]*upstream.Client{}, clientByRemote: map[string]*upstream.Client{}}
+	c := &Cache{clients: map[string]*upstream.Client{}, clientByRemote: map[string]remoteClient{}}
 	a := &models.Remote{ID: "a", Name: "cache/a", URL: "http://127.0.0.1:1", TLSValidation: true}
 	b := &models.Remote{ID: "b", Name: "cache/b", URL: "http://127.0.0.1:1", TLSValidation: true}
 	other := &models.Remote{ID: "c", Name: "other", URL: "http://127.0.0.1:2", TLSValidation: true}

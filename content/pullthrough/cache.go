@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/upstream"
@@ -39,24 +41,40 @@ type Config struct {
 	RecordQuiet time.Duration
 	// Locker coordinates fills across processes sharing Storage (nil: this process only).
 	Locker Locker
+	// NewNamesPerMinute bounds the images (repository, remote and distribution) one
+	// pull-through distribution creates per minute in this process, with a burst of as many;
+	// past it a pull of a new name is answered 429 and creates nothing. Zero means
+	// DefaultNewNamesPerMinute; negative means no limit.
+	NewNamesPerMinute int
 }
+
+// DefaultNewNamesPerMinute is Config.NewNamesPerMinute's default.
+const DefaultNewNamesPerMinute = 60
 
 // Cache serves images behind pull-through distributions.
 type Cache struct {
-	cfg      Config
-	fills    *Fills
-	negative *negativeCache
-	batch    *batcher
-	tags     *tagStates
-	heads    group[tagState]
-	children group[*childObjects]
-	grants   grants
+	cfg       Config
+	fills     *Fills
+	negative  *negativeCache
+	batch     *batcher
+	tags      *tagStates
+	heads     group[tagState]
+	children  group[*childObjects]
+	grants    grants
+	manifests *lru.Cache[string, *oci.Manifest] // parsed stored manifests by digest
+	childObjs *lru.Cache[string, *childObjects] // objects of children by distribution
+	newNames  *lru.Cache[string, *rate.Limiter] // child creation budget by pull-through distribution
 
 	mu             sync.Mutex
 	clients        map[string]*upstream.Client // by hash of their settings
-	clientByRemote map[string]*upstream.Client // by remote id and last update
-	manifests      *manifestMemo
-	childCache     map[string]cachedChild
+	clientByRemote map[string]remoteClient     // by remote id and last update
+}
+
+// remoteClient is the upstream client of a remote and the hash of the settings it was made
+// from, which keys everything the upstream answers (flights, negative answers).
+type remoteClient struct {
+	cl  *upstream.Client
+	key string
 }
 
 // New returns a Cache; Close flushes what remains to be recorded.
@@ -73,6 +91,9 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.RecordQuiet <= 0 {
 		cfg.RecordQuiet = 300 * time.Millisecond
 	}
+	if cfg.NewNamesPerMinute == 0 {
+		cfg.NewNamesPerMinute = DefaultNewNamesPerMinute
+	}
 	if err := SweepStaging(cfg.StagingDir); err != nil {
 		return nil, fmt.Errorf("sweep staging dir %s: %w", cfg.StagingDir, err)
 	}
@@ -82,9 +103,12 @@ func New(cfg Config) (*Cache, error) {
 		negative:       newNegativeCache(cfg.NegativeTTL),
 		batch:          newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
 		tags:           newTagStates(cfg.TagFreshness),
+		grants:         newGrants(),
+		manifests:      newManifestMemo(),
+		childObjs:      lru.New(lru.Options[string, *childObjects]{MaxEntries: 10000, TTL: childTTL}),
+		newNames:       lru.New(lru.Options[string, *rate.Limiter]{MaxEntries: 10000}),
 		clients:        map[string]*upstream.Client{},
-		clientByRemote: map[string]*upstream.Client{},
-		childCache:     map[string]cachedChild{},
+		clientByRemote: map[string]remoteClient{},
 	}, nil
 }
 
@@ -159,6 +183,10 @@ func (im *image) ensure(ctx context.Context) error {
 		return oci.ErrNameUnknown.WithDetail("name", im.name)
 	}
 	objs, err := im.c.children.do(im.name, func() (*childObjects, error) {
+		if !im.c.mayCreate(p.pt.ID) {
+			im.c.cfg.Logger.Warn("too many new names pulled through a distribution", "distribution", p.pt.Name, "name", im.name)
+			return nil, oci.ErrTooManyNames
+		}
 		return im.c.ensureChild(context.WithoutCancel(ctx), p.pt, p.ptRemote, p.upstreamName, im.name)
 	})
 	if err != nil {
@@ -168,34 +196,37 @@ func (im *image) ensure(ctx context.Context) error {
 	return nil
 }
 
+// mayCreate takes one name from the creation budget of pull-through distribution ptID.
+func (c *Cache) mayCreate(ptID string) bool {
+	if c.cfg.NewNamesPerMinute < 0 {
+		return true
+	}
+	c.mu.Lock()
+	l, ok := c.newNames.Get(ptID)
+	if !ok {
+		n := c.cfg.NewNamesPerMinute
+		l = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)
+		c.newNames.Add(ptID, l)
+	}
+	c.mu.Unlock()
+	return l.Allow()
+}
+
 // childTTL is how long the repository and remote of a child distribution are reused without
 // reading them again: the hot path of warm pulls asks the database nothing else.
 const childTTL = 2 * time.Second
 
-type cachedChild struct {
-	objs    *childObjects
-	expires time.Time
-}
-
 // Child returns the image served by a distribution the cache created earlier.
 func (c *Cache) Child(ctx context.Context, child *models.Distribution) (oci.Image, error) {
 	key := child.ID + "@" + child.PulpLastUpdated.String()
-	c.mu.Lock()
-	cc, ok := c.childCache[key]
-	c.mu.Unlock()
-	if ok && time.Now().Before(cc.expires) {
-		return c.newImage(child.BasePath, cc.objs.repo, cc.objs.remote), nil
+	if objs, ok := c.childObjs.Get(key); ok {
+		return c.newImage(child.BasePath, objs.repo, objs.remote), nil
 	}
 	im, err := c.loadChild(ctx, child)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if len(c.childCache) > 10000 {
-		c.childCache = map[string]cachedChild{}
-	}
-	c.childCache[key] = cachedChild{objs: &childObjects{repo: im.repo, remote: im.remote}, expires: time.Now().Add(childTTL)}
-	c.mu.Unlock()
+	c.childObjs.Add(key, &childObjects{repo: im.repo, remote: im.remote})
 	return im, nil
 }
 
@@ -221,6 +252,7 @@ func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, ptRemo
 	db := c.cfg.DB.WithContext(ctx)
 	unknown := oci.ErrNameUnknown.WithDetail("name", path)
 	objs := &childObjects{}
+	start := time.Now().Add(-time.Second)
 	create := func() error {
 		return db.Transaction(func(tx *gorm.DB) error {
 			var repo models.Repository
@@ -238,17 +270,26 @@ func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, ptRemo
 			case !repo.PullThrough:
 				return unknown
 			}
+			leftover := repo.PulpCreated.Before(start)
 			var remote models.Remote
 			err = tx.Take(&remote, "name = ?", path).Error
+			want := childRemote(ptRemote, path, upstreamName)
 			switch {
+			case errors.Is(err, gorm.ErrRecordNotFound) && leftover:
+				// A repository whose remote is gone holds content of an unknown origin.
+				c.cfg.Logger.Warn("not adopting a pull-through repository without its remote", "name", path)
+				return unknown
 			case errors.Is(err, gorm.ErrRecordNotFound):
-				remote = childRemote(ptRemote, path, upstreamName)
+				remote = want
 				if err := tx.Create(&remote).Error; err != nil {
 					return err
 				}
 			case err != nil:
 				return err
-			case remote.PulpType != models.KindContainerRemote.PulpType || remote.UpstreamName != upstreamName:
+			case !sameUpstream(&remote, &want, c.cfg.UpstreamTimeout):
+				// Left behind by another pull-through distribution, or someone's own remote:
+				// its URL and credentials are not this distribution's to use.
+				c.cfg.Logger.Warn("not adopting a remote that does not match the pull-through remote", "name", path)
 				return unknown
 			}
 			var dist models.Distribution
@@ -287,6 +328,21 @@ func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, ptRemo
 	return objs, nil
 }
 
+// sameUpstream reports whether two remotes pull the same upstream name with the same settings
+// (URL, credentials, TLS, proxy, headers).
+func sameUpstream(a, b *models.Remote, timeout time.Duration) bool {
+	return a.PulpType == b.PulpType && a.UpstreamName == b.UpstreamName &&
+		settingsKey(upstreamConfig(a, timeout)) == settingsKey(upstreamConfig(b, timeout))
+}
+
+// settingsKey is the hash of an upstream configuration (which holds secrets: only the hash is
+// kept).
+func settingsKey(cfg upstream.Config) string {
+	raw, _ := json.Marshal(cfg)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
 // childRemote copies a pull-through remote's settings into the remote of one image.
 func childRemote(pt *models.Remote, path, upstreamName string) models.Remote {
 	r := *pt
@@ -304,36 +360,41 @@ func childRemote(pt *models.Remote, path, upstreamName string) models.Remote {
 // pulled through one pull-through remote) share one client, so they share its connections and
 // its token cache.
 func (c *Cache) client(remote *models.Remote) (*upstream.Client, error) {
+	rc, err := c.remoteClient(remote)
+	return rc.cl, err
+}
+
+// remoteClient returns the upstream client of remote with the hash of its settings.
+func (c *Cache) remoteClient(remote *models.Remote) (remoteClient, error) {
 	alias := remote.ID + "@" + remote.PulpLastUpdated.String()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cl, ok := c.clientByRemote[alias]; ok {
-		return cl, nil
+	if rc, ok := c.clientByRemote[alias]; ok {
+		return rc, nil
 	}
 	cfg := upstreamConfig(remote, c.cfg.UpstreamTimeout)
-	raw, _ := json.Marshal(cfg)
-	sum := sha256.Sum256(raw) // the settings hold secrets: only their hash is kept
-	key := hex.EncodeToString(sum[:])
+	key := settingsKey(cfg)
 	cl, ok := c.clients[key]
 	if !ok {
 		var err error
 		if cl, err = upstream.New(cfg); err != nil {
-			return nil, fmt.Errorf("remote %s: %w", remote.Name, err)
+			return remoteClient{}, fmt.Errorf("remote %s: %w", remote.Name, err)
 		}
 		if len(c.clients) >= maxClients {
 			// Requests in flight keep their client; only idle connections are closed.
 			for _, old := range c.clients {
 				old.Close()
 			}
-			c.clients, c.clientByRemote = map[string]*upstream.Client{}, map[string]*upstream.Client{}
+			c.clients, c.clientByRemote = map[string]*upstream.Client{}, map[string]remoteClient{}
 		}
 		c.clients[key] = cl
 	}
 	if len(c.clientByRemote) >= 10*maxClients {
-		c.clientByRemote = map[string]*upstream.Client{}
+		c.clientByRemote = map[string]remoteClient{}
 	}
-	c.clientByRemote[alias] = cl
-	return cl, nil
+	rc := remoteClient{cl: cl, key: key}
+	c.clientByRemote[alias] = rc
+	return rc, nil
 }
 
 // maxClients bounds the upstream clients kept (one per distinct remote settings).

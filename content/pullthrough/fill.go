@@ -83,20 +83,34 @@ func NewFills(driver storage.Driver, stagingDir string, logger *slog.Logger, opt
 	return fs
 }
 
+// Claim returns the running fill of digest (started false), or starts one that calls src
+// (started true) on behalf of owner, an opaque label of whose Source it is (Owner returns it).
+// A caller that joins a fill of another owner must check on its own that it may read the
+// blob.
+func (fs *Fills) Claim(ctx context.Context, digest, owner string, src Source) (f *Fill, started bool) {
+	return fs.start(ctx, digest, owner, src, nil)
+}
+
 // Start returns the running fill of digest, or starts one that calls src. The fill runs on
 // context.WithoutCancel(ctx) bounded by the fill timeout, so it goes on when the client that
 // started it leaves. onCommit, if not nil, is called once after the blob is in storage, whether
 // this call started the fill or joined it; it is not called when the fill fails.
 func (fs *Fills) Start(ctx context.Context, digest string, src Source, onCommit CommitFunc) *Fill {
+	f, _ := fs.start(ctx, digest, "", src, onCommit)
+	return f
+}
+
+func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, onCommit CommitFunc) (*Fill, bool) {
 	fs.mu.Lock()
 	if f, ok := fs.fills[digest]; ok {
 		if onCommit != nil {
 			f.hooks = append(f.hooks, onCommit)
 		}
 		fs.mu.Unlock()
-		return f
+		return f, false
 	}
 	f := newFill(fs.driver, digest)
+	f.owner = owner
 	if onCommit != nil {
 		f.hooks = append(f.hooks, onCommit)
 	}
@@ -110,7 +124,7 @@ func (fs *Fills) Start(ctx context.Context, digest string, src Source, onCommit 
 		defer cancel()
 		fs.run(fctx, f, src)
 	}()
-	return f
+	return f, true
 }
 
 // Wait blocks until every fill started so far has ended, for a graceful shutdown.

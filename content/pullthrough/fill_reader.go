@@ -16,6 +16,7 @@ import (
 type Fill struct {
 	driver    storage.Driver
 	digest    string
+	owner     string        // whose Source this is (Claim)
 	done      chan struct{} // closed when the fill has ended and its commit hooks have run
 	sizeKnown chan struct{} // closed once size is set
 
@@ -28,6 +29,7 @@ type Fill struct {
 	written     int64  // bytes in the staging file
 	verified    bool   // every byte is written and matches the digest (and size)
 	stored      bool   // the blob is in the driver
+	fetched     bool   // the bytes come from this fill's Source (not found already stored)
 	err         error  // why the fill failed
 
 	hooks []CommitFunc // guarded by Fills.mu, not mu
@@ -49,6 +51,18 @@ func (f *Fill) Digest() string { return f.digest }
 
 // Done is closed when the fill has ended: the blob is committed and recorded, or the fill failed.
 func (f *Fill) Done() <-chan struct{} { return f.done }
+
+// Owner returns the label the fill was claimed with ("" for Start).
+func (f *Fill) Owner() string { return f.owner }
+
+// Fetched reports whether the fill's bytes come from its own Source rather than from storage
+// (where another fill, maybe of another process, had put them). It is settled once Size has
+// returned.
+func (f *Fill) Fetched() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetched
+}
 
 // Err returns why the fill failed, or nil while it runs and after it succeeded.
 func (f *Fill) Err() error {
@@ -102,10 +116,11 @@ func (f *Fill) setSizeLocked(size int64) {
 	close(f.sizeKnown)
 }
 
-// setSize records the size upstream announced; -1 means unknown.
+// setSize records that the Source answered, and the size upstream announced (-1: unknown).
 func (f *Fill) setSize(size int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.fetched = true
 	f.setSizeLocked(size)
 	f.broadcast()
 }

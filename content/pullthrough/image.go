@@ -124,11 +124,14 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if src == nil {
 		return nil, unknown
 	}
-	negKey := src.URL + "|" + im.upstreamName() + "@" + digest
-	if im.c.negative.has(negKey) {
+	key, err := im.flightKey(src, digest)
+	if err != nil {
+		return nil, err
+	}
+	if im.c.negative.has(key) {
 		return nil, unknown
 	}
-	m, err := im.c.heads.do("get|"+src.ID+"|"+digest, func() (tagState, error) {
+	m, err := im.c.heads.do(key, func() (tagState, error) {
 		// Every client of this digest waits for this fetch: it must not end with the one that
 		// started it (fetchManifest bounds it with the upstream timeout).
 		_, err := im.fetchManifest(context.WithoutCancel(ctx), digest, digest)
@@ -136,7 +139,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	})
 	if err != nil {
 		if errors.Is(err, oci.ErrManifestUnknown) {
-			im.c.negative.add(negKey)
+			im.c.negative.add(key)
 		}
 		return nil, err
 	}
@@ -160,14 +163,14 @@ func (im *image) fetchManifest(ctx context.Context, ref, want string) (*oci.Mani
 	if err != nil {
 		return nil, upstreamError(err, oci.ErrManifestUnknown.WithDetail("reference", ref))
 	}
+	// The digest is the one computed from the bytes (for signed schema 1, from the payload),
+	// whatever the upstream's Docker-Content-Digest says.
 	m, err := oci.ParseManifest(body, desc.MediaType)
 	if err != nil {
 		return nil, err
 	}
-	if m.MediaType == oci.MediaTypeDockerSchema1 && desc.Digest != "" {
-		m.Digest = desc.Digest
-	}
 	if want != "" && m.Digest != want {
+		im.c.cfg.Logger.Warn("upstream manifest does not have the digest asked for", "name", im.name, "want", want, "computed", m.Digest)
 		return nil, oci.ErrUpstreamBad
 	}
 	if err := im.c.storeManifest(ctx, m); err != nil {
@@ -204,11 +207,14 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 		}
 		return nil, unknown
 	}
-	negKey := src.URL + "|" + im.upstreamName() + ":" + tag
+	negKey, err := im.flightKey(src, tag)
+	if err != nil {
+		return nil, err
+	}
 	if !known && im.c.negative.has(negKey) {
 		return nil, unknown
 	}
-	fresh, err := im.c.heads.do(im.name+"|"+tag, func() (tagState, error) { return im.refreshTag(ctx, tag, st, known) })
+	fresh, err := im.c.heads.do(negKey, func() (tagState, error) { return im.refreshTag(ctx, tag, st, known) })
 	if err != nil {
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.
@@ -259,7 +265,20 @@ func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known 
 	return tagState{digest: digest, checked: now}, nil
 }
 
-// Blob serves a stored blob, or starts (or joins) the one fill of it from the upstream.
+// flightKey names one upstream question of the image: everything that changes its answer
+// (the remote's settings and credentials, the image, the upstream name, the reference). It
+// keys the single flights of manifest requests and the negative cache.
+func (im *image) flightKey(src *models.Remote, ref string) (string, error) {
+	rc, err := im.c.remoteClient(src)
+	if err != nil {
+		return "", err
+	}
+	return rc.key + "|" + im.name + "|" + im.upstreamName() + "|" + ref, nil
+}
+
+// Blob serves a stored blob, or starts (or joins) the one fill of it from the upstream. A blob
+// stored, or being fetched, for another image is served only once this image may have it
+// (mayServe): its own fill delivered it, its repository holds it, or its upstream confirms it.
 func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobContent, error) {
 	unknown := oci.ErrBlobUnknown.WithDetail("digest", digest)
 	path, err := storage.BlobPath(digest)
@@ -284,7 +303,10 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 	name := im.upstreamName()
 	if head {
 		if f := im.c.fills.Running(digest); f != nil {
-			if size, err := f.Size(ctx); err == nil {
+			if ok, _ := im.mayServe(ctx, digest, false); !ok {
+				return nil, unknown
+			}
+			if size, err := f.Size(ctx); err == nil && (f.Fetched() || f.Owner() == "") {
 				return &oci.BlobContent{Digest: digest, Size: size}, nil
 			}
 		}
@@ -297,19 +319,61 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return &oci.BlobContent{Digest: digest, Size: size}, nil
 	}
 	open := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
-	fill := im.c.fills.Start(ctx, digest, open, nil)
-	im.c.grants.add(im.name, digest)
-	size, err := fill.Size(ctx)
+	owner, err := im.flightKey(src, "")
 	if err != nil {
-		if fill.Err() != nil {
-			return nil, upstreamError(fill.Err(), unknown)
-		}
 		return nil, err
+	}
+	fill, size, err := im.fill(ctx, digest, owner, open)
+	if err != nil {
+		return nil, upstreamError(err, unknown)
 	}
 	read := func(ctx context.Context, off int64) io.ReadCloser {
 		return &fillErrReader{ReadCloser: fill.NewReader(ctx, off), fill: fill, unknown: unknown}
 	}
 	return &oci.BlobContent{Digest: digest, Size: size, Open: read}, nil
+}
+
+// fill starts the fill of digest from this image's upstream, or joins the one running, and
+// waits for the blob's size. A joined fill (its Source is another image's) is read only once
+// mayServe allows it; if it fails, this image tries once with its own Source, so that another
+// image's upstream errors are not this one's. The grant of the digest is recorded when this
+// image's own fill commits bytes it fetched.
+func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*Fill, int64, error) {
+	for attempt := 0; ; attempt++ {
+		fill, started := im.c.fills.Claim(ctx, digest, owner, open)
+		switch {
+		case started:
+			go func() {
+				<-fill.Done()
+				if fill.Err() == nil && fill.Fetched() {
+					im.c.grants.add(im.name, digest)
+				}
+			}()
+		case fill.Owner() == owner:
+			// Another client of this image started it: the same upstream answers for both.
+		default:
+			if ok, _ := im.mayServe(ctx, digest, false); !ok {
+				return nil, 0, oci.ErrBlobUnknown.WithDetail("digest", digest)
+			}
+		}
+		size, err := fill.Size(ctx)
+		if err != nil {
+			if ferr := fill.Err(); ferr != nil {
+				if !started && attempt == 0 {
+					continue
+				}
+				return nil, 0, ferr
+			}
+			return nil, 0, err
+		}
+		if started && !fill.Fetched() {
+			// Another process stored it between our look and the fill: not our upstream's word.
+			if ok, _ := im.mayServe(ctx, digest, false); !ok {
+				return nil, 0, oci.ErrBlobUnknown.WithDetail("digest", digest)
+			}
+		}
+		return fill, size, nil
+	}
 }
 
 // fillErrReader reads a fill; when the fill fails, the failure comes back wrapped in the

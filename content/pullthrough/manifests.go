@@ -3,41 +3,35 @@ package pullthrough
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
-	"sync"
+
+	"github.com/pulpgo/pulpgo/content/lru"
 
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 )
 
 // maxManifestSize bounds what is read of a stored manifest.
-const maxManifestSize = 4 << 20
+const maxManifestSize = oci.MaxManifestSize
 
-// manifestMemo keeps parsed manifests by digest: they never change, so the hot path of warm
-// tag pulls reads no file.
-type manifestMemo struct {
-	mu sync.RWMutex
-	m  map[string]*oci.Manifest
-}
+// The memo of parsed manifests is bounded by bytes: a manifest counts twice its size (its raw
+// bytes and what parsing made of them), and one over memoItemBytes is not kept at all, so
+// that large upstream manifests cannot grow the process.
+const (
+	memoEntries   = 4096
+	memoBytes     = 64 << 20
+	memoItemBytes = 256 << 10
+)
 
-var memoLimit = 4096
-
-func (c *Cache) memo() *manifestMemo {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.manifests == nil {
-		c.manifests = &manifestMemo{m: map[string]*oci.Manifest{}}
-	}
-	return c.manifests
+func newManifestMemo() *lru.Cache[string, *oci.Manifest] {
+	return lru.New(lru.Options[string, *oci.Manifest]{MaxEntries: memoEntries, MaxBytes: memoBytes,
+		MaxItemBytes: memoItemBytes, Size: func(_ string, m *oci.Manifest) int64 { return 2*int64(len(m.Raw)) + 512 }})
 }
 
 // storedManifest reads a stored manifest by digest.
 func (c *Cache) storedManifest(ctx context.Context, digest string) (*oci.Manifest, error) {
-	memo := c.memo()
-	memo.mu.RLock()
-	m, ok := memo.m[digest]
-	memo.mu.RUnlock()
-	if ok {
+	if m, ok := c.manifests.Get(digest); ok {
 		return m, nil
 	}
 	path, err := storage.BlobPath(digest)
@@ -53,25 +47,27 @@ func (c *Cache) storedManifest(ctx context.Context, digest string) (*oci.Manifes
 	if err != nil || len(raw) > maxManifestSize {
 		return nil, oci.ErrManifestUnknown.WithDetail("reference", digest)
 	}
-	m, err = oci.ParseManifest(raw, "")
+	m, err := oci.ParseManifest(raw, "")
 	if err != nil {
 		return nil, err
 	}
-	m.Digest = digest
-	memo.mu.Lock()
-	if len(memo.m) >= memoLimit {
-		for k := range memo.m {
-			delete(memo.m, k)
-			break
-		}
+	if m.Digest != digest && !oci.ManifestHasDigest(raw, digest) {
+		// Storage holds only what was verified when stored; bytes that do not have their
+		// digest were put there by something else, and are never served under it.
+		c.cfg.Logger.Error("stored manifest does not have its digest", "digest", digest, "computed", m.Digest)
+		return nil, oci.ErrManifestUnknown.WithDetail("reference", digest)
 	}
-	memo.m[digest] = m
-	memo.mu.Unlock()
+	m.Digest = digest
+	c.manifests.Add(digest, m)
 	return m, nil
 }
 
-// storeManifest writes a manifest byte for byte under its digest (atomically).
+// storeManifest writes a manifest byte for byte under its digest (atomically), which must be
+// the digest the server computes from its bytes.
 func (c *Cache) storeManifest(ctx context.Context, m *oci.Manifest) error {
+	if len(m.Raw) > maxManifestSize || !oci.ManifestHasDigest(m.Raw, m.Digest) {
+		return fmt.Errorf("manifest %s: refusing to store bytes of another digest or over %d bytes", m.Digest, maxManifestSize)
+	}
 	path, err := storage.BlobPath(m.Digest)
 	if err != nil {
 		return err

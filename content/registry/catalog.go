@@ -9,8 +9,8 @@ import (
 
 // serveCatalog answers GET /v2/_catalog: {"repositories": [...]}, the base paths of the
 // container distributions (pull-through children included, pull-through distributions
-// themselves not), sorted and paged with n and last. Private distributions are listed only
-// for authenticated callers.
+// themselves not), sorted and paged with n and last. Private distributions, and the children
+// of private pull-through distributions, are listed only for authenticated callers.
 func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, admin bool) {
 	n, last := pageParams(req.URL.Query())
 	names := []string{}
@@ -18,7 +18,10 @@ func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, admin 
 		q := r.cfg.DB.WithContext(req.Context()).Model(&models.Distribution{}).
 			Where("pulp_type <> ?", models.KindPullThroughDist.PulpType)
 		if !admin {
-			q = q.Where("private = ?", false)
+			// A child of a private pull-through distribution is private too.
+			privatePT := r.cfg.DB.Model(&models.Distribution{}).Select("id").
+				Where("pulp_type = ? AND private = ?", models.KindPullThroughDist.PulpType, true)
+			q = q.Where("private = ? AND (pull_through_id IS NULL OR pull_through_id NOT IN (?))", false, privatePT)
 		}
 		if last != "" {
 			q = q.Where("base_path > ?", last)

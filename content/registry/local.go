@@ -15,7 +15,7 @@ import (
 )
 
 // maxManifestSize bounds the manifest bytes read from storage into memory.
-const maxManifestSize = 16 << 20
+const maxManifestSize = oci.MaxManifestSize
 
 // localImage serves one version of a repository from the database and blob storage: the
 // content of an ordinary distribution.

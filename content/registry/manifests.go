@@ -1,9 +1,6 @@
 package registry
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,19 +82,8 @@ func acceptable(accept []string, mediaType string) bool {
 	return empty
 }
 
-// hashesTo reports whether the bytes of m hash to digest (sha256 or sha512). A signed schema 1
-// manifest's digest covers its payload without the signatures, so there the stored digest
-// has to match instead.
+// hashesTo reports whether the bytes of m have digest (sha256 or sha512), as the server
+// computes it (oci.ManifestDigest: for signed schema 1, the digest of the payload).
 func hashesTo(m *oci.Manifest, digest string) bool {
-	alg, want, _ := strings.Cut(digest, ":")
-	var got string
-	switch alg {
-	case "sha256":
-		sum := sha256.Sum256(m.Raw)
-		got = hex.EncodeToString(sum[:])
-	case "sha512":
-		sum := sha512.Sum512(m.Raw)
-		got = hex.EncodeToString(sum[:])
-	}
-	return got == want || (isSchema1(m.MediaType) && m.Digest == digest)
+	return oci.ManifestHasDigest(m.Raw, digest)
 }

@@ -34,11 +34,16 @@ type target struct {
 	// repoID and version are the repository version served (targetLocal).
 	repoID  string
 	version int64
+	// parentPrivate is the private flag of the pull-through distribution of a child
+	// (targetChild), read with the child.
+	parentPrivate bool
 }
 
 // private reports whether the target needs an authenticated caller: the distribution's own
-// flag, which for a name without a child yet is the pull-through distribution's.
-func (t *target) private() bool { return t.dist.Private }
+// flag (for a name without a child yet, the pull-through distribution's), and for a child its
+// pull-through distribution's too, so that making a pull-through distribution private closes
+// every image below it. (Pulp copies the flag into a child once, when it creates it.)
+func (t *target) private() bool { return t.dist.Private || t.parentPrivate }
 
 // image resolves name to the Image that serves it, checking that the caller may read it.
 // Names that resolve to nothing fail with oci.ErrNameUnknown.
@@ -118,9 +123,29 @@ func (r *Registry) served(ctx context.Context, d *models.Distribution) (*target,
 	if d.RepositoryID == nil && d.RepositoryVersionID == nil {
 		return nil, oci.ErrNameUnknown
 	}
-	if d.PullThroughID != nil && r.cfg.PullThrough != nil {
-		return &target{kind: targetChild, dist: d}, nil
+	if d.PullThroughID != nil {
+		var parents []bool
+		err := r.cfg.DB.WithContext(ctx).Model(&models.Distribution{}).Where("id = ?", *d.PullThroughID).
+			Limit(1).Pluck("private", &parents).Error
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: pull-through distribution: %w", d.BasePath, err)
+		}
+		parentPrivate := len(parents) > 0 && parents[0]
+		if r.cfg.PullThrough != nil {
+			return &target{kind: targetChild, dist: d, parentPrivate: parentPrivate}, nil
+		}
+		t, err := r.local(ctx, d)
+		if t != nil {
+			t.parentPrivate = parentPrivate
+		}
+		return t, err
 	}
+	return r.local(ctx, d)
+}
+
+// local returns the target of an ordinary distribution d: its repository's latest version,
+// or its pinned version.
+func (r *Registry) local(ctx context.Context, d *models.Distribution) (*target, error) {
 	db := r.cfg.DB.WithContext(ctx)
 	t := &target{kind: targetLocal, dist: d}
 	if d.RepositoryID != nil {
