@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -113,4 +114,91 @@ func TestRedirectedChallengeIgnored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRealmWeakerScheme checks that an https registry whose own 401 names a plain http realm is
+// refused: no token request is made, so the credentials never travel in clear, and the
+// challenge is not kept for the next request.
+func TestRealmWeakerScheme(t *testing.T) {
+	const user, pass = "alice", "s3cret"
+	f := newFake(t, authBearer, func(f *fakeRegistry) {
+		f.tls, f.plainRealm = true, true
+		f.user, f.pass, f.realmRequiresAuth = user, pass, true
+	})
+	f.addManifest("a", "latest", ociManifestType, ociManifest(1))
+	c := newClient(t, f.reg.URL, func(c *Config) {
+		c.CACert = certPEM(f.reg)
+		c.Username, c.Password = user, pass
+	})
+	for range 2 {
+		_, _, err := c.GetManifest(context.Background(), "a", "latest", nil)
+		if !errors.Is(err, ErrBadResponse) || IsUnavailable(err) {
+			t.Fatalf("GetManifest error = %v, want ErrBadResponse", err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, hostOf(f.realm.URL)) || !strings.Contains(msg, "http") {
+			t.Errorf("error %q does not name the http realm %s", msg, hostOf(f.realm.URL))
+		}
+		if strings.Contains(msg, pass) {
+			t.Errorf("error %q leaks the password", msg)
+		}
+	}
+	if _, unauth, tokens := f.stats(); tokens != 0 || unauth != 2 {
+		t.Errorf("token requests = %d, 401s = %d; want 0 and 2 (the challenge is not kept)", tokens, unauth)
+	}
+}
+
+// TestRealmOnOtherOrigin checks the legitimate case that the two tests above must not break: the
+// registry's own 401 names an https realm on another origin (as Docker Hub's names
+// auth.docker.io), which gets the credentials, and blobs redirected to a CDN still arrive.
+func TestRealmOnOtherOrigin(t *testing.T) {
+	const user, pass = "alice", "s3cret"
+	cdn := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("layer")) })
+	f := newFake(t, authBearer, func(f *fakeRegistry) {
+		f.tls = true
+		f.user, f.pass, f.realmRequiresAuth = user, pass, true
+		f.blobRedirect = cdn.srv.URL
+	})
+	if sameOrigin(mustParse(t, f.reg.URL), mustParse(t, f.realm.URL)) || !strings.HasPrefix(f.realm.URL, "https://") {
+		t.Fatalf("setup: realm %s must be https on another origin than %s", f.realm.URL, f.reg.URL)
+	}
+	for _, repo := range []string{"a", "b"} {
+		f.addManifest(repo, "latest", ociManifestType, ociManifest(1))
+	}
+	dgst := f.addBlob("a", []byte("layer"))
+	c := newClient(t, f.reg.URL, func(c *Config) {
+		c.CACert = certPEM(f.reg) // httptest servers share one certificate
+		c.Username, c.Password = user, pass
+	})
+	ctx := context.Background()
+	for _, repo := range []string{"a", "b"} {
+		if _, _, err := c.GetManifest(ctx, repo, "latest", nil); err != nil {
+			t.Fatalf("GetManifest(%s): %v", repo, err)
+		}
+	}
+	rc, _, err := c.GetBlob(ctx, "a", dgst, 0)
+	if err != nil {
+		t.Fatalf("GetBlob: %v", err)
+	}
+	rc.Close()
+	if _, unauth, tokens := f.stats(); unauth != 1 || tokens != 2 {
+		t.Errorf("401s = %d, token requests = %d; want 1 and 2", unauth, tokens)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range f.realmAuth {
+		if u, p, ok := (&http.Request{Header: http.Header{"Authorization": {a}}}).BasicAuth(); !ok || u != user || p != pass {
+			t.Errorf("realm Authorization = %q, want the remote's Basic credentials", a)
+		}
+	}
+}
+
+// mustParse parses a test server's URL.
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

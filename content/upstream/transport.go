@@ -239,11 +239,15 @@ func (c *Client) authorize(ctx context.Context, k call, req *http.Request, scope
 
 // answer returns the request to retry after a 401 with the given challenges, or nil when
 // there is nothing better to send than what was sent. The challenges must come from the
-// registry's own origin (see do).
+// registry's own origin (see do); a Bearer realm the remote's credentials may not go to is an
+// error, and is not remembered.
 func (c *Client) answer(ctx context.Context, k call, req *http.Request, scope string, chs []challenge, sent credential) (*http.Request, error) {
 	for _, ch := range chs {
 		if ch.scheme != "bearer" || ch.realm == "" {
 			continue
+		}
+		if _, err := c.realmURL(k, ch.realm); err != nil {
+			return nil, err
 		}
 		c.challenge.Store(&challenge{scheme: ch.scheme, realm: ch.realm, service: ch.service})
 		tok, err := c.token(ctx, k, ch, scope, sent.bearer)
