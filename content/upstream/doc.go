@@ -12,7 +12,10 @@
 //
 // Redirects are followed (at most 10), but the registry's Authorization header and the remote's
 // extra headers are only ever sent to the registry's own origin (scheme, host and port): a blob
-// redirect to a CDN carries neither.
+// redirect to a CDN carries neither. Only a 401 from that origin is answered: one from a
+// redirect target elsewhere is a plain denial, its challenge neither answered nor remembered. A
+// Bearer realm may be on another host (Docker Hub's is), but not on plain http when the registry
+// is https.
 //
 // Every failure is an *Error. IsNotFound, IsTooManyRequests and IsUnavailable classify them for a
 // cache that must decide whether to answer 404 or to serve what it already has. Repository

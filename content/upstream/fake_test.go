@@ -57,9 +57,11 @@ type fakeRegistry struct {
 	realmGate chan struct{}
 	// onUnauthorized runs after each 401 with the number of 401s so far.
 	onUnauthorized func(n int)
-	// tls serves the registry over TLS with this config (a fresh one when nil).
-	tls    bool
-	tlsCfg *tls.Config
+	// tls serves the registry over TLS with this config (a fresh one when nil), and the realm
+	// over TLS too unless plainRealm is set.
+	tls        bool
+	tlsCfg     *tls.Config
+	plainRealm bool
 
 	reg   *httptest.Server
 	realm *httptest.Server
@@ -86,7 +88,11 @@ func newFake(t *testing.T, mode authMode, opts ...func(*fakeRegistry)) *fakeRegi
 	for _, o := range opts {
 		o(f)
 	}
-	f.realm = httptest.NewServer(http.HandlerFunc(f.serveRealm))
+	if f.tls && !f.plainRealm {
+		f.realm = httptest.NewTLSServer(http.HandlerFunc(f.serveRealm))
+	} else {
+		f.realm = httptest.NewServer(http.HandlerFunc(f.serveRealm))
+	}
 	t.Cleanup(f.realm.Close)
 	f.reg = httptest.NewUnstartedServer(http.HandlerFunc(f.serveRegistry))
 	if f.tls {

@@ -191,6 +191,22 @@ func (c *Client) token(ctx context.Context, k call, ch challenge, scope, stale s
 	return "", call{op: opToken, repo: k.repo, ref: k.ref}.netError(ctx, err)
 }
 
+// realmURL parses the realm of a Bearer challenge and checks that it may be sent the remote's
+// credentials: an http(s) URL with a host, and not plain http when the registry is https (the
+// realm may be on another host, as Docker Hub's is). A refusal is an *Error with Op "get token".
+func (c *Client) realmURL(k call, raw string) (*url.URL, error) {
+	kt := call{op: opToken, repo: k.repo, ref: k.ref}
+	realm, err := url.Parse(raw)
+	if err != nil || (realm.Scheme != "http" && realm.Scheme != "https") || realm.Host == "" {
+		return nil, kt.fail(ErrBadResponse, "challenge realm is not an http(s) URL")
+	}
+	if strings.EqualFold(c.base.Scheme, "https") && realm.Scheme == "http" {
+		return nil, kt.fail(ErrBadResponse, "token realm on "+quoteBad(realm.Host)+
+			" is plain http but the registry is https; credentials are not sent there")
+	}
+	return realm, nil
+}
+
 // tokenResponse is the JSON of a token realm; Docker's spec names the token "token", OAuth2
 // names it "access_token".
 type tokenResponse struct {
@@ -203,9 +219,9 @@ type tokenResponse struct {
 // Basic auth when it has a username. A refusal is an *Error with Op "get token".
 func (c *Client) fetchToken(ctx context.Context, k call, ch challenge, scope string) (cachedToken, error) {
 	kt := call{op: opToken, repo: k.repo, ref: k.ref}
-	realm, err := url.Parse(ch.realm)
-	if err != nil || (realm.Scheme != "http" && realm.Scheme != "https") || realm.Host == "" {
-		return cachedToken{}, kt.fail(ErrBadResponse, "challenge realm is not an http(s) URL")
+	realm, err := c.realmURL(k, ch.realm)
+	if err != nil {
+		return cachedToken{}, err
 	}
 	q := realm.Query()
 	if ch.service != "" {

@@ -145,7 +145,7 @@ type credential struct {
 // send makes one request to the registry's origin and authenticates as the registry asks:
 // cached credentials go out pre-emptively, and a 401 challenge is answered once. Any other
 // answer, including a second 401, is returned for the caller to judge; a 401 that cannot be
-// answered becomes an *Error.
+// answered, or that a redirect target on another origin sent, becomes an *Error.
 func (c *Client) send(ctx context.Context, k call, method string, u *url.URL, hdr http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
@@ -163,12 +163,9 @@ func (c *Client) send(ctx context.Context, k call, method string, u *url.URL, hd
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, k.netError(ctx, err)
-	}
-	if resp.StatusCode != http.StatusUnauthorized {
-		return resp, nil
+	resp, err := c.do(ctx, k, req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
 	}
 	challenges := parseChallenges(resp.Header.Values("WWW-Authenticate"))
 	denied := statusError(k.op, k.repo, k.ref, resp)
@@ -179,11 +176,38 @@ func (c *Client) send(ctx context.Context, k call, method string, u *url.URL, hd
 	if retry == nil {
 		return nil, denied
 	}
-	resp, err = c.hc.Do(retry)
+	return c.do(ctx, k, retry)
+}
+
+// do sends req, following redirects. A 401 is returned as it is only when the registry's own
+// origin sent it; one from a redirect target on another origin becomes an *Error at once, so
+// its challenge is never answered with the remote's credentials nor remembered.
+func (c *Client) do(ctx context.Context, k call, req *http.Request) (*http.Response, error) {
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, k.netError(ctx, err)
 	}
+	if resp.StatusCode == http.StatusUnauthorized && !c.fromRegistry(resp) {
+		return nil, foreignDenial(k, resp)
+	}
 	return resp, nil
+}
+
+// fromRegistry reports whether resp came from the registry's own origin (scheme, host and
+// port), not from a redirect target elsewhere: only such an answer may ask for credentials.
+func (c *Client) fromRegistry(resp *http.Response) bool {
+	return resp.Request != nil && resp.Request.URL != nil && sameOrigin(resp.Request.URL, c.base)
+}
+
+// foreignDenial is the error for a 401 from a redirect target on another origin. The body's
+// error code and message are that server's, not the registry's, so the error names the
+// target instead.
+func foreignDenial(k call, resp *http.Response) *Error {
+	e := statusError(k.op, k.repo, k.ref, resp)
+	e.Code = ""
+	e.Message = "redirect target " + quoteBad(resp.Request.URL.Host) +
+		" asked for credentials; only the registry's own origin is given any"
+	return e
 }
 
 // pullScope is the token scope for pulling from repo.
@@ -214,11 +238,16 @@ func (c *Client) authorize(ctx context.Context, k call, req *http.Request, scope
 }
 
 // answer returns the request to retry after a 401 with the given challenges, or nil when
-// there is nothing better to send than what was sent.
+// there is nothing better to send than what was sent. The challenges must come from the
+// registry's own origin (see do); a Bearer realm the remote's credentials may not go to is an
+// error, and is not remembered.
 func (c *Client) answer(ctx context.Context, k call, req *http.Request, scope string, chs []challenge, sent credential) (*http.Request, error) {
 	for _, ch := range chs {
 		if ch.scheme != "bearer" || ch.realm == "" {
 			continue
+		}
+		if _, err := c.realmURL(k, ch.realm); err != nil {
+			return nil, err
 		}
 		c.challenge.Store(&challenge{scheme: ch.scheme, realm: ch.realm, service: ch.service})
 		tok, err := c.token(ctx, k, ch, scope, sent.bearer)

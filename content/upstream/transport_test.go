@@ -122,7 +122,7 @@ func TestProxy(t *testing.T) {
 			}
 			seen := strings.Join(p.requests(), "\n")
 			regHost := strings.TrimPrefix(strings.TrimPrefix(f.reg.URL, "https://"), "http://")
-			realmHost := strings.TrimPrefix(f.realm.URL, "http://")
+			realmHost := strings.TrimPrefix(strings.TrimPrefix(f.realm.URL, "https://"), "http://")
 			for _, want := range []string{regHost, realmHost} {
 				if !strings.Contains(seen, want) {
 					t.Errorf("proxy did not carry requests to %s; it saw:\n%s", want, seen)
