@@ -35,7 +35,10 @@ type Config struct {
 	Logger          *slog.Logger
 	TagFreshness    time.Duration
 	UpstreamTimeout time.Duration
-	Tasks           Dispatcher
+	// NewNamesPerMinute bounds the images one pull-through distribution creates per minute
+	// (0: the default, 60; negative: no limit).
+	NewNamesPerMinute int
+	Tasks             Dispatcher
 	// Redis, when set, coordinates content processes so that each blob is fetched once across
 	// all of them (a lock per digest).
 	Redis redis.UniversalClient
@@ -62,6 +65,7 @@ func New(cfg Config) (*App, error) {
 		DB: cfg.DB, Storage: cfg.Storage, StagingDir: staging,
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
 		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
+		NewNamesPerMinute: cfg.NewNamesPerMinute,
 	})
 	if err != nil {
 		release()

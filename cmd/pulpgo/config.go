@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,7 +22,9 @@ type config struct {
 	TagFreshness time.Duration
 	// UpstreamTimeout bounds manifest requests to the upstream before the cache answers.
 	UpstreamTimeout time.Duration
-	Concurrency     int
+	// NewNamesPerMinute bounds the images a pull-through distribution creates per minute.
+	NewNamesPerMinute int
+	Concurrency       int
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -55,6 +58,15 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
 	dur(&c.TagFreshness, "tag-freshness", "PULPGO_TAG_FRESHNESS", 30*time.Second, "how long a pulled tag is served without asking the upstream (0 = always ask)")
 	dur(&c.UpstreamTimeout, "upstream-timeout", "PULPGO_UPSTREAM_TIMEOUT", 5*time.Second, "budget for upstream manifest requests before serving the cache")
+	newNames := 60
+	if v, ok := os.LookupEnv("PULPGO_NEW_NAMES_PER_MINUTE"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("PULPGO_NEW_NAMES_PER_MINUTE=%q is not a whole number", v)
+		}
+		newNames = n
+	}
+	fs.IntVar(&c.NewNamesPerMinute, "new-names-per-minute", newNames, "new images a pull-through distribution may create per minute, per content process; beyond it pulls of new names get 429 (negative = no limit) (env PULPGO_NEW_NAMES_PER_MINUTE)")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

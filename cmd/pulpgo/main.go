@@ -170,7 +170,8 @@ func run(role string, cfg *config) error {
 
 func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, log *slog.Logger) (*content.App, error) {
 	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
-		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout, Tasks: d, Redis: rdb})
+		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
+		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb})
 }
 
 // heartbeats reports the API and content apps of this process in /status/.
