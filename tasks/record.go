@@ -145,7 +145,7 @@ func (r *recording) manifest(digest string) (string, error) {
 	if id, ok := r.seen[digest]; ok {
 		return id, nil
 	}
-	raw, err := r.read(digest, 4<<20)
+	raw, err := r.read(digest, oci.MaxManifestSize)
 	if err != nil {
 		return "", fmt.Errorf("read pulled manifest %s: %w", digest, err)
 	}
@@ -154,7 +154,7 @@ func (r *recording) manifest(digest string) (string, error) {
 		return "", fmt.Errorf("manifest %s: %w", digest, err)
 	}
 	row := &models.Manifest{Digest: digest, MediaType: m.MediaType, SchemaVersion: m.SchemaVersion,
-		Size: int64(len(raw)), Annotations: models.MustJSON(nonNil(m.Annotations))}
+		Size: int64(len(raw)), Annotations: cappedJSON(m.Annotations)}
 	var blobIDs []string
 	var children []models.ManifestListManifest
 	if oci.IsIndex(m.MediaType) {
@@ -213,7 +213,7 @@ func (r *recording) manifest(digest string) (string, error) {
 					if cfg.OS != "" {
 						row.OS = &cfg.OS
 					}
-					row.Labels = models.MustJSON(nonNil(cfg.Config.Labels))
+					row.Labels = cappedJSON(cfg.Config.Labels)
 				}
 			}
 		}
@@ -230,9 +230,19 @@ func (r *recording) manifest(digest string) (string, error) {
 	return saved.ID, nil
 }
 
-func nonNil(m map[string]string) map[string]string {
+// maxRecordedMap bounds the annotations or labels copied from a manifest or config into a
+// database column: an upstream cannot make each pulled manifest cost megabytes of database.
+const maxRecordedMap = 64 << 10
+
+// cappedJSON encodes annotations or labels for a column: {} when they are absent or, whole,
+// larger than maxRecordedMap (they stay readable in the stored manifest or config).
+func cappedJSON(m map[string]string) models.JSON {
 	if m == nil {
-		return map[string]string{}
+		m = map[string]string{}
 	}
-	return m
+	j := models.MustJSON(m)
+	if len(j) > maxRecordedMap {
+		return models.MustJSON(map[string]string{})
+	}
+	return j
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -144,6 +145,39 @@ func TestRecordRepeatedLayerOnce(t *testing.T) {
 	for id, n := range seen {
 		if n != 1 {
 			t.Errorf("content %s is in version %d %d times, want once", id, e.repo.LatestNumber, n)
+		}
+	}
+}
+
+// TestRecordCapsAnnotations checks that a manifest's annotations are copied into the database
+// only up to maxRecordedMap: an upstream's 3 MiB of annotations cost no 3 MiB row (issue 6,
+// finding 6), while ordinary annotations are kept whole.
+func TestRecordCapsAnnotations(t *testing.T) {
+	e := newRecordEnv(t)
+	cfg := e.put(t, []byte(`{"architecture":"amd64","os":"linux"}`))
+	manifest := func(annotations map[string]string) string {
+		raw, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": oci.MediaTypeOCIManifest,
+			"config":      map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": 10},
+			"layers":      []any{},
+			"annotations": annotations})
+		return e.put(t, raw)
+	}
+	small := manifest(map[string]string{"org.opencontainers.image.title": "small"})
+	big := manifest(map[string]string{"junk": strings.Repeat("x", 3<<20)})
+	e.record(t, RecordItem{Digest: small, Tag: "small"}, RecordItem{Digest: big, Tag: "big"})
+	var rows []models.Manifest
+	if err := e.db.Where("digest IN ?", []string{small, big}).Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("recorded %d manifests, want 2", len(rows))
+	}
+	for _, m := range rows {
+		switch {
+		case m.Digest == small && !strings.Contains(string(m.Annotations), "small"):
+			t.Errorf("small annotations not kept: %s", m.Annotations)
+		case m.Digest == big && len(m.Annotations) > maxRecordedMap:
+			t.Errorf("big annotations stored whole: %d bytes", len(m.Annotations))
 		}
 	}
 }

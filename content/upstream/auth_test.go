@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -311,5 +312,26 @@ func TestParseChallenges(t *testing.T) {
 				t.Errorf("parseChallenges(%q)[%d] = %+v, want %+v", tt.in, i, got[i], tt.want[i])
 			}
 		}
+	}
+}
+
+// TestTokenCacheBounded checks that the tokens of one client are bounded in number (one per
+// repository pulled, so anonymous pulls of many names could grow it) and in size.
+func TestTokenCacheBounded(t *testing.T) {
+	f := newFake(t, authBearer)
+	for i := range maxTokens + 20 {
+		f.addManifest(fmt.Sprintf("r%d", i), "latest", ociManifestType, ociManifest(1))
+	}
+	c := newClient(t, f.reg.URL)
+	for i := range maxTokens + 20 {
+		if _, _, err := c.GetManifest(context.Background(), fmt.Sprintf("r%d", i), "latest", nil); err != nil {
+			t.Fatalf("GetManifest(r%d): %v", i, err)
+		}
+	}
+	c.tokens.mu.Lock()
+	n := len(c.tokens.tokens)
+	c.tokens.mu.Unlock()
+	if n > maxTokens {
+		t.Fatalf("%d tokens kept, bound %d", n, maxTokens)
 	}
 }

@@ -21,6 +21,11 @@ const (
 	maxTokenLife = 24 * time.Hour
 	// maxTokenBody bounds a token response.
 	maxTokenBody = 1 << 20
+	// maxTokenSize bounds one token kept; real registries' tokens are a few KiB.
+	maxTokenSize = 16 << 10
+	// maxTokens bounds the tokens one client keeps (one per scope, so per repository pulled):
+	// with maxTokenSize, at most 8 MiB per client.
+	maxTokens = 512
 )
 
 // challenge is one WWW-Authenticate challenge: its scheme (lower case) and the parameters a
@@ -121,6 +126,22 @@ type tokenCache struct {
 	flights map[string]*flight
 }
 
+// keep caches t for scope; when the cache is full, expired tokens go, then all of them.
+// Called with tc.mu held.
+func (tc *tokenCache) keep(scope string, t cachedToken, now time.Time) {
+	if len(tc.tokens) >= maxTokens {
+		for k, old := range tc.tokens {
+			if !now.Before(old.refreshAt) {
+				delete(tc.tokens, k)
+			}
+		}
+		if len(tc.tokens) >= maxTokens {
+			clear(tc.tokens)
+		}
+	}
+	tc.tokens[scope] = t
+}
+
 // get returns the cached token for scope if it is still good at now.
 func (tc *tokenCache) get(scope string, now time.Time) (string, bool) {
 	tc.mu.Lock()
@@ -157,7 +178,7 @@ func (tc *tokenCache) do(ctx context.Context, scope, stale string, now time.Time
 			f.value, f.err = t.value, err
 			tc.mu.Lock()
 			if err == nil {
-				tc.tokens[scope] = t
+				tc.keep(scope, t, now)
 			}
 			delete(tc.flights, scope)
 			tc.mu.Unlock()
@@ -260,6 +281,9 @@ func (c *Client) fetchToken(ctx context.Context, k call, ch challenge, scope str
 	}
 	if tok == "" {
 		return cachedToken{}, kt.fail(ErrBadResponse, "token response has no token")
+	}
+	if len(tok) > maxTokenSize {
+		return cachedToken{}, kt.fail(ErrBadResponse, "token is larger than 16 KiB")
 	}
 	life := defaultTokenLife
 	switch {
