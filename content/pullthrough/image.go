@@ -301,12 +301,18 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return nil, err
 	}
 	name := im.upstreamName()
+	owner, err := im.flightKey(src, "")
+	if err != nil {
+		return nil, err
+	}
 	if head {
 		if f := im.c.fills.Running(digest); f != nil {
-			if ok, _ := im.mayServe(ctx, digest, false); !ok {
-				return nil, unknown
+			if f.Owner() != owner {
+				if ok, _ := im.mayServe(ctx, digest, false); !ok {
+					return nil, unknown
+				}
 			}
-			if size, err := f.Size(ctx); err == nil && (f.Fetched() || f.Owner() == "") {
+			if size, err := f.Size(ctx); err == nil {
 				return &oci.BlobContent{Digest: digest, Size: size}, nil
 			}
 		}
@@ -319,10 +325,6 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return &oci.BlobContent{Digest: digest, Size: size}, nil
 	}
 	open := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
-	owner, err := im.flightKey(src, "")
-	if err != nil {
-		return nil, err
-	}
 	fill, size, err := im.fill(ctx, digest, owner, open)
 	if err != nil {
 		return nil, upstreamError(err, unknown)
