@@ -86,9 +86,10 @@ func NewFills(driver storage.Driver, stagingDir string, logger *slog.Logger, opt
 // Claim returns the running fill of digest (started false), or starts one that calls src
 // (started true) on behalf of owner, an opaque label of whose Source it is (Owner returns it).
 // A caller that joins a fill of another owner must check on its own that it may read the
-// blob.
-func (fs *Fills) Claim(ctx context.Context, digest, owner string, src Source) (f *Fill, started bool) {
-	return fs.start(ctx, digest, owner, src, nil)
+// blob. onVerified, if not nil, is called by a fill this call starts once the bytes src
+// delivered are verified, before any reader can read their end.
+func (fs *Fills) Claim(ctx context.Context, digest, owner string, src Source, onVerified func()) (f *Fill, started bool) {
+	return fs.start(ctx, digest, owner, src, nil, onVerified)
 }
 
 // Start returns the running fill of digest, or starts one that calls src. The fill runs on
@@ -96,11 +97,11 @@ func (fs *Fills) Claim(ctx context.Context, digest, owner string, src Source) (f
 // started it leaves. onCommit, if not nil, is called once after the blob is in storage, whether
 // this call started the fill or joined it; it is not called when the fill fails.
 func (fs *Fills) Start(ctx context.Context, digest string, src Source, onCommit CommitFunc) *Fill {
-	f, _ := fs.start(ctx, digest, "", src, onCommit)
+	f, _ := fs.start(ctx, digest, "", src, onCommit, nil)
 	return f
 }
 
-func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, onCommit CommitFunc) (*Fill, bool) {
+func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, onCommit CommitFunc, onVerified func()) (*Fill, bool) {
 	fs.mu.Lock()
 	if f, ok := fs.fills[digest]; ok {
 		if onCommit != nil {
@@ -110,7 +111,7 @@ func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, on
 		return f, false
 	}
 	f := newFill(fs.driver, digest)
-	f.owner = owner
+	f.owner, f.onVerified = owner, onVerified
 	if onCommit != nil {
 		f.hooks = append(f.hooks, onCommit)
 	}
@@ -228,6 +229,9 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	}
 	// The bytes are verified: readers may finish now, while the staging file is made durable
 	// (fsync of a large blob takes a while) and committed.
+	if f.onVerified != nil {
+		f.onVerified()
+	}
 	f.setVerified(total)
 	if err := file.Sync(); err != nil {
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)

@@ -14,11 +14,12 @@ import (
 // Fill is one running (or finished) fetch of a blob into storage. Any number of readers follow
 // it at their own pace; see NewReader.
 type Fill struct {
-	driver    storage.Driver
-	digest    string
-	owner     string        // whose Source this is (Claim)
-	done      chan struct{} // closed when the fill has ended and its commit hooks have run
-	sizeKnown chan struct{} // closed once size is set
+	driver     storage.Driver
+	digest     string
+	owner      string        // whose Source this is (Claim)
+	onVerified func()        // called once the fetched bytes are verified (Claim)
+	done       chan struct{} // closed when the fill has ended and its commit hooks have run
+	sizeKnown  chan struct{} // closed once size is set
 
 	mu          sync.Mutex
 	changed     chan struct{} // closed and replaced on every change below

@@ -339,18 +339,12 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 // waits for the blob's size. A joined fill (its Source is another image's) is read only once
 // mayServe allows it; if it fails, this image tries once with its own Source, so that another
 // image's upstream errors are not this one's. The grant of the digest is recorded when this
-// image's own fill commits bytes it fetched.
+// image's own fill has verified the bytes it fetched, before its readers get their end.
 func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*Fill, int64, error) {
 	for attempt := 0; ; attempt++ {
-		fill, started := im.c.fills.Claim(ctx, digest, owner, open)
+		fill, started := im.c.fills.Claim(ctx, digest, owner, open, func() { im.c.grants.add(im.name, digest) })
 		switch {
 		case started:
-			go func() {
-				<-fill.Done()
-				if fill.Err() == nil && fill.Fetched() {
-					im.c.grants.add(im.name, digest)
-				}
-			}()
 		case fill.Owner() == owner:
 			// Another client of this image started it: the same upstream answers for both.
 		default:
