@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -105,27 +106,47 @@ func LoadKeyFile(path string) (*Key, error) {
 
 // EnsureKeyFile loads the key file at path, or creates it first (mode 0600, KeySize random
 // bytes in URL-safe base64, a valid Fernet key as Pulp's) when there is none; created
-// reports which.
+// reports which. The file appears whole or not at all (written aside, synced, then linked
+// into place), so a process starting at the same time never reads half a key, and two
+// never make two keys.
 func EnsureKeyFile(path string) (k *Key, created bool, err error) {
+	if _, err := os.Lstat(path); err == nil {
+		k, err := LoadKeyFile(path)
+		return k, false, err
+	}
 	raw := make([]byte, KeySize)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, false, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return nil, false, fmt.Errorf("create database encryption key file: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.WriteString(base64.URLEncoding.EncodeToString(raw) + "\n")
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, path)
+	}
 	if errors.Is(err, os.ErrExist) {
 		k, err := LoadKeyFile(path)
 		return k, false, err
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("create database encryption key file: %w", err)
-	}
-	_, err = f.WriteString(base64.URLEncoding.EncodeToString(raw) + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
 		return nil, false, fmt.Errorf("write database encryption key file %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
 	}
 	k, err = NewKey(raw)
 	return k, true, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"gorm.io/gorm"
@@ -305,5 +306,47 @@ func TestEnsureKeyFile(t *testing.T) {
 	}
 	if _, _, err := models.EnsureKeyFile(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("EnsureKeyFile of a bad file: %v, want an error naming it", err)
+	}
+}
+
+// TestEnsureKeyFileRace: processes starting at once with no key file agree on one key.
+func TestEnsureKeyFileRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), models.KeyFileName)
+	const n = 8
+	ids := make(chan string, n)
+	createdN := make(chan bool, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, created, err := models.EnsureKeyFile(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- k.ID()
+			createdN <- created
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	close(createdN)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	creators := 0
+	for c := range createdN {
+		if c {
+			creators++
+		}
+	}
+	if len(seen) != 1 || creators != 1 {
+		t.Errorf("%d keys, %d creators; want 1 and 1", len(seen), creators)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
 	}
 }
