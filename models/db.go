@@ -57,13 +57,18 @@ func Open(url, dataDir string) (*gorm.DB, error) {
 // IsPostgres reports whether db runs on PostgreSQL.
 func IsPostgres(db *gorm.DB) bool { return db.Dialector.Name() == "postgres" }
 
-// Migrate creates or updates every table; running it again changes nothing. On PostgreSQL an
-// advisory lock keeps concurrent starts from migrating at once.
+// Migrate creates or updates every table, checks that the encryption key set with
+// SetEncryptionKey is the database's (the first start records it), and seals secrets left in
+// plaintext by versions before encryption; running it again changes nothing. On PostgreSQL
+// an advisory lock keeps concurrent starts from migrating at once.
 func Migrate(db *gorm.DB) error {
 	return withMigrationLock(db, func(tx *gorm.DB) error {
-		return tx.AutoMigrate(&Remote{}, &Repository{}, &RepositoryVersion{}, &RepositoryContent{},
+		if err := tx.AutoMigrate(&Remote{}, &Repository{}, &RepositoryVersion{}, &RepositoryContent{},
 			&Distribution{}, &Namespace{}, &Blob{}, &Manifest{}, &ManifestBlob{}, &ManifestListManifest{},
-			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{})
+			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{}, &EncryptionKeyCheck{}); err != nil {
+			return err
+		}
+		return checkKey(tx)
 	})
 }
 

@@ -7,7 +7,9 @@ import (
 )
 
 // Remote is a container remote or a pull-through remote (PulpType tells which): where and how
-// to reach an upstream registry. Names are unique across both kinds, as in Pulp.
+// to reach an upstream registry. Names are unique across both kinds, as in Pulp. The fields
+// Pulp encrypts (client_key, proxy_username, proxy_password, username, password) are sealed
+// at rest under the database encryption key (see secrets.go).
 type Remote struct {
 	ID              string    `gorm:"primaryKey;size:36" json:"-"`
 	PulpType        string    `gorm:"size:64;index;not null" json:"-"`
@@ -21,13 +23,13 @@ type Remote struct {
 	UpstreamName        string     `json:"upstream_name"`
 	CACert              *string    `json:"ca_cert"`
 	ClientCert          *string    `json:"client_cert"`
-	ClientKey           *string    `json:"client_key"`
+	ClientKey           *string    `gorm:"serializer:encrypted" json:"client_key"`
 	TLSValidation       bool       `json:"tls_validation"`
 	ProxyURL            *string    `json:"proxy_url"`
-	ProxyUsername       *string    `json:"proxy_username"`
-	ProxyPassword       *string    `json:"proxy_password"`
-	Username            *string    `json:"username"`
-	Password            *string    `json:"password"`
+	ProxyUsername       *string    `gorm:"serializer:encrypted" json:"proxy_username"`
+	ProxyPassword       *string    `gorm:"serializer:encrypted" json:"proxy_password"`
+	Username            *string    `gorm:"serializer:encrypted" json:"username"`
+	Password            *string    `gorm:"serializer:encrypted" json:"password"`
 	MaxRetries          *int64     `json:"max_retries"`
 	TotalTimeout        *float64   `json:"total_timeout"`
 	ConnectTimeout      *float64   `json:"connect_timeout"`

@@ -25,7 +25,9 @@ var IncompleteStates = []string{TaskWaiting, TaskRunning, TaskCanceling}
 const DefaultDomainID = "018f0000-0000-7000-8000-000000000001"
 
 // Task is one asynchronous operation: what Pulp shows at /pulp/api/v3/tasks/<id>/. Args holds
-// the operation's input for the worker; WorkerID the app status of the worker running it.
+// the operation's input for the worker, sealed at rest under the database encryption key as
+// Pulp's enc_args (an update of a remote carries its new password); WorkerID the app status
+// of the worker running it.
 type Task struct {
 	ID                      string `gorm:"primaryKey;size:36"`
 	PulpCreated             time.Time
@@ -42,7 +44,7 @@ type Task struct {
 	CreatedResources        StringList `gorm:"type:text"`
 	ReservedResourcesRecord StringList `gorm:"type:text"`
 	Result                  JSON       `gorm:"type:text"`
-	Args                    JSON       `gorm:"type:text"`
+	Args                    JSON       `gorm:"type:text;serializer:encrypted"`
 	WorkerID                *string    `gorm:"size:36;index"`
 }
 

@@ -4,20 +4,27 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pulpgo/pulpgo/models"
 )
 
 // config holds every setting; each has a flag and a PULPGO_* environment variable (the flag wins).
 type config struct {
-	Listen        string
-	DataDir       string
-	DatabaseURL   string
-	RedisURL      string
-	AdminPassword string
-	StorageDir    string
-	LogLevel      string
+	Listen      string
+	DataDir     string
+	DatabaseURL string
+	RedisURL    string
+	// DBEncryptionKey is the key file that seals remote secrets and task arguments in the
+	// database (Pulp's DB_ENCRYPTION_KEY); empty = <data-dir>/db_symmetric_key, created at
+	// the first start (serve, and migrate on the embedded database, only).
+	DBEncryptionKey string
+	AdminPassword   string
+	StorageDir      string
+	LogLevel        string
 	// TagFreshness is how long a cached tag is served without asking the upstream.
 	TagFreshness time.Duration
 	// UpstreamTimeout bounds manifest requests to the upstream before the cache answers.
@@ -53,6 +60,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.DataDir, "data-dir", "PULPGO_DATA_DIR", "./data", "directory for the embedded database and blob storage")
 	str(&c.DatabaseURL, "database-url", "PULPGO_DATABASE_URL", "", "postgres://... URL; empty = embedded SQLite in the data dir (serve only)")
 	str(&c.RedisURL, "redis-url", "PULPGO_REDIS_URL", "", "redis://host:port/db URL; empty = in-process Redis (serve only)")
+	str(&c.DBEncryptionKey, "db-encryption-key", "PULPGO_DB_ENCRYPTION_KEY", "", "file holding the key that encrypts secrets in the database (32 bytes in base64); empty = <data-dir>/db_symmetric_key, created at first start (serve only)")
 	str(&c.AdminPassword, "admin-password", "PULPGO_ADMIN_PASSWORD", "password", "password of the API user admin")
 	str(&c.StorageDir, "storage-dir", "PULPGO_STORAGE_DIR", "", "blob storage directory (default <data-dir>/storage)")
 	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
@@ -82,5 +90,33 @@ func parseConfig(role string, args []string) (*config, error) {
 			return nil, fmt.Errorf("pulpgo %s needs --database-url and --redis-url: only serve may use the embedded database and Redis", role)
 		}
 	}
+	if c.DBEncryptionKey == "" && !c.mayCreateKey(role) {
+		return nil, fmt.Errorf("pulpgo %s needs --db-encryption-key (or PULPGO_DB_ENCRYPTION_KEY): the key file that encrypts secrets in the database, which every role sharing it must be given; serve creates one at %s on its first start", role, filepath.Join("<data-dir>", models.KeyFileName))
+	}
 	return c, nil
+}
+
+// mayCreateKey reports whether role, without --db-encryption-key, uses (and at its first
+// start creates) the key file in its data directory: serve, and migrate of the embedded
+// database. Roles that share a database across hosts must all be given the same key file.
+func (c *config) mayCreateKey(role string) bool {
+	return role == "serve" || (role == "migrate" && c.DatabaseURL == "")
+}
+
+// loadKey returns the database encryption key of role: the --db-encryption-key file, or the
+// one in the data directory, created if missing (created says so).
+func (c *config) loadKey(role string) (k *models.Key, path string, created bool, err error) {
+	if c.DBEncryptionKey != "" {
+		k, err := models.LoadKeyFile(c.DBEncryptionKey)
+		return k, c.DBEncryptionKey, false, err
+	}
+	if !c.mayCreateKey(role) {
+		return nil, "", false, fmt.Errorf("pulpgo %s needs --db-encryption-key", role)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return nil, "", false, fmt.Errorf("create data dir %s: %w", c.DataDir, err)
+	}
+	path = filepath.Join(c.DataDir, models.KeyFileName)
+	k, created, err = models.EnsureKeyFile(path)
+	return k, path, created, err
 }

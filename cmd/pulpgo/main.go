@@ -75,6 +75,17 @@ func run(role string, cfg *config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	key, keyPath, created, err := cfg.loadKey(role)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created the database encryption key; back it up: the secrets in the database cannot be read without it", "path", keyPath, "key", key.ID())
+	} else if fi, err := os.Stat(keyPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the database encryption key file is readable by other users", "path", keyPath, "mode", fi.Mode().Perm().String())
+	}
+	models.SetEncryptionKey(key)
+
 	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
 // fakeUpstream serves manifests by tag and digest, and blobs, for one repository name; it
@@ -119,6 +120,7 @@ type cacheEnv struct {
 
 func newCacheEnv(t *testing.T, upstreamURL string, cfg Config) *cacheEnv {
 	t.Helper()
+	testenv.UseEncryptionKey()
 	db, err := models.Open("", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
 const adminPassword = "s3cret"
@@ -101,6 +102,7 @@ func (f *fixture) dist(t testing.TB, d models.Distribution) *models.Distribution
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
+	testenv.UseEncryptionKey()
 	db, err := models.Open("", dir)
 	if err != nil {
 		t.Fatal(err)

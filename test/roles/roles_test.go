@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/testenv"
 	"github.com/pulpgo/pulpgo/test/upstream"
@@ -119,6 +120,21 @@ func TestSplitRolesRequireServers(t *testing.T) {
 	}
 }
 
+// TestSplitRolesRequireKey: roles that share a database across hosts must be given its
+// encryption key; none makes one up.
+func TestSplitRolesRequireKey(t *testing.T) {
+	bin := harness.Binary(t)
+	for _, role := range []string{"api", "worker", "content"} {
+		cmd := exec.Command(bin, role, "--data-dir", t.TempDir(), "--database-url", "postgres://127.0.0.1:1/none",
+			"--redis-url", "redis://127.0.0.1:1/0")
+		cmd.Env = append(os.Environ(), "PULPGO_DB_ENCRYPTION_KEY=")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "needs --db-encryption-key") {
+			t.Errorf("%s without a key: err %v, output %q; want a refusal naming --db-encryption-key", role, err, out)
+		}
+	}
+}
+
 // TestSplitRoles runs api, worker and two content apps sharing PostgreSQL, Redis and storage:
 // both content apps pull the same image at once, and the upstream serves each blob once.
 func TestSplitRoles(t *testing.T) {
@@ -134,7 +150,8 @@ func TestSplitRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(), "--log-level", "debug"}
+	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(),
+		"--db-encryption-key", testenv.KeyFile(t), "--log-level", "debug"}
 	a := startRole(t, bin, "api", common...)
 	startRole(t, bin, "worker", common...)
 	c1 := startRole(t, bin, "content", common...)
@@ -272,4 +289,105 @@ func check(body io.ReadCloser, digest string) error {
 		return fmt.Errorf("got %s, want %s", got, digest)
 	}
 	return nil
+}
+
+// TestSplitRolesSecrets runs api, worker and content with one key file against an upstream
+// that requires credentials. The remote is created with a wrong password, which a PATCH (a
+// task the worker runs) corrects; the content app then pulls through it, so each role opened
+// what another sealed. No table and no log (at debug level) holds a secret in plaintext, and
+// a role given another key refuses to start.
+func TestSplitRolesSecrets(t *testing.T) {
+	bin := harness.Binary(t)
+	ctx := t.Context()
+	const user, pass, wrong = "puller-Jw31", "right-Jw32", "wrong-Jw33"
+	up, err := upstream.Start(ctx, upstream.Options{Username: user, Password: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	img, err := up.PushSmall(ctx, "team/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dbURL := testenv.PostgresURL(t)
+	common := []string{"--database-url", dbURL, "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(),
+		"--db-encryption-key", testenv.KeyFile(t), "--log-level", "debug"}
+	a := startRole(t, bin, "api", common...)
+	w := startRole(t, bin, "worker", common...)
+	c := startRole(t, bin, "content", common...)
+	base := "http://" + a.addr
+	waitFor(t, "the api up", func() bool {
+		resp, err := http.Get(base + "/pulp/api/v3/status/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	var remote map[string]any
+	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/pull-through/",
+		map[string]any{"name": "private", "url": up.URL(), "username": user, "password": wrong}, &remote); code != 201 {
+		t.Fatalf("create remote: %d %v", code, remote)
+	}
+	var task map[string]string
+	if code := api(t, "PATCH", base+remote["pulp_href"].(string), map[string]any{"password": pass}, &task); code != 202 {
+		t.Fatalf("patch the password: %d %v", code, task)
+	}
+	waitTask(t, base, task["task"])
+	if code := api(t, "POST", base+"/pulp/api/v3/distributions/container/pull-through/",
+		map[string]any{"name": "private", "base_path": "private", "remote": remote["pulp_href"]}, &task); code != 202 {
+		t.Fatalf("create distribution: %d %v", code, task)
+	}
+	waitTask(t, base, task["task"])
+	waitFor(t, "the content app up", func() bool {
+		resp, err := http.Get("http://" + c.addr + "/v2/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	})
+	if err := pull(ctx, "http://"+c.addr, "private/team/app", "v1", img); err != nil {
+		t.Fatalf("pull with the patched password: %v", err)
+	}
+
+	db, err := models.Open(dbURL, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	}()
+	for _, table := range []string{"remotes", "tasks"} {
+		var rows []map[string]any
+		if err := db.Table(table).Find(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range rows {
+			for col, v := range row {
+				if s, ok := v.(string); ok && (strings.Contains(s, pass) || strings.Contains(s, wrong) || strings.Contains(s, user)) {
+					t.Errorf("%s.%s holds a secret in plaintext: %q", table, col, s)
+				}
+			}
+		}
+	}
+	for _, p := range []*proc{a, w, c} {
+		b, _ := os.ReadFile(p.log)
+		for _, secret := range []string{pass, wrong} {
+			if strings.Contains(string(b), secret) {
+				t.Errorf("log %s shows a password", p.log)
+			}
+		}
+	}
+
+	// A content app given another key file refuses to start.
+	other := append(append([]string{}, common...), "--db-encryption-key", testenv.KeyFile(t), "--listen", "127.0.0.1:0")
+	out, err := exec.Command(bin, append([]string{"content"}, other...)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "same --db-encryption-key") {
+		t.Errorf("content with another key: err %v, output %q; want a refusal", err, out)
+	}
 }
