@@ -62,6 +62,10 @@ func parseConfig(role string, args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	if c.AdminPassword == "" {
+		// An empty password would make "admin:" a valid login for anyone.
+		return nil, fmt.Errorf("the admin password is empty (--admin-password or PULPGO_ADMIN_PASSWORD): set a non-empty password")
+	}
 	if c.StorageDir == "" {
 		c.StorageDir = c.DataDir + "/storage"
 	}

@@ -165,7 +165,7 @@ func run(role string, cfg *config) error {
 		apps = append(apps, models.AppContent)
 	}
 	go heartbeats(ctx, db, apps, log)
-	return listenAndServe(ctx, cfg.Listen, handler, log)
+	return listenAndServe(ctx, cfg.Listen, cfg.AdminPassword, handler, log)
 }
 
 func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, log *slog.Logger) (*content.App, error) {
@@ -197,11 +197,28 @@ func heartbeats(ctx context.Context, db *gorm.DB, apps []string, log *slog.Logge
 	}
 }
 
-func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+// defaultAdminPassword is the admin password when none is configured.
+const defaultAdminPassword = "password"
+
+// warnDefaultPassword logs a warning when the admin password is the default one and addr is
+// reachable from other hosts (not a loopback address).
+func warnDefaultPassword(log *slog.Logger, addr net.Addr, password string) {
+	if password != defaultAdminPassword {
+		return
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		return
+	}
+	log.Warn(`the admin password is the default "password" and the server listens on a non-loopback address: anyone who can reach it can log in as admin; set --admin-password or PULPGO_ADMIN_PASSWORD`,
+		"addr", addr.String())
+}
+
+func listenAndServe(ctx context.Context, addr, adminPassword string, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	warnDefaultPassword(log, ln.Addr(), adminPassword)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
