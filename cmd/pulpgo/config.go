@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +23,11 @@ type config struct {
 	// UpstreamTimeout bounds manifest requests to the upstream before the cache answers.
 	UpstreamTimeout time.Duration
 	Concurrency     int
+	// BodyIdleTimeout is how long a request body may send nothing before the connection is
+	// closed; it is measured per read, so a slow upload that keeps sending is never cut.
+	BodyIdleTimeout time.Duration
+	// MaxConnections bounds the connections served at once; more wait to be accepted.
+	MaxConnections int
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -46,6 +52,14 @@ func parseConfig(role string, args []string) (*config, error) {
 		}
 		fs.DurationVar(p, name, def, usage+" (env "+env+")")
 	}
+	num := func(p *int, name, env string, def int, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				def = n
+			}
+		}
+		fs.IntVar(p, name, def, usage+" (env "+env+")")
+	}
 	str(&c.Listen, "listen", "PULPGO_LISTEN", defListen, "address to listen on")
 	str(&c.DataDir, "data-dir", "PULPGO_DATA_DIR", "./data", "directory for the embedded database and blob storage")
 	str(&c.DatabaseURL, "database-url", "PULPGO_DATABASE_URL", "", "postgres://... URL; empty = embedded SQLite in the data dir (serve only)")
@@ -55,6 +69,8 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
 	dur(&c.TagFreshness, "tag-freshness", "PULPGO_TAG_FRESHNESS", 30*time.Second, "how long a pulled tag is served without asking the upstream (0 = always ask)")
 	dur(&c.UpstreamTimeout, "upstream-timeout", "PULPGO_UPSTREAM_TIMEOUT", 5*time.Second, "budget for upstream manifest requests before serving the cache")
+	dur(&c.BodyIdleTimeout, "body-idle-timeout", "PULPGO_BODY_IDLE_TIMEOUT", 60*time.Second, "a request body that sends nothing for this long is cut and its connection closed")
+	num(&c.MaxConnections, "max-connections", "PULPGO_MAX_CONNECTIONS", 1024, "connections served at once; more wait to be accepted")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -65,6 +81,12 @@ func parseConfig(role string, args []string) (*config, error) {
 	if c.AdminPassword == "" {
 		// An empty password would make "admin:" a valid login for anyone.
 		return nil, fmt.Errorf("the admin password is empty (--admin-password or PULPGO_ADMIN_PASSWORD): set a non-empty password")
+	}
+	if c.BodyIdleTimeout <= 0 {
+		return nil, fmt.Errorf("--body-idle-timeout must be positive, not %s", c.BodyIdleTimeout)
+	}
+	if c.MaxConnections < 1 {
+		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)
 	}
 	if c.StorageDir == "" {
 		c.StorageDir = c.DataDir + "/storage"

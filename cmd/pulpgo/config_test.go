@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // splitArgs are the flags a split role needs besides the one under test.
@@ -31,6 +32,32 @@ func TestEmptyAdminPasswordRefused(t *testing.T) {
 	}
 	if _, err := parseConfig("serve", []string{"--admin-password", "s3cret"}); err != nil {
 		t.Errorf("a non-empty password: %v", err)
+	}
+}
+
+// TestLimitSettings checks the defaults of the connection and body limits, their environment
+// variables, and that the flags win.
+func TestLimitSettings(t *testing.T) {
+	c, err := parseConfig("serve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BodyIdleTimeout != time.Minute || c.MaxConnections != 1024 {
+		t.Errorf("defaults: body idle timeout %s, max connections %d; want 1m0s, 1024", c.BodyIdleTimeout, c.MaxConnections)
+	}
+	t.Setenv("PULPGO_BODY_IDLE_TIMEOUT", "5s")
+	t.Setenv("PULPGO_MAX_CONNECTIONS", "7")
+	if c, err = parseConfig("serve", nil); err != nil || c.BodyIdleTimeout != 5*time.Second || c.MaxConnections != 7 {
+		t.Errorf("from the environment: %+v, %v", c, err)
+	}
+	if c, err = parseConfig("serve", []string{"--body-idle-timeout", "2s", "--max-connections", "3"}); err != nil ||
+		c.BodyIdleTimeout != 2*time.Second || c.MaxConnections != 3 {
+		t.Errorf("from flags: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"--body-idle-timeout", "0s"}, {"--max-connections", "0"}} {
+		if _, err := parseConfig("serve", bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }
 

@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -57,8 +55,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pulpgo:", err)
 		os.Exit(2)
 	}
-	if err := run(role, cfg); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, role, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "pulpgo:", err)
+		stop()
 		os.Exit(1)
 	}
 }
@@ -69,11 +70,10 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-func run(role string, cfg *config) error {
+// run runs role with cfg until ctx ends (or, for migrate, until the schema is up to date).
+func run(ctx context.Context, role string, cfg *config) error {
 	log := newLogger(cfg.LogLevel)
 	slog.SetDefault(log)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 
 	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
@@ -165,7 +165,7 @@ func run(role string, cfg *config) error {
 		apps = append(apps, models.AppContent)
 	}
 	go heartbeats(ctx, db, apps, log)
-	return listenAndServe(ctx, cfg.Listen, cfg.AdminPassword, handler, log)
+	return listenAndServe(ctx, cfg, handler, log)
 }
 
 func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, log *slog.Logger) (*content.App, error) {
@@ -195,43 +195,4 @@ func heartbeats(ctx context.Context, db *gorm.DB, apps []string, log *slog.Logge
 		case <-tick.C:
 		}
 	}
-}
-
-// defaultAdminPassword is the admin password when none is configured.
-const defaultAdminPassword = "password"
-
-// warnDefaultPassword logs a warning when the admin password is the default one and addr is
-// reachable from other hosts (not a loopback address).
-func warnDefaultPassword(log *slog.Logger, addr net.Addr, password string) {
-	if password != defaultAdminPassword {
-		return
-	}
-	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
-		return
-	}
-	log.Warn(`the admin password is the default "password" and the server listens on a non-loopback address: anyone who can reach it can log in as admin; set --admin-password or PULPGO_ADMIN_PASSWORD`,
-		"addr", addr.String())
-}
-
-func listenAndServe(ctx context.Context, addr, adminPassword string, h http.Handler, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	warnDefaultPassword(log, ln.Addr(), adminPassword)
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
