@@ -13,8 +13,8 @@ var repositoryKinds = []models.Kind{models.KindContainerRepository, models.KindP
 
 func distributionFields() []field {
 	return []field{
-		{name: "name", kind: fString, required: true, unique: true},
-		{name: "base_path", kind: fString, required: true, unique: true},
+		{name: "name", kind: fString, required: true, unique: true, ident: true},
+		{name: "base_path", kind: fString, required: true, unique: true, ident: true},
 		{name: "pulp_labels", kind: fLabels},
 		{name: "hidden", kind: fBool},
 		{name: "private", kind: fBool},

@@ -89,6 +89,20 @@ func (s *Server) checkQuery(c *gin.Context) {
 			return
 		}
 	}
+	// A NUL in a filter value fails its form field, as in DRF (limit and offset are
+	// dropped below instead).
+	for name, vals := range q {
+		if name == "limit" || name == "offset" {
+			continue
+		}
+		for _, v := range vals {
+			if strings.ContainsRune(v, 0) {
+				writeJSON(c, http.StatusBadRequest, map[string][]string{name: {msgNullCharacters}})
+				c.Abort()
+				return
+			}
+		}
+	}
 	// Pulp (DRF) ignores a limit or offset that is not an integer; the generated binder would
 	// reject it, so drop it here.
 	dropped := false
