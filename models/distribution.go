@@ -144,19 +144,16 @@ func ValidRelativePath(p string) bool {
 }
 
 // OverlappingDistribution returns the name of a distribution whose base path equals p, is a
-// prefix of p, or has p as a prefix (whole segments), other than the one with id exceptID.
+// prefix of p, or has p as a prefix (whole segments), other than the one with id exceptID and
+// the children the cache made below it.
 func OverlappingDistribution(db *gorm.DB, p, exceptID string) (string, error) {
 	var ds []Distribution
-	q := db.Select("id", "name", "base_path").Where("id <> ?", exceptID)
-	q = q.Where("base_path = ? OR base_path LIKE ? ESCAPE '\\'", p, likeEscape(p)+"/%")
-	segs := strings.Split(p, "/")
-	var prefixes []string
-	for i := 1; i < len(segs); i++ {
-		prefixes = append(prefixes, strings.Join(segs[:i], "/"))
-	}
-	if len(prefixes) > 0 {
-		q = db.Select("id", "name", "base_path").Where("id <> ?", exceptID).
-			Where("base_path = ? OR base_path LIKE ? ESCAPE '\\' OR base_path IN ?", p, likeEscape(p)+"/%", prefixes)
+	q := db.Select("id", "name", "base_path").Where("id <> ?", exceptID).
+		Where("pull_through_id IS NULL OR pull_through_id <> ?", exceptID)
+	if prefixes := parentPaths(p); len(prefixes) > 0 {
+		q = q.Where("base_path = ? OR base_path LIKE ? ESCAPE '\\' OR base_path IN ?", p, likeEscape(p)+"/%", prefixes)
+	} else {
+		q = q.Where("base_path = ? OR base_path LIKE ? ESCAPE '\\'", p, likeEscape(p)+"/%")
 	}
 	if err := q.Limit(1).Find(&ds).Error; err != nil {
 		return "", err
@@ -165,6 +162,40 @@ func OverlappingDistribution(db *gorm.DB, p, exceptID string) (string, error) {
 		return "", nil
 	}
 	return ds[0].Name, nil
+}
+
+// PullThroughAbove returns the name of the pull-through distribution whose base path is p or
+// an ancestor of p, when a container distribution other than the one with id exceptID ("" on
+// create) may not take base path p: only the cache creates distributions below a pull-through
+// distribution. A distribution that keeps its base path is never refused.
+func PullThroughAbove(db *gorm.DB, p, exceptID string) (string, error) {
+	if exceptID != "" {
+		var d Distribution
+		err := db.Select("id", "base_path").Take(&d, "id = ?", exceptID).Error
+		if err == nil && d.BasePath == p {
+			return "", nil
+		}
+		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return "", err
+		}
+	}
+	var pts []Distribution
+	err := db.Select("id", "name", "base_path").Where("pulp_type = ? AND base_path IN ?", KindPullThroughDist.PulpType,
+		append(parentPaths(p), p)).Order("base_path").Limit(1).Find(&pts).Error
+	if err != nil || len(pts) == 0 {
+		return "", err
+	}
+	return pts[0].Name, nil
+}
+
+// parentPaths returns the ancestors of base path p, shortest first: "a" and "a/b" for "a/b/c".
+func parentPaths(p string) []string {
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs)-1)
+	for i := 1; i < len(segs); i++ {
+		out = append(out, strings.Join(segs[:i], "/"))
+	}
+	return out
 }
 
 // EnsureNamespace returns the id of the namespace named after the first segment of basePath,

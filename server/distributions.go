@@ -13,8 +13,8 @@ var repositoryKinds = []models.Kind{models.KindContainerRepository, models.KindP
 
 func distributionFields() []field {
 	return []field{
-		{name: "name", kind: fString, required: true, unique: true},
-		{name: "base_path", kind: fString, required: true, unique: true},
+		{name: "name", kind: fString, required: true, unique: true, ident: true},
+		{name: "base_path", kind: fString, required: true, unique: true, ident: true},
 		{name: "pulp_labels", kind: fLabels},
 		{name: "hidden", kind: fBool},
 		{name: "private", kind: fBool},
@@ -34,10 +34,16 @@ var containerDistributionSerializer = &serializer{
 			refKinds: []models.Kind{models.KindRepositoryVersion}},
 	),
 	readOnly: append([]string{"registry_path", "remote"}, distributionReadOnly...),
-	check: func(_ *Server, in *input, errs *models.ValidationError) {
-		if bp, ok := in.merged["base_path"].(string); ok && in.present["base_path"] && len(errs.Fields["base_path"]) == 0 &&
-			!models.ValidContainerBasePath(bp) {
-			errs.Add("base_path", "The provided base path contains forbidden characters.")
+	check: func(s *Server, in *input, errs *models.ValidationError) {
+		if bp, ok := in.merged["base_path"].(string); ok && in.present["base_path"] && len(errs.Fields["base_path"]) == 0 {
+			if !models.ValidContainerBasePath(bp) {
+				errs.Add("base_path", "The provided base path contains forbidden characters.")
+			} else if name, err := models.PullThroughAbove(s.db, bp, in.id); err != nil {
+				errs.Add("base_path", "Could not check the base path against pull-through distributions.")
+			} else if name != "" {
+				// Only the cache creates distributions below a pull-through distribution.
+				errs.Add("base_path", "Base path is below the pull-through distribution '"+name+"': only its cache creates distributions there.")
+			}
 		}
 		if len(errs.Fields) == 0 && in.merged["repository"] != nil && in.merged["repository_version"] != nil {
 			errs.Add("non_field_errors", "Only one of the attributes 'repository' and 'repository_version' may be used simultaneously.")

@@ -226,3 +226,59 @@ func TestContainerDistributionDelete(t *testing.T) {
 		e.get(href(shared)).expect(t, http.StatusNotFound)
 	})
 }
+
+// TestPullThroughBasePathIsReserved checks that below a pull-through distribution's base path
+// only the cache makes distributions: the API refuses a container distribution there, on
+// create and on update, while paths beside it and nested ordinary paths stay allowed, and the
+// children and the pull-through distribution itself stay editable.
+func TestPullThroughBasePathIsReserved(t *testing.T) {
+	runAPI(t, func(t *testing.T, e *env) {
+		remote := e.create(ptRemotes, map[string]any{"name": "pub-remote", "url": "https://registry-1.docker.io"})
+		pt := e.createAsync(ptDistribution, map[string]any{"name": "pub", "base_path": "pub", "remote": href(remote)})
+		const below = `{"base_path": ["Base path is below the pull-through distribution 'pub': only its cache creates distributions there."]}`
+		for _, bp := range []string{"pub/library/busybox2", "pub/x"} {
+			e.post(distributions, map[string]any{"name": "shadow", "base_path": bp}).bodyIs(t, http.StatusBadRequest, below)
+		}
+		// Beside the pull-through path, and nested ordinary paths, as in Pulp.
+		e.createAsync(distributions, map[string]any{"name": "pubx", "base_path": "pubx/library/busybox"})
+		team := e.createAsync(distributions, map[string]any{"name": "team", "base_path": "team"})
+		e.createAsync(distributions, map[string]any{"name": "team-app", "base_path": "team/app"})
+
+		t.Run("update", func(t *testing.T) {
+			e.patch(href(team), map[string]any{"base_path": "pub/team"}).bodyIs(t, http.StatusBadRequest, below)
+			e.put(href(team), map[string]any{"name": "team", "base_path": "pub/team"}).bodyIs(t, http.StatusBadRequest, below)
+			e.get(href(team)).expect(t, http.StatusOK)
+			if bp := e.get(href(team)).obj(t)["base_path"]; bp != "team" {
+				t.Errorf("base_path %v after refused updates", bp)
+			}
+		})
+		t.Run("a pull-through distribution over an ordinary one", func(t *testing.T) {
+			e.post(ptDistribution, map[string]any{"name": "pt-team", "base_path": "team", "remote": href(remote)}).
+				bodyIs(t, http.StatusBadRequest, `{"base_path": ["This field must be unique."]}`)
+			e.post(ptDistribution, map[string]any{"name": "pt-pubx", "base_path": "pubx", "remote": href(remote)}).
+				bodyIs(t, http.StatusBadRequest, `{"base_path": {"base_path": "Overlaps with existing distribution 'pubx'"}}`)
+		})
+		t.Run("children and their parent stay editable", func(t *testing.T) {
+			ptID, now := idOf(href(pt)), models.Now()
+			child := &models.Distribution{ID: models.NewID(), PulpType: models.KindContainerDistribution.PulpType,
+				PulpCreated: now, PulpLastUpdated: now, Name: "pub/library/debian", BasePath: "pub/library/debian",
+				PullThroughID: &ptID, PulpLabels: models.Labels{}}
+			if err := e.db.Create(child).Error; err != nil {
+				t.Fatal(err)
+			}
+			childHref := distributions + child.ID + "/"
+			e.waitTaskOK(e.put(childHref, map[string]any{"name": "pub/library/debian", "base_path": "pub/library/debian",
+				"description": "cached"}).taskHref(t))
+			e.patch(childHref, map[string]any{"base_path": "pub/library/other"}).bodyIs(t, http.StatusBadRequest, below)
+			// The pull-through distribution's own children do not overlap it.
+			e.waitTaskOK(e.put(href(pt), map[string]any{"name": "pub", "base_path": "pub", "remote": href(remote),
+				"description": "docker hub"}).taskHref(t))
+		})
+		names := e.get(distributions + "?limit=100").names(t)
+		for _, n := range names {
+			if n == "shadow" {
+				t.Errorf("a refused distribution exists: %v", names)
+			}
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -46,6 +47,8 @@ type field struct {
 	refKinds []models.Kind // fRef: accepted kinds; KindRepositoryVersion for version hrefs
 	def      any           // default on create
 	ignore   bool          // accepted and dropped (inherited fields that mean nothing here)
+	ident    bool          // fString: a name or path, refused with control or bidi override characters
+	url      bool          // fString: an http or https URL
 }
 
 func (f field) modelKey() string {
@@ -300,6 +303,17 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 		if len(f.choices) > 0 && !contains(f.choices, str) {
 			return decoded{}, fmt.Sprintf("\"%s\" is not a valid choice.", str)
 		}
+		if strings.ContainsRune(str, 0) {
+			return decoded{}, msgNullCharacters
+		}
+		if f.ident && hasControlOrBidi(str) {
+			return decoded{}, "Control characters and bidirectional override characters are not allowed."
+		}
+		if f.url && str != "" {
+			if msg := httpURLError(str); msg != "" {
+				return decoded{}, msg
+			}
+		}
 		return decoded{str, str}, ""
 	case fBool:
 		switch x := v.(type) {
@@ -374,6 +388,9 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 			if !ok {
 				return decoded{}, "Not a valid string."
 			}
+			if strings.ContainsRune(str, 0) {
+				return decoded{}, msgNullCharacters
+			}
 			out = append(out, str)
 		}
 		return decoded{out, out}, ""
@@ -400,6 +417,9 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 			if strings.ContainsAny(str, "()") {
 				return decoded{}, "Label values cannot contain '(' or ')'."
 			}
+			if strings.ContainsRune(str, 0) {
+				return decoded{}, msgNullCharacters
+			}
 			out[k] = str
 		}
 		return decoded{out, out}, ""
@@ -409,8 +429,14 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 			return decoded{}, fmt.Sprintf("Expected a list of items but got type \"%s\".", jsonTypeName(v))
 		}
 		for _, item := range list {
-			if _, ok := item.(map[string]any); !ok {
+			h, ok := item.(map[string]any)
+			if !ok {
 				return decoded{}, "Each header must be an object."
+			}
+			for name, value := range h {
+				if msg := headerError(name, value); msg != "" {
+					return decoded{}, msg
+				}
 			}
 		}
 		return decoded{list, list}, ""
@@ -426,6 +452,52 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 		return decoded{href, id}, ""
 	}
 	return decoded{}, "Unsupported field."
+}
+
+// msgNullCharacters is DRF's error for a NUL in any string field.
+const msgNullCharacters = "Null characters are not allowed."
+
+// hasControlOrBidi reports whether s holds a control character (C0, DEL, C1) or a
+// bidirectional embedding, override or isolate (U+202A–U+202E, U+2066–U+2069), which could
+// make a name display as another.
+func hasControlOrBidi(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) {
+			return true
+		}
+	}
+	return false
+}
+
+// httpURLError returns the error of a URL field that is not an absolute http or https URL
+// with a host, or "".
+func httpURLError(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" && (u.Scheme == "http" || u.Scheme == "https") {
+		return "Enter a valid URL."
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "Only http and https URLs are allowed."
+	}
+	return ""
+}
+
+// headerError returns the error of one remote header, or "": the name must be an HTTP token
+// and the value must not hold CR, LF or NUL, which would end the header or the request.
+func headerError(name string, value any) string {
+	if name == "" || strings.IndexFunc(name, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+		return "Header names must be HTTP tokens."
+	}
+	if strings.ContainsAny(fmt.Sprint(value), "\r\n\x00") {
+		return "Header values cannot contain CR, LF or NUL characters."
+	}
+	return ""
+}
+
+// isTokenChar reports whether r may appear in an HTTP token (RFC 9110, section 5.6.2).
+func isTokenChar(r rune) bool {
+	return r < 0x7f && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' ||
+		strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 }
 
 func labelKeyError(k string) string {

@@ -2,11 +2,14 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
 	"sort"
 	"testing"
+
+	"github.com/pulpgo/pulpgo/models"
 )
 
 // page is a decoded list response.
@@ -241,5 +244,35 @@ func TestLabels(t *testing.T) {
 				t.Errorf("label select: %v", got)
 			}
 		})
+	})
+}
+
+// TestLimitIsClamped checks that ?limit= above 1000 answers 1000 results with next set, so
+// that one request cannot make the server render a whole table.
+func TestLimitIsClamped(t *testing.T) {
+	runAPI(t, func(t *testing.T, e *env) {
+		rows := make([]models.Remote, 1001)
+		now := models.Now()
+		for i := range rows {
+			rows[i] = models.Remote{ID: models.NewID(), PulpType: models.KindPullThroughRemote.PulpType, PulpCreated: now,
+				PulpLastUpdated: now, Name: fmt.Sprintf("remote-%04d", i), URL: "https://x.example", PulpLabels: models.Labels{},
+				Policy: "on_demand", TLSValidation: true}
+		}
+		if err := e.db.CreateInBatches(rows, 200).Error; err != nil {
+			t.Fatal(err)
+		}
+		const host = "api.example:24817"
+		base := "http://" + host + ptRemotes
+		for _, q := range []string{"?limit=100000", "?limit=1001", "?limit=1000"} {
+			p := e.get(ptRemotes+q, withHost(host)).page(t)
+			if p.Count != 1001 || len(p.Results) != 1000 || strOrNil(p.Next) != base+"?limit=1000&offset=1000" || p.Previous != nil {
+				t.Errorf("%s: count %d, %d results, next %v, previous %v; want 1001, 1000, %s?limit=1000&offset=1000, nil",
+					q, p.Count, len(p.Results), strOrNil(p.Next), strOrNil(p.Previous), base)
+			}
+		}
+		p := e.get(ptRemotes+"?limit=100000&offset=1000", withHost(host)).page(t)
+		if len(p.Results) != 1 || p.Next != nil || strOrNil(p.Previous) != base+"?limit=1000" {
+			t.Errorf("last page: %d results, next %v, previous %v", len(p.Results), strOrNil(p.Next), strOrNil(p.Previous))
+		}
 	})
 }

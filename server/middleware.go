@@ -36,7 +36,8 @@ func correlationID(c *gin.Context) {
 const adminHref = "/pulp/api/v3/users/1/"
 
 // authenticate requires HTTP Basic credentials of the admin user on every operation the spec
-// protects; status, livez and the API document are anonymous.
+// protects; status, livez and the API document are anonymous. Nobody is the admin while the
+// configured password is empty.
 func (s *Server) authenticate(c *gin.Context) {
 	op := s.spec.operation(c)
 	if op == nil || op.anonymous {
@@ -62,7 +63,8 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	if user != "admin" || subtle.ConstantTimeCompare([]byte(pass), []byte(s.deps.AdminPassword)) != 1 {
+	// An empty configured password opens nothing: "admin:" must not be a login.
+	if s.deps.AdminPassword == "" || user != "admin" || subtle.ConstantTimeCompare([]byte(pass), []byte(s.deps.AdminPassword)) != 1 {
 		c.Header("WWW-Authenticate", `Basic realm="api"`)
 		writeJSON(c, http.StatusUnauthorized, detail("Invalid username/password."))
 		c.Abort()
@@ -85,6 +87,20 @@ func (s *Server) checkQuery(c *gin.Context) {
 			writeJSON(c, http.StatusBadRequest, map[string][]string{"errors": {"Invalid Filter: '" + name + "'"}})
 			c.Abort()
 			return
+		}
+	}
+	// A NUL in a filter value fails its form field, as in DRF (limit and offset are
+	// dropped below instead).
+	for name, vals := range q {
+		if name == "limit" || name == "offset" {
+			continue
+		}
+		for _, v := range vals {
+			if strings.ContainsRune(v, 0) {
+				writeJSON(c, http.StatusBadRequest, map[string][]string{name: {msgNullCharacters}})
+				c.Abort()
+				return
+			}
 		}
 	}
 	// Pulp (DRF) ignores a limit or offset that is not an integer; the generated binder would

@@ -12,7 +12,7 @@ var namespaceSerializer = &serializer{
 	kind:  models.KindNamespace,
 	model: &models.Namespace{},
 	fields: []field{
-		{name: "name", kind: fString, required: true, unique: true},
+		{name: "name", kind: fString, required: true, unique: true, ident: true},
 		{name: "pulp_labels", kind: fLabels},
 	},
 	check: func(_ *Server, in *input, errs *models.ValidationError) {

@@ -11,14 +11,14 @@ import (
 
 func remoteFields() []field {
 	return []field{
-		{name: "name", kind: fString, required: true, unique: true},
-		{name: "url", kind: fString, required: true},
+		{name: "name", kind: fString, required: true, unique: true, ident: true},
+		{name: "url", kind: fString, required: true, url: true},
 		{name: "pulp_labels", kind: fLabels},
 		{name: "ca_cert", kind: fString, nullable: true},
 		{name: "client_cert", kind: fString, nullable: true},
 		{name: "client_key", kind: fString, nullable: true},
 		{name: "tls_validation", kind: fBool},
-		{name: "proxy_url", kind: fString, nullable: true},
+		{name: "proxy_url", kind: fString, nullable: true, url: true},
 		{name: "proxy_username", kind: fString, nullable: true},
 		{name: "proxy_password", kind: fString, nullable: true},
 		{name: "username", kind: fString, nullable: true},
@@ -42,7 +42,7 @@ var containerRemoteSerializer = &serializer{
 	kind:  models.KindContainerRemote,
 	model: &models.Remote{},
 	fields: append(remoteFields(),
-		field{name: "upstream_name", kind: fString, required: true},
+		field{name: "upstream_name", kind: fString, required: true, ident: true},
 		field{name: "policy", kind: fString, choices: []string{"immediate", "on_demand", "streamed"}},
 		field{name: "include_tags", key: "includes", kind: fStrings, nullable: true},
 		field{name: "exclude_tags", key: "excludes", kind: fStrings, nullable: true},

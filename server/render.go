@@ -12,6 +12,10 @@ import (
 	"github.com/pulpgo/pulpgo/models"
 )
 
+// maxLimit is the largest page a list answers; a larger ?limit= gets this many, with next
+// pointing at the rest (Pulp has no bound).
+const maxLimit = 1000
+
 // listQuery is a list request: pagination, ordering, field selection, and filters.
 type listQuery struct {
 	limit, offset   int
@@ -35,7 +39,7 @@ func parseListQuery(c *gin.Context) listQuery {
 		switch name {
 		case "limit":
 			if n, err := strconv.Atoi(vals[0]); err == nil && n > 0 {
-				lq.limit = n
+				lq.limit = min(n, maxLimit)
 			}
 		case "offset":
 			if n, err := strconv.Atoi(vals[0]); err == nil && n >= 0 {

@@ -13,7 +13,7 @@ import (
 
 func repositoryFields() []field {
 	return []field{
-		{name: "name", kind: fString, required: true, unique: true},
+		{name: "name", kind: fString, required: true, unique: true, ident: true},
 		{name: "description", kind: fString, nullable: true},
 		{name: "retain_repo_versions", kind: fInt, nullable: true, min: minOf(1)},
 		{name: "retain_checkpoints", kind: fInt, nullable: true, min: minOf(1)},

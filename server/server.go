@@ -42,8 +42,9 @@ type Dispatcher interface {
 
 // Deps are what the API needs.
 type Deps struct {
-	DB            *gorm.DB
-	Tasks         Dispatcher
+	DB    *gorm.DB
+	Tasks Dispatcher
+	// AdminPassword is the password of the user admin; empty lets nobody in.
 	AdminPassword string
 	Logger        *slog.Logger
 	// RedisPing checks the Redis connection for /status/.

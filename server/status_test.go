@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pulpgo/pulpgo/server"
+	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
 func TestStatus(t *testing.T) {
@@ -94,6 +95,21 @@ func TestAuth(t *testing.T) {
 		if n := len(e.get(ptRemotes).results(t)); n != 0 {
 			t.Errorf("%d remotes after unauthenticated POST", n)
 		}
+	})
+}
+
+// TestAuthEmptyPassword checks that an API configured with an empty admin password lets
+// nobody in: "admin:" (an empty password) is refused like any wrong password.
+func TestAuthEmptyPassword(t *testing.T) {
+	t.Parallel()
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		e := newEnvPassword(t, eng, nil, "")
+		for _, pass := range []string{"", adminPassword} {
+			e.get(ptRemotes, withAuth("admin", pass)).bodyIs(t, http.StatusUnauthorized, `{"detail": "Invalid username/password."}`)
+			e.post(ptRemotes, map[string]string{"name": "x", "url": "https://x"}, withAuth("admin", pass)).
+				bodyIs(t, http.StatusUnauthorized, `{"detail": "Invalid username/password."}`)
+		}
+		e.get(api+"status/", noAuth).expect(t, http.StatusOK)
 	})
 }
 

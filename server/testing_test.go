@@ -49,6 +49,12 @@ type env struct {
 // when t ends.
 func newEnv(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job) *env {
 	t.Helper()
+	return newEnvPassword(t, e, jobs, adminPassword)
+}
+
+// newEnvPassword is newEnv with password as the configured admin password.
+func newEnvPassword(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job, password string) *env {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := models.Open(e.DatabaseURL, t.TempDir())
 	if err != nil {
@@ -85,7 +91,7 @@ func newEnv(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job) *env {
 	t.Cleanup(w.Stop)
 	rdb := opt.MakeRedisClient().(redis.UniversalClient)
 	t.Cleanup(func() { _ = rdb.Close() })
-	h, err := server.New(server.Deps{DB: db, Tasks: disp, AdminPassword: adminPassword, Logger: quiet,
+	h, err := server.New(server.Deps{DB: db, Tasks: disp, AdminPassword: password, Logger: quiet,
 		RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

@@ -32,6 +32,11 @@ type config struct {
 	// NewNamesPerMinute bounds the images a pull-through distribution creates per minute.
 	NewNamesPerMinute int
 	Concurrency       int
+	// BodyIdleTimeout is how long a request body may send nothing before the connection is
+	// closed; it is measured per read, so a slow upload that keeps sending is never cut.
+	BodyIdleTimeout time.Duration
+	// MaxConnections bounds the connections served at once; more wait to be accepted.
+	MaxConnections int
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -56,6 +61,14 @@ func parseConfig(role string, args []string) (*config, error) {
 		}
 		fs.DurationVar(p, name, def, usage+" (env "+env+")")
 	}
+	num := func(p *int, name, env string, def int, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				def = n
+			}
+		}
+		fs.IntVar(p, name, def, usage+" (env "+env+")")
+	}
 	str(&c.Listen, "listen", "PULPGO_LISTEN", defListen, "address to listen on")
 	str(&c.DataDir, "data-dir", "PULPGO_DATA_DIR", "./data", "directory for the embedded database and blob storage")
 	str(&c.DatabaseURL, "database-url", "PULPGO_DATABASE_URL", "", "postgres://... URL; empty = embedded SQLite in the data dir (serve only)")
@@ -75,12 +88,24 @@ func parseConfig(role string, args []string) (*config, error) {
 		newNames = n
 	}
 	fs.IntVar(&c.NewNamesPerMinute, "new-names-per-minute", newNames, "new images a pull-through distribution may create per minute, per content process; beyond it pulls of new names get 429 (negative = no limit) (env PULPGO_NEW_NAMES_PER_MINUTE)")
+	dur(&c.BodyIdleTimeout, "body-idle-timeout", "PULPGO_BODY_IDLE_TIMEOUT", 60*time.Second, "a request body that sends nothing for this long is cut and its connection closed")
+	num(&c.MaxConnections, "max-connections", "PULPGO_MAX_CONNECTIONS", 1024, "connections served at once; more wait to be accepted")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if c.AdminPassword == "" {
+		// An empty password would make "admin:" a valid login for anyone.
+		return nil, fmt.Errorf("the admin password is empty (--admin-password or PULPGO_ADMIN_PASSWORD): set a non-empty password")
+	}
+	if c.BodyIdleTimeout <= 0 {
+		return nil, fmt.Errorf("--body-idle-timeout must be positive, not %s", c.BodyIdleTimeout)
+	}
+	if c.MaxConnections < 1 {
+		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)
 	}
 	if c.StorageDir == "" {
 		c.StorageDir = c.DataDir + "/storage"

@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -57,8 +55,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pulpgo:", err)
 		os.Exit(2)
 	}
-	if err := run(role, cfg); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, role, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "pulpgo:", err)
+		stop()
 		os.Exit(1)
 	}
 }
@@ -69,11 +70,10 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-func run(role string, cfg *config) error {
+// run runs role with cfg until ctx ends (or, for migrate, until the schema is up to date).
+func run(ctx context.Context, role string, cfg *config) error {
 	log := newLogger(cfg.LogLevel)
 	slog.SetDefault(log)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 
 	key, keyPath, created, err := cfg.loadKey(role)
 	if err != nil {
@@ -176,7 +176,7 @@ func run(role string, cfg *config) error {
 		apps = append(apps, models.AppContent)
 	}
 	go heartbeats(ctx, db, apps, log)
-	return listenAndServe(ctx, cfg.Listen, handler, log)
+	return listenAndServe(ctx, cfg, handler, log)
 }
 
 func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, log *slog.Logger) (*content.App, error) {
@@ -207,26 +207,4 @@ func heartbeats(ctx context.Context, db *gorm.DB, apps []string, log *slog.Logge
 		case <-tick.C:
 		}
 	}
-}
-
-func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -28,7 +28,7 @@ type badCase struct {
 
 // fixtures are the objects the bad requests collide with or refer to.
 type fixtures struct {
-	ptRemote, repo, repo2, dist, namespace string
+	ptRemote, repo, repo2, dist, namespace, ptDist string
 }
 
 // TestBadInput sends malformed JSON, unknown fields, unknown hrefs, duplicate names,
@@ -80,8 +80,8 @@ func TestBadInput(t *testing.T) {
 	})
 }
 
-// makeFixtures creates a pull-through remote, two repositories, a distribution and a
-// namespace.
+// makeFixtures creates a pull-through remote, two repositories, a distribution, a namespace
+// and a pull-through distribution at bad-cache.
 func makeFixtures(t *testing.T, e *env) fixtures {
 	t.Helper()
 	var f fixtures
@@ -92,6 +92,8 @@ func makeFixtures(t *testing.T, e *env) fixtures {
 	task := e.api.async(t, http.MethodPost, distsPath, map[string]any{"name": "bad-dist", "base_path": "bad/dist", "repository": f.repo})
 	f.dist = createdResource(t, task)
 	f.namespace = e.api.expect(t, http.MethodPost, namespacesPath, map[string]any{"name": "bad-ns"}, http.StatusCreated)["pulp_href"].(string)
+	task = e.api.async(t, http.MethodPost, ptDistsPath, map[string]any{"name": "bad-cache", "base_path": "bad-cache", "remote": f.ptRemote})
+	f.ptDist = createdResource(t, task)
 	return f
 }
 
@@ -221,6 +223,30 @@ func badCases(e *env, f fixtures) []badCase {
 			unchanged: []string{f.repo}},
 		{name: "unknown-href/filter", send: curl("--netrc", base+distsPath+"?repository=/pulp/api/v3/nope/"),
 			status: 400, body: `["URI couldn't be resolved: /pulp/api/v3/nope/"]`},
+
+		// Text that would fail later or mislead, URLs of other schemes, headers that end a line.
+		{name: "unsafe-text/curl-nul", send: curl("--netrc", "-H", "Content-Type: application/json",
+			"--data-binary", `{"name": "a\u0000b", "url": "https://x"}`, base+ptRemotesPath),
+			status: 400, body: `{"name": ["Null characters are not allowed."]}`},
+		{name: "unsafe-text/curl-form-nul", send: curl("--netrc", "-d", "name=nul%00form", "-d", "url=https://x", base+ptRemotesPath),
+			status: 400, body: `{"name": ["Null characters are not allowed."]}`},
+		{name: "unsafe-text/nul-filter", send: curl("--netrc", base+reposPath+"?name=a%00b"),
+			status: 400, body: `{"name": ["Null characters are not allowed."]}`},
+		{name: "unsafe-text/httpie-bidi", send: httpie("POST", base+reposPath, "name=evil\u202egpj.exe"),
+			status: 400, body: `{"name": ["Control characters and bidirectional override characters are not allowed."]}`},
+		{name: "unsafe-text/httpie-file-url", send: httpie("POST", base+ptRemotesPath, "name=file", "url=file:///etc/passwd"),
+			status: 400, body: `{"url": ["Only http and https URLs are allowed."]}`},
+		{name: "unsafe-text/proxy-url-patch", send: goSend(admin, "PATCH", f.ptRemote, jsonCT, `{"proxy_url": "socks5://p:1080"}`),
+			status: 400, body: `{"proxy_url": ["Only http and https URLs are allowed."]}`, unchanged: []string{f.ptRemote}},
+		{name: "unsafe-text/header-crlf", send: goSend(admin, "PATCH", f.ptRemote, jsonCT, `{"headers": [{"X-A": "1\r\nX-B: 2"}]}`),
+			status: 400, body: `{"headers": ["Header values cannot contain CR, LF or NUL characters."]}`, unchanged: []string{f.ptRemote}},
+
+		// Below a pull-through distribution only its cache makes distributions.
+		{name: "reserved-base-path/create", send: httpie("POST", base+distsPath, "name=shadow", "base_path=bad-cache/library/busybox"),
+			status: 400, body: `{"base_path": ["Base path is below the pull-through distribution 'bad-cache': only its cache creates distributions there."]}`},
+		{name: "reserved-base-path/patch", send: goSend(admin, "PATCH", f.dist, jsonCT, `{"base_path": "bad-cache/dist"}`),
+			status: 400, body: `{"base_path": ["Base path is below the pull-through distribution 'bad-cache': only its cache creates distributions there."]}`,
+			unchanged: []string{f.dist}},
 
 		// Duplicate names.
 		{name: "duplicate/pull-through-remote", send: httpie(base+ptRemotesPath, "name=docker-cache",

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -389,5 +390,35 @@ func TestSplitRolesSecrets(t *testing.T) {
 	out, err := exec.Command(bin, append([]string{"content"}, other...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "same --db-encryption-key") {
 		t.Errorf("content with another key: err %v, output %q; want a refusal", err, out)
+	}
+}
+
+// TestSplitRolesCutIdleBodies checks that the api and content roles both apply
+// --body-idle-timeout: a request announcing 100,000 bytes of body that sends one is answered
+// and its connection closed within 2 s with a timeout of 1 s.
+func TestSplitRolesCutIdleBodies(t *testing.T) {
+	bin := harness.Binary(t)
+	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t),
+		"--data-dir", t.TempDir(), "--body-idle-timeout", "1s", "--db-encryption-key", testenv.KeyFile(t)}
+	for role, path := range map[string]string{"api": "/pulp/api/v3/remotes/container/pull-through/", "content": "/v2/library/x/blobs/uploads/"} {
+		p := startRole(t, bin, role, common...)
+		waitFor(t, role+" up", func() bool {
+			conn, err := net.Dial("tcp", p.addr)
+			if err == nil {
+				conn.Close()
+			}
+			return err == nil
+		})
+		conn, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", path)
+		sent := time.Now()
+		_ = conn.SetReadDeadline(sent.Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, conn); err != nil || time.Since(sent) > 2*time.Second {
+			t.Errorf("%s: connection closed after %v (err %v), want within 2 s", role, time.Since(sent), err)
+		}
 	}
 }

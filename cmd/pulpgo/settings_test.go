@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// splitArgs are the flags a split role needs besides the one under test.
+var splitArgs = []string{"--database-url", "postgres://db.invalid/pulp", "--redis-url", "redis://redis.invalid:6379/0"}
+
+// TestEmptyAdminPasswordRefused checks that every role refuses an empty admin password, given
+// as a flag or in the environment, with a message naming both.
+func TestEmptyAdminPasswordRefused(t *testing.T) {
+	for _, role := range []string{"serve", "api", "content", "worker", "migrate"} {
+		t.Run(role+"/flag", func(t *testing.T) {
+			_, err := parseConfig(role, append([]string{"--admin-password", ""}, splitArgs...))
+			if err == nil || !strings.Contains(err.Error(), "--admin-password or PULPGO_ADMIN_PASSWORD") {
+				t.Errorf("err %v, want the refusal of an empty admin password", err)
+			}
+		})
+		t.Run(role+"/env", func(t *testing.T) {
+			t.Setenv("PULPGO_ADMIN_PASSWORD", "")
+			_, err := parseConfig(role, splitArgs)
+			if err == nil || !strings.Contains(err.Error(), "admin password is empty") {
+				t.Errorf("err %v, want the refusal of an empty admin password", err)
+			}
+		})
+	}
+	if _, err := parseConfig("serve", []string{"--admin-password", "s3cret"}); err != nil {
+		t.Errorf("a non-empty password: %v", err)
+	}
+}
+
+// TestLimitSettings checks the defaults of the connection and body limits, their environment
+// variables, and that the flags win.
+func TestLimitSettings(t *testing.T) {
+	c, err := parseConfig("serve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BodyIdleTimeout != time.Minute || c.MaxConnections != 1024 {
+		t.Errorf("defaults: body idle timeout %s, max connections %d; want 1m0s, 1024", c.BodyIdleTimeout, c.MaxConnections)
+	}
+	t.Setenv("PULPGO_BODY_IDLE_TIMEOUT", "5s")
+	t.Setenv("PULPGO_MAX_CONNECTIONS", "7")
+	if c, err = parseConfig("serve", nil); err != nil || c.BodyIdleTimeout != 5*time.Second || c.MaxConnections != 7 {
+		t.Errorf("from the environment: %+v, %v", c, err)
+	}
+	if c, err = parseConfig("serve", []string{"--body-idle-timeout", "2s", "--max-connections", "3"}); err != nil ||
+		c.BodyIdleTimeout != 2*time.Second || c.MaxConnections != 3 {
+		t.Errorf("from flags: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"--body-idle-timeout", "0s"}, {"--max-connections", "0"}} {
+		if _, err := parseConfig("serve", bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+// TestDefaultPasswordWarning checks that the default admin password is warned about when the
+// server listens on an address other hosts can reach, and only then.
+func TestDefaultPasswordWarning(t *testing.T) {
+	cases := []struct {
+		ip       string
+		password string
+		warn     bool
+	}{
+		{"0.0.0.0", "password", true},
+		{"::", "password", true},
+		{"192.0.2.10", "password", true},
+		{"127.0.0.1", "password", false},
+		{"::1", "password", false},
+		{"0.0.0.0", "s3cret", false},
+	}
+	for _, c := range cases {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		warnDefaultPassword(log, &net.TCPAddr{IP: net.ParseIP(c.ip), Port: 24817}, c.password)
+		got := strings.Contains(buf.String(), "level=WARN") && strings.Contains(buf.String(), "--admin-password")
+		if got != c.warn {
+			t.Errorf("%s with password %q: warned %v, want %v (log %q)", c.ip, c.password, got, c.warn, buf.String())
+		}
+	}
+}
