@@ -368,7 +368,11 @@ func TestDifferentResourcesRunConcurrently(t *testing.T) {
 		r.waitState(a.ID, models.TaskRunning)
 		r.waitState(b.ID, models.TaskRunning)
 		r.waitState(c.ID, models.TaskRunning)
+		// A task is running in the database a moment before its job logs its start.
 		ev := rec.snapshot()
+		for deadline := time.Now().Add(10 * time.Second); len(ev) < 3 && time.Now().Before(deadline); ev = rec.snapshot() {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if len(ev) != 3 {
 			t.Fatalf("events %q: want three starts", ev)
 		}
