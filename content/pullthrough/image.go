@@ -111,8 +111,9 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		if !ok {
 			return nil, unknown
 		}
-		if confirmed {
-			// Stored for another image: it becomes content of this one too.
+		if confirmed || im.repoID() == "" {
+			// Stored for another image, or for this one by a pull that could not create its
+			// objects (the creation limit): it becomes content of this one, which needs them.
 			if err := im.ensure(ctx); err != nil {
 				return nil, err
 			}

@@ -84,10 +84,9 @@ func TestFinding7NewNamesLimit(t *testing.T) {
 				e.reg.mustPull(t, name, "1", img.Digest)
 				continue
 			}
-			// The 4th by tag, then by digest; the 5th by digest, then by tag. (At the time of
-			// writing the 4th's digest pull answers 200: the refused tag pull had fetched and
-			// stored the manifest and granted it to the name before the limit was checked, so
-			// the digest pull serves it from storage without creating anything.)
+			// The 4th by tag, then by digest; the 5th by digest, then by tag. The refused tag pull
+			// has fetched and stored the manifest for the name: the digest pull after it still
+			// needs the name's objects, so it is refused too.
 			refs := []string{"1", img.Digest}
 			if i == 4 {
 				refs = []string{img.Digest, "1"}
