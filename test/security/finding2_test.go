@@ -99,15 +99,20 @@ func TestFinding2JoinRunningFill(t *testing.T) {
 		} else if re, ok := err.(*regError); !ok || re.Status != http.StatusNotFound {
 			t.Errorf("anonymous GET %s while the private fill runs: %v, want 404", pubPath, err)
 		}
+		var adminErr error
 		select {
-		case err := <-done:
-			t.Errorf("the private fill ended (%v) before the checks were done: the test proves nothing", err)
+		case adminErr = <-done:
+			t.Errorf("the private fill ended (%v) before the checks were done: the test proves nothing", adminErr)
 		default:
+			privUp.throttle.Store(0)
+			select {
+			case adminErr = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("the admin's GET of the private layer did not end within a minute of the throttle's end")
+			}
 		}
-
-		privUp.throttle.Store(0)
-		if err := <-done; err != nil {
-			t.Fatalf("the admin's GET of the private layer: %v", err)
+		if adminErr != nil {
+			t.Fatalf("the admin's GET of the private layer: %v", adminErr)
 		}
 		expectStatus(t, e.reg, http.MethodHead, pubPath, http.StatusNotFound)
 		expectStatus(t, e.reg, http.MethodGet, pubPath, http.StatusNotFound, "BLOB_UNKNOWN")
