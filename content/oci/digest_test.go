@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -84,5 +85,26 @@ func TestManifestDigestPlain(t *testing.T) {
 	}
 	if _, err := ManifestDigest(raw, "md5"); err == nil {
 		t.Fatal("md5 accepted")
+	}
+}
+
+// TestParseManifestHugeAnnotations checks that annotations over MaxAnnotationsSize are left
+// out of the parsed manifest (the raw bytes keep them and its digest covers them), and that
+// ordinary ones are kept.
+func TestParseManifestHugeAnnotations(t *testing.T) {
+	doc := func(v string) []byte {
+		return []byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4","size":1},"layers":[],"annotations":{"k":"` + v + `"}}`)
+	}
+	small, err := ParseManifest(doc("v"), "")
+	if err != nil || small.Annotations["k"] != "v" {
+		t.Fatalf("small annotations: %v, %v", small.Annotations, err)
+	}
+	raw := doc(strings.Repeat("x", MaxAnnotationsSize))
+	big, err := ParseManifest(raw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big.Annotations != nil || big.Digest != Digest(raw) || big.MediaType != MediaTypeOCIManifest {
+		t.Fatalf("huge annotations: %d kept, digest %s, type %s", len(big.Annotations), big.Digest, big.MediaType)
 	}
 }

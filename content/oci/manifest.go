@@ -66,18 +66,36 @@ type Manifest struct {
 	Config        *Descriptor
 	Layers        []Descriptor
 	Manifests     []Descriptor
-	Annotations   map[string]string
-	ArtifactType  string
+	// Annotations are the manifest's annotations, nil when their JSON is larger than
+	// MaxAnnotationsSize.
+	Annotations  map[string]string
+	ArtifactType string
+}
+
+// MaxAnnotationsSize bounds the JSON of the annotations ParseManifest decodes: larger ones are
+// left out of Manifest.Annotations (the raw bytes keep them), so that an upstream's huge
+// annotations cost no second copy in memory, nor a database row.
+const MaxAnnotationsSize = 64 << 10
+
+// smallAnnotations decodes annotations of at most MaxAnnotationsSize bytes of JSON and skips
+// larger ones without copying them.
+type smallAnnotations map[string]string
+
+func (a *smallAnnotations) UnmarshalJSON(b []byte) error {
+	if len(b) > MaxAnnotationsSize {
+		return nil
+	}
+	return json.Unmarshal(b, (*map[string]string)(a))
 }
 
 type rawManifest struct {
-	SchemaVersion int64             `json:"schemaVersion"`
-	MediaType     string            `json:"mediaType"`
-	Config        *Descriptor       `json:"config"`
-	Layers        []Descriptor      `json:"layers"`
-	Manifests     []Descriptor      `json:"manifests"`
-	Annotations   map[string]string `json:"annotations"`
-	ArtifactType  string            `json:"artifactType"`
+	SchemaVersion int64            `json:"schemaVersion"`
+	MediaType     string           `json:"mediaType"`
+	Config        *Descriptor      `json:"config"`
+	Layers        []Descriptor     `json:"layers"`
+	Manifests     []Descriptor     `json:"manifests"`
+	Annotations   smallAnnotations `json:"annotations"`
+	ArtifactType  string           `json:"artifactType"`
 	FSLayers      []struct {
 		BlobSum string `json:"blobSum"`
 	} `json:"fsLayers"`

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -96,10 +97,14 @@ func readSmall(ctx context.Context, k call, resp *http.Response) ([]byte, error)
 	if resp.ContentLength > MaxManifestSize {
 		return nil, tooLarge
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	// One buffer of the announced size (io.ReadAll would grow one by doubling, leaving twice
+	// the manifest's size of garbage per request).
+	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 0)+bytes.MinRead))
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxManifestSize+1))
 	if err != nil {
 		return nil, k.netError(ctx, err)
 	}
+	body := buf.Bytes()
 	if len(body) > MaxManifestSize {
 		return nil, tooLarge
 	}
