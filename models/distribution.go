@@ -4,6 +4,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -42,9 +43,26 @@ func (d *Distribution) Kind() Kind {
 // Href is d's pulp_href.
 func (d *Distribution) Href() string { return d.Kind().Href(d.ID) }
 
+// contentOrigin is the host (and port) of the content origin setting, "" when unset.
+var contentOrigin atomic.Value
+
+// SetContentOrigin sets the host of Pulp's CONTENT_ORIGIN (a URL like https://h:443), which
+// prefixes registry_path where there is no request host (task results).
+func SetContentOrigin(host string) { contentOrigin.Store(host) }
+
+// ContentOriginHost returns what SetContentOrigin set.
+func ContentOriginHost() string {
+	h, _ := contentOrigin.Load().(string)
+	return h
+}
+
 // Serialize renders d as Pulp's response object; host (the request's Host header) prefixes
-// registry_path, which is the bare base path when there is no request (task results).
+// registry_path; without a request (task results) the content origin's host does, else
+// registry_path is the bare base path.
 func (d *Distribution) Serialize(db *gorm.DB, host string) (map[string]any, error) {
+	if host == "" {
+		host = ContentOriginHost()
+	}
 	k := d.Kind()
 	m := map[string]any{
 		"pulp_href":               d.Href(),

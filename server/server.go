@@ -51,6 +51,8 @@ type Deps struct {
 	RedisPing func(ctx context.Context) error
 	// StorageDir is where blobs live (for /status/ storage figures).
 	StorageDir string
+	// ContentOrigin is Pulp's CONTENT_ORIGIN (shown in /status/), "" when unset.
+	ContentOrigin string
 }
 
 // Server implements gen.ServerInterface.

@@ -54,9 +54,17 @@ func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
 		"database_connection": map[string]bool{"connected": models.Ping(s.db) == nil},
 		"redis_connection":    map[string]bool{"connected": redisOK},
 		"storage":             storage,
-		"content_settings":    map[string]any{"content_origin": nil, "content_path_prefix": "/pulp/content/"},
+		"content_settings":    map[string]any{"content_origin": nullable(s.deps.ContentOrigin), "content_path_prefix": "/pulp/content/"},
 		"domain_enabled":      false,
 	})
+}
+
+// nullable is s, or nil (JSON null) when s is empty.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // LivezRead answers 200 with no body while the process runs.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +31,8 @@ type config struct {
 	TagFreshness time.Duration
 	// UpstreamTimeout bounds manifest requests to the upstream before the cache answers.
 	UpstreamTimeout time.Duration
+	// ContentOrigin is Pulp's CONTENT_ORIGIN: the URL clients reach the registry at.
+	ContentOrigin string
 	// NewNamesPerMinute bounds the images a pull-through distribution creates per minute.
 	NewNamesPerMinute int
 	Concurrency       int
@@ -53,19 +57,25 @@ func parseConfig(role string, args []string) (*config, error) {
 		}
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
 	}
+	// A PULPGO_* value that does not parse stops the start, as a bad flag does.
+	var envErrs []error
 	dur := func(p *time.Duration, name, env string, def time.Duration, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
-			if d, err := time.ParseDuration(v); err == nil {
-				def = d
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q is not a duration (like 30s or 2m)", env, v))
 			}
+			def = d
 		}
 		fs.DurationVar(p, name, def, usage+" (env "+env+")")
 	}
 	num := func(p *int, name, env string, def int, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
-			if n, err := strconv.Atoi(v); err == nil {
-				def = n
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q is not a whole number", env, v))
 			}
+			def = n
 		}
 		fs.IntVar(p, name, def, usage+" (env "+env+")")
 	}
@@ -76,23 +86,26 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.DBEncryptionKey, "db-encryption-key", "PULPGO_DB_ENCRYPTION_KEY", "", "file holding the key that encrypts secrets in the database (32 bytes in base64); empty = <data-dir>/db_symmetric_key, created at first start (serve only)")
 	str(&c.AdminPassword, "admin-password", "PULPGO_ADMIN_PASSWORD", "password", "password of the API user admin")
 	str(&c.StorageDir, "storage-dir", "PULPGO_STORAGE_DIR", "", "blob storage directory (default <data-dir>/storage)")
+	str(&c.ContentOrigin, "content-origin", "PULPGO_CONTENT_ORIGIN", "", "URL clients reach the registry at (Pulp's CONTENT_ORIGIN, e.g. https://registry.example.com); prefixes registry_path where there is no request host")
 	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
 	dur(&c.TagFreshness, "tag-freshness", "PULPGO_TAG_FRESHNESS", 30*time.Second, "how long a pulled tag is served without asking the upstream (0 = always ask)")
 	dur(&c.UpstreamTimeout, "upstream-timeout", "PULPGO_UPSTREAM_TIMEOUT", 5*time.Second, "budget for upstream manifest requests before serving the cache")
-	newNames := 60
-	if v, ok := os.LookupEnv("PULPGO_NEW_NAMES_PER_MINUTE"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, fmt.Errorf("PULPGO_NEW_NAMES_PER_MINUTE=%q is not a whole number", v)
-		}
-		newNames = n
-	}
-	fs.IntVar(&c.NewNamesPerMinute, "new-names-per-minute", newNames, "new images a pull-through distribution may create per minute, per content process; beyond it pulls of new names get 429 (negative = no limit) (env PULPGO_NEW_NAMES_PER_MINUTE)")
+	num(&c.NewNamesPerMinute, "new-names-per-minute", "PULPGO_NEW_NAMES_PER_MINUTE", 60, "new images a pull-through distribution may create per minute, per content process; beyond it pulls of new names get 429 (negative = no limit)")
 	dur(&c.BodyIdleTimeout, "body-idle-timeout", "PULPGO_BODY_IDLE_TIMEOUT", 60*time.Second, "a request body that sends nothing for this long is cut and its connection closed")
 	num(&c.MaxConnections, "max-connections", "PULPGO_MAX_CONNECTIONS", 1024, "connections served at once; more wait to be accepted")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
+	if err := errors.Join(envErrs...); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if c.ContentOrigin != "" {
+		u, err := url.Parse(c.ContentOrigin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("--content-origin %q is not an http(s) URL of a host, like https://registry.example.com", c.ContentOrigin)
+		}
+		c.ContentOrigin = strings.TrimSuffix(c.ContentOrigin, "/")
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -85,6 +86,10 @@ func run(ctx context.Context, role string, cfg *config) error {
 		log.Warn("the database encryption key file is readable by other users", "path", keyPath, "mode", fi.Mode().Perm().String())
 	}
 	models.SetEncryptionKey(key)
+	if cfg.ContentOrigin != "" {
+		u, _ := url.Parse(cfg.ContentOrigin) // checked by parseConfig
+		models.SetContentOrigin(u.Host)
+	}
 
 	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
@@ -151,7 +156,8 @@ func run(ctx context.Context, role string, cfg *config) error {
 	switch role {
 	case "serve", "api":
 		api, err := server.New(server.Deps{DB: db, Tasks: dispatcher, AdminPassword: cfg.AdminPassword, Logger: log,
-			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: cfg.StorageDir})
+			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: cfg.StorageDir,
+			ContentOrigin: cfg.ContentOrigin})
 		if err != nil {
 			return err
 		}

@@ -86,3 +86,41 @@ func TestDefaultPasswordWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestBadEnvironmentRefused checks that a PULPGO_* duration or number that does not parse
+// stops the start with a message naming the variable, instead of being ignored.
+func TestBadEnvironmentRefused(t *testing.T) {
+	for env, val := range map[string]string{
+		"PULPGO_TAG_FRESHNESS":        "30",
+		"PULPGO_UPSTREAM_TIMEOUT":     "five seconds",
+		"PULPGO_BODY_IDLE_TIMEOUT":    "1x",
+		"PULPGO_MAX_CONNECTIONS":      "many",
+		"PULPGO_NEW_NAMES_PER_MINUTE": "1.5",
+	} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			_, err := parseConfig("serve", nil)
+			if err == nil || !strings.Contains(err.Error(), env) {
+				t.Errorf("%s=%q: err %v, want a refusal naming the variable", env, val, err)
+			}
+		})
+	}
+	t.Setenv("PULPGO_TAG_FRESHNESS", "2m")
+	if c, err := parseConfig("serve", nil); err != nil || c.TagFreshness != 2*time.Minute {
+		t.Errorf("PULPGO_TAG_FRESHNESS=2m: %v, %v", c, err)
+	}
+}
+
+// TestContentOrigin checks --content-origin: an http(s) URL of a host, its trailing slash
+// dropped; anything else refused.
+func TestContentOrigin(t *testing.T) {
+	c, err := parseConfig("serve", []string{"--content-origin", "https://registry.example.com:8443/"})
+	if err != nil || c.ContentOrigin != "https://registry.example.com:8443" {
+		t.Fatalf("content origin: %+v, %v", c, err)
+	}
+	for _, bad := range []string{"registry.example.com", "ftp://h", "https://", "https://h/path"} {
+		if _, err := parseConfig("serve", []string{"--content-origin", bad}); err == nil {
+			t.Errorf("--content-origin %q accepted", bad)
+		}
+	}
+}
