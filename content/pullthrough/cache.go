@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/flight"
 	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
@@ -53,17 +54,20 @@ const DefaultNewNamesPerMinute = 60
 
 // Cache serves images behind pull-through distributions.
 type Cache struct {
-	cfg       Config
-	fills     *Fills
-	negative  *negativeCache
-	batch     *batcher
-	tags      *tagStates
-	heads     group[tagState]
-	children  group[*childObjects]
-	grants    grants
-	manifests *lru.Cache[string, *oci.Manifest] // parsed stored manifests by digest
-	childObjs *lru.Cache[string, *childObjects] // objects of children by distribution
-	newNames  *lru.Cache[string, *rate.Limiter] // child creation budget by pull-through distribution
+	cfg      Config
+	fills    *Fills
+	negative *negativeCache
+	batch    *batcher
+	tags     *tagStates
+	// upstreamCalls are the manifest questions in flight to upstreams (a tag's HEAD and maybe
+	// GET, a manifest's GET by digest), keyed by flightKey; children are the creations of
+	// child objects in flight, by name.
+	upstreamCalls flight.Group[tagState]
+	children      flight.Group[*childObjects]
+	grants        grants
+	manifests     *lru.Cache[string, *oci.Manifest] // parsed stored manifests by digest
+	childObjs     *lru.Cache[string, *childObjects] // objects of children by distribution
+	newNames      *lru.Cache[string, *rate.Limiter] // child creation budget by pull-through distribution
 
 	mu             sync.Mutex
 	clients        map[string]*upstream.Client // by hash of their settings
@@ -182,7 +186,7 @@ func (im *image) ensure(ctx context.Context) error {
 	if p == nil {
 		return oci.ErrNameUnknown.WithDetail("name", im.name)
 	}
-	objs, err := im.c.children.do(im.name, func() (*childObjects, error) {
+	objs, err, _ := im.c.children.Do(ctx, im.name, func() (*childObjects, error) {
 		if !im.c.mayCreate(p.pt.ID) {
 			im.c.cfg.Logger.Warn("too many new names pulled through a distribution", "distribution", p.pt.Name, "name", im.name)
 			return nil, oci.ErrTooManyNames

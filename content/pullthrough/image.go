@@ -132,7 +132,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if im.c.negative.has(key) {
 		return nil, unknown
 	}
-	m, err := im.c.heads.do(key, func() (tagState, error) {
+	m, err, _ := im.c.upstreamCalls.Do(ctx, key, func() (tagState, error) {
 		// Every client of this digest waits for this fetch: it must not end with the one that
 		// started it (fetchManifest bounds it with the upstream timeout).
 		_, err := im.fetchManifest(context.WithoutCancel(ctx), digest, digest)
@@ -215,7 +215,11 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	if !known && im.c.negative.has(negKey) {
 		return nil, unknown
 	}
-	fresh, err := im.c.heads.do(negKey, func() (tagState, error) { return im.refreshTag(ctx, tag, st, known) })
+	// The call is shared by every client of the tag: it must not end with the one that
+	// started it (refreshTag bounds its upstream requests with the upstream timeout).
+	fresh, err, _ := im.c.upstreamCalls.Do(ctx, negKey, func() (tagState, error) {
+		return im.refreshTag(context.WithoutCancel(ctx), tag, st, known)
+	})
 	if err != nil {
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.

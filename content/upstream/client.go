@@ -114,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:   cfg.Timeout,
 		idle:      cfg.IdleTimeout,
 		transport: tr,
-		tokens:    tokenCache{tokens: map[string]cachedToken{}, flights: map[string]*flight{}},
+		tokens:    tokenCache{tokens: map[string]cachedToken{}},
 		now:       time.Now,
 	}
 	if c.timeout <= 0 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pulpgo/pulpgo/content/flight"
 )
 
 const (
@@ -111,19 +113,12 @@ type cachedToken struct {
 	refreshAt time.Time
 }
 
-// flight is one token request that concurrent callers for the same scope wait on.
-type flight struct {
-	done  chan struct{} // closed when value and err are set
-	value string
-	err   error
-}
-
 // tokenCache keeps bearer tokens per scope and makes sure only one request per scope is
 // in flight.
 type tokenCache struct {
 	mu      sync.Mutex
 	tokens  map[string]cachedToken
-	flights map[string]*flight
+	flights flight.Group[string]
 }
 
 // keep caches t for scope; when the cache is full, expired tokens go, then all of them.
@@ -167,31 +162,20 @@ func (tc *tokenCache) do(ctx context.Context, scope, stale string, now time.Time
 		}
 		delete(tc.tokens, scope)
 	}
-	f, ok := tc.flights[scope]
-	if !ok {
-		f = &flight{done: make(chan struct{})}
-		tc.flights[scope] = f
-		fctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), timeout, ErrTimeout)
-		go func() {
-			defer cancel()
-			t, err := fetch(fctx)
-			f.value, f.err = t.value, err
-			tc.mu.Lock()
-			if err == nil {
-				tc.keep(scope, t, now)
-			}
-			delete(tc.flights, scope)
-			tc.mu.Unlock()
-			close(f.done)
-		}()
-	}
 	tc.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.value, f.err
-	case <-ctx.Done():
-		return "", context.Cause(ctx)
-	}
+	tok, err, _ := tc.flights.Do(ctx, scope, func() (string, error) {
+		fctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), timeout, ErrTimeout)
+		defer cancel()
+		t, err := fetch(fctx)
+		if err != nil {
+			return "", err
+		}
+		tc.mu.Lock()
+		tc.keep(scope, t, now)
+		tc.mu.Unlock()
+		return t.value, nil
+	})
+	return tok, err
 }
 
 // token returns a bearer token for scope from the realm of ch, through the cache.
