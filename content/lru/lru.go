@@ -26,6 +26,9 @@ type Options[K comparable, V any] struct {
 	Size func(K, V) int64
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// OnEvict, if set, is called (without the cache's lock) with each entry evicted to keep
+	// the bounds, so that it can release what the value holds.
+	OnEvict func(K, V)
 }
 
 // Cache is a bounded, concurrency-safe map with least-recently-used eviction and optional
@@ -97,6 +100,12 @@ func (c *Cache[K, V]) Add(k K, v V) bool { return c.AddTTL(k, v, c.opt.TTL) }
 // entries until the bounds hold again.
 func (c *Cache[K, V]) AddTTL(k K, v V, ttl time.Duration) bool {
 	size := c.size(k, v)
+	var evicted []*entry[K, V]
+	defer func() {
+		for _, e := range evicted {
+			c.opt.OnEvict(e.key, e.val)
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[k]; ok {
@@ -112,7 +121,10 @@ func (c *Cache[K, V]) AddTTL(k K, v V, ttl time.Duration) bool {
 	c.items[k] = c.ll.PushFront(e)
 	c.bytes += size
 	for (c.opt.MaxEntries > 0 && c.ll.Len() > c.opt.MaxEntries) || (c.opt.MaxBytes > 0 && c.bytes > c.opt.MaxBytes) {
-		c.remove(c.ll.Back())
+		e := c.remove(c.ll.Back())
+		if c.opt.OnEvict != nil {
+			evicted = append(evicted, e)
+		}
 	}
 	return true
 }
@@ -157,8 +169,9 @@ func (c *Cache[K, V]) Range(fn func(K, V) bool) {
 	}
 }
 
-func (c *Cache[K, V]) remove(el *list.Element) {
+func (c *Cache[K, V]) remove(el *list.Element) *entry[K, V] {
 	e := c.ll.Remove(el).(*entry[K, V])
 	delete(c.items, e.key)
 	c.bytes -= e.size
+	return e
 }

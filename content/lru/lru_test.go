@@ -91,3 +91,15 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("Len = %d, want 50", c.Len())
 	}
 }
+
+func TestOnEvict(t *testing.T) {
+	var evicted []string
+	c := New(Options[string, int]{MaxEntries: 2, OnEvict: func(k string, _ int) { evicted = append(evicted, k) }})
+	c.Add("a", 1)
+	c.Add("b", 2)
+	c.Add("a", 3) // a replaced, not evicted
+	c.Add("c", 4)
+	if fmt.Sprint(evicted) != "[b]" {
+		t.Fatalf("evicted %v, want [b]", evicted)
+	}
+}

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
-	"github.com/pulpgo/pulpgo/content/upstream"
 	"github.com/pulpgo/pulpgo/models"
 )
 
@@ -82,7 +82,7 @@ func TestStoredContentNeedsAGrant(t *testing.T) {
 // through one pull-through remote) share one upstream client, and that other settings get
 // their own.
 func TestClientsSharedBySettings(t *testing.T) {
-	c := &Cache{clients: map[string]*upstream.Client{}, clientByRemote: map[string]remoteClient{}}
+	c := &Cache{clients: newClients(), clientByRemote: lru.New(lru.Options[string, remoteClient]{MaxEntries: 10})}
 	a := &models.Remote{ID: "a", Name: "cache/a", URL: "http://127.0.0.1:1", TLSValidation: true}
 	b := &models.Remote{ID: "b", Name: "cache/b", URL: "http://127.0.0.1:1", TLSValidation: true}
 	other := &models.Remote{ID: "c", Name: "other", URL: "http://127.0.0.1:2", TLSValidation: true}

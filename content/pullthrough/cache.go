@@ -69,9 +69,9 @@ type Cache struct {
 	childObjs     *lru.Cache[string, *childObjects] // objects of children by distribution
 	newNames      *lru.Cache[string, *rate.Limiter] // child creation budget by pull-through distribution
 
-	mu             sync.Mutex
-	clients        map[string]*upstream.Client // by hash of their settings
-	clientByRemote map[string]remoteClient     // by remote id and last update
+	mu             sync.Mutex                           // serializes the creation of clients
+	clients        *lru.Cache[string, *upstream.Client] // by hash of their settings
+	clientByRemote *lru.Cache[string, remoteClient]     // by remote id and last update
 }
 
 // remoteClient is the upstream client of a remote and the hash of the settings it was made
@@ -106,13 +106,13 @@ func New(cfg Config) (*Cache, error) {
 		fills:          NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger, fillOptions(cfg)...),
 		negative:       newNegativeCache(cfg.NegativeTTL),
 		batch:          newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
-		tags:           newTagStates(cfg.TagFreshness),
+		tags:           newTagStates(),
 		grants:         newGrants(),
 		manifests:      newManifestMemo(),
 		childObjs:      lru.New(lru.Options[string, *childObjects]{MaxEntries: 10000, TTL: childTTL}),
 		newNames:       lru.New(lru.Options[string, *rate.Limiter]{MaxEntries: 10000}),
-		clients:        map[string]*upstream.Client{},
-		clientByRemote: map[string]remoteClient{},
+		clients:        newClients(),
+		clientByRemote: lru.New(lru.Options[string, remoteClient]{MaxEntries: 10 * maxClients}),
 	}, nil
 }
 
@@ -371,34 +371,31 @@ func (c *Cache) client(remote *models.Remote) (*upstream.Client, error) {
 // remoteClient returns the upstream client of remote with the hash of its settings.
 func (c *Cache) remoteClient(remote *models.Remote) (remoteClient, error) {
 	alias := remote.ID + "@" + remote.PulpLastUpdated.String()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if rc, ok := c.clientByRemote[alias]; ok {
+	if rc, ok := c.clientByRemote.Get(alias); ok {
 		return rc, nil
 	}
 	cfg := upstreamConfig(remote, c.cfg.UpstreamTimeout)
 	key := settingsKey(cfg)
-	cl, ok := c.clients[key]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.clients.Get(key)
 	if !ok {
 		var err error
 		if cl, err = upstream.New(cfg); err != nil {
 			return remoteClient{}, fmt.Errorf("remote %s: %w", remote.Name, err)
 		}
-		if len(c.clients) >= maxClients {
-			// Requests in flight keep their client; only idle connections are closed.
-			for _, old := range c.clients {
-				old.Close()
-			}
-			c.clients, c.clientByRemote = map[string]*upstream.Client{}, map[string]remoteClient{}
-		}
-		c.clients[key] = cl
-	}
-	if len(c.clientByRemote) >= 10*maxClients {
-		c.clientByRemote = map[string]remoteClient{}
+		c.clients.Add(key, cl)
 	}
 	rc := remoteClient{cl: cl, key: key}
-	c.clientByRemote[alias] = rc
+	c.clientByRemote.Add(alias, rc)
 	return rc, nil
+}
+
+// newClients returns the table of upstream clients; an evicted client's idle connections are
+// closed (requests in flight keep their client, which stays usable).
+func newClients() *lru.Cache[string, *upstream.Client] {
+	return lru.New(lru.Options[string, *upstream.Client]{MaxEntries: maxClients,
+		OnEvict: func(_ string, cl *upstream.Client) { cl.Close() }})
 }
 
 // maxClients bounds the upstream clients kept (one per distinct remote settings).

@@ -2,9 +2,10 @@ package pullthrough
 
 import (
 	"context"
-	"sync"
+	"strings"
 	"time"
 
+	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/models"
 )
 
@@ -15,59 +16,37 @@ type tagState struct {
 	checked time.Time
 }
 
-// tagStates are the tags this process has seen, by repository and tag. Tags recorded by other
-// processes are found in the database.
-type tagStates struct {
-	// keep is how long a state is worth more than the database's answer: the freshness window,
-	// and the time its recording takes. Older states are dropped when the map is full.
-	keep time.Duration
-	mu   sync.RWMutex
-	m    map[string]tagState
-}
+// tagStates are the tags this process has seen, by repository and tag, least recently used
+// first out. Tags recorded by other processes, or dropped here, are found in the database.
+type tagStates struct{ c *lru.Cache[string, tagState] }
 
-// tagLimit bounds the tag states kept in memory.
-var tagLimit = 10000
+// The bounds of the tag states (a key is at most 36 + 1 + 128 bytes).
+var (
+	tagLimit      = 10000
+	tagBytesLimit = int64(4 << 20)
+)
 
-func newTagStates(freshness time.Duration) *tagStates {
-	return &tagStates{keep: max(freshness, time.Minute), m: map[string]tagState{}}
+func newTagStates() *tagStates {
+	return &tagStates{lru.New(lru.Options[string, tagState]{MaxEntries: tagLimit, MaxBytes: tagBytesLimit,
+		Size: func(k string, s tagState) int64 { return int64(len(k)+len(s.digest)) + 64 }})}
 }
 
 func tagKey(repoID, tag string) string { return repoID + "|" + tag }
 
-func (t *tagStates) get(repoID, tag string) (tagState, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	s, ok := t.m[tagKey(repoID, tag)]
-	return s, ok
-}
+func (t *tagStates) get(repoID, tag string) (tagState, bool) { return t.c.Get(tagKey(repoID, tag)) }
 
-func (t *tagStates) set(repoID, tag string, s tagState) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.m) >= tagLimit {
-		horizon := time.Now().Add(-t.keep)
-		for k, old := range t.m {
-			if old.checked.Before(horizon) {
-				delete(t.m, k)
-			}
-		}
-		if len(t.m) >= tagLimit {
-			clear(t.m)
-		}
-	}
-	t.m[tagKey(repoID, tag)] = s
-}
+func (t *tagStates) set(repoID, tag string, s tagState) { t.c.Add(tagKey(repoID, tag), s) }
 
+// names lists the tags of repoID this process knows.
 func (t *tagStates) names(repoID string) []string {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
 	var out []string
 	prefix := repoID + "|"
-	for k := range t.m {
-		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
-			out = append(out, k[len(prefix):])
+	t.c.Range(func(k string, _ tagState) bool {
+		if name, ok := strings.CutPrefix(k, prefix); ok && name != "" {
+			out = append(out, name)
 		}
-	}
+		return true
+	})
 	return out
 }
 

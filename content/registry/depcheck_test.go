@@ -15,6 +15,7 @@ import (
 func TestImports(t *testing.T) {
 	allowed := map[string]bool{
 		"gorm.io/gorm":                             true,
+		"github.com/pulpgo/pulpgo/content/lru":     true,
 		"github.com/pulpgo/pulpgo/content/oci":     true,
 		"github.com/pulpgo/pulpgo/content/storage": true,
 		"github.com/pulpgo/pulpgo/models":          true,

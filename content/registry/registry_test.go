@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -719,7 +720,8 @@ func TestResolveCache(t *testing.T) {
 	if _, err, ok := c.get("x"); !ok || err != oci.ErrNameUnknown {
 		t.Errorf("get(x) = %v, %v", err, ok)
 	}
-	c.m["x"] = cachedName{err: oci.ErrNameUnknown} // expired
+	c.c.AddTTL("x", cachedName{err: oci.ErrNameUnknown}, time.Nanosecond)
+	time.Sleep(time.Millisecond) // expired
 	if _, _, ok := c.get("x"); ok {
 		t.Error("expired entry served")
 	}

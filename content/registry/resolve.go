@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/models"
 )
@@ -172,25 +172,23 @@ func (r *Registry) local(ctx context.Context, d *models.Distribution) (*target, 
 	return t, nil
 }
 
-// maxCachedNames bounds the name cache; when it is full it starts over.
+// maxCachedNames bounds the name cache (a name is at most 255 bytes).
 const maxCachedNames = 10000
 
 // nameCache remembers the resolution of names (targets and NAME_UNKNOWN) for ttl, so that
 // warm requests do not ask the database which distribution serves them.
 type nameCache struct {
 	ttl time.Duration
-	mu  sync.RWMutex
-	m   map[string]cachedName
+	c   *lru.Cache[string, cachedName]
 }
 
 type cachedName struct {
-	t       *target
-	err     error
-	expires time.Time
+	t   *target
+	err error
 }
 
 func newNameCache(ttl time.Duration) *nameCache {
-	return &nameCache{ttl: ttl, m: make(map[string]cachedName)}
+	return &nameCache{ttl: ttl, c: lru.New(lru.Options[string, cachedName]{MaxEntries: maxCachedNames, TTL: ttl})}
 }
 
 // get returns the cached resolution of name, if there is a fresh one.
@@ -198,32 +196,13 @@ func (c *nameCache) get(name string) (*target, error, bool) {
 	if c.ttl <= 0 {
 		return nil, nil, false
 	}
-	c.mu.RLock()
-	e, ok := c.m[name]
-	c.mu.RUnlock()
-	if !ok || time.Now().After(e.expires) {
-		return nil, nil, false
-	}
-	return e.t, e.err, true
+	e, ok := c.c.Get(name)
+	return e.t, e.err, ok
 }
 
 // put remembers the resolution of name.
 func (c *nameCache) put(name string, t *target, err error) {
-	if c.ttl <= 0 {
-		return
+	if c.ttl > 0 {
+		c.c.Add(name, cachedName{t: t, err: err})
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxCachedNames {
-		now := time.Now()
-		for k, e := range c.m {
-			if now.After(e.expires) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= maxCachedNames {
-			clear(c.m)
-		}
-	}
-	c.m[name] = cachedName{t: t, err: err, expires: time.Now().Add(c.ttl)}
 }
