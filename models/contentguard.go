@@ -56,7 +56,9 @@ func EnsureDefaultContentGuard(tx *gorm.DB) (string, error) {
 	now := Now()
 	g = ContentGuard{ID: NewID(), PulpType: KindContentRedirectGuard.PulpType, PulpCreated: now,
 		PulpLastUpdated: now, Name: DefaultContentGuardName}
-	if err := tx.Create(&g).Error; err != nil {
+	// In a savepoint (inside a transaction), so that a duplicate does not abort PostgreSQL's
+	// transaction and the guard a concurrent request just made can be read.
+	if err := tx.Transaction(func(sp *gorm.DB) error { return sp.Create(&g).Error }); err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			// Created by a concurrent request: use that one.
 			if err := tx.Take(&g, "name = ?", DefaultContentGuardName).Error; err == nil {
