@@ -502,6 +502,174 @@ func (e ContentContainerTagsListParamsOrdering) Valid() bool {
 	}
 }
 
+// Defines values for ContentguardsListParamsOrdering.
+const (
+	ContentguardsListParamsOrderingDescription          ContentguardsListParamsOrdering = "description"
+	ContentguardsListParamsOrderingMinusDescription     ContentguardsListParamsOrdering = "-description"
+	ContentguardsListParamsOrderingMinusName            ContentguardsListParamsOrdering = "-name"
+	ContentguardsListParamsOrderingMinusPk              ContentguardsListParamsOrdering = "-pk"
+	ContentguardsListParamsOrderingMinusPulpCreated     ContentguardsListParamsOrdering = "-pulp_created"
+	ContentguardsListParamsOrderingMinusPulpId          ContentguardsListParamsOrdering = "-pulp_id"
+	ContentguardsListParamsOrderingMinusPulpLastUpdated ContentguardsListParamsOrdering = "-pulp_last_updated"
+	ContentguardsListParamsOrderingMinusPulpType        ContentguardsListParamsOrdering = "-pulp_type"
+	ContentguardsListParamsOrderingName                 ContentguardsListParamsOrdering = "name"
+	ContentguardsListParamsOrderingPk                   ContentguardsListParamsOrdering = "pk"
+	ContentguardsListParamsOrderingPulpCreated          ContentguardsListParamsOrdering = "pulp_created"
+	ContentguardsListParamsOrderingPulpId               ContentguardsListParamsOrdering = "pulp_id"
+	ContentguardsListParamsOrderingPulpLastUpdated      ContentguardsListParamsOrdering = "pulp_last_updated"
+	ContentguardsListParamsOrderingPulpType             ContentguardsListParamsOrdering = "pulp_type"
+)
+
+// Valid indicates whether the value is a known member of the ContentguardsListParamsOrdering enum.
+func (e ContentguardsListParamsOrdering) Valid() bool {
+	switch e {
+	case ContentguardsListParamsOrderingDescription:
+		return true
+	case ContentguardsListParamsOrderingMinusDescription:
+		return true
+	case ContentguardsListParamsOrderingMinusName:
+		return true
+	case ContentguardsListParamsOrderingMinusPk:
+		return true
+	case ContentguardsListParamsOrderingMinusPulpCreated:
+		return true
+	case ContentguardsListParamsOrderingMinusPulpId:
+		return true
+	case ContentguardsListParamsOrderingMinusPulpLastUpdated:
+		return true
+	case ContentguardsListParamsOrderingMinusPulpType:
+		return true
+	case ContentguardsListParamsOrderingName:
+		return true
+	case ContentguardsListParamsOrderingPk:
+		return true
+	case ContentguardsListParamsOrderingPulpCreated:
+		return true
+	case ContentguardsListParamsOrderingPulpId:
+		return true
+	case ContentguardsListParamsOrderingPulpLastUpdated:
+		return true
+	case ContentguardsListParamsOrderingPulpType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ContentguardsListParamsPulpType.
+const (
+	ContentguardsListParamsPulpTypeCertguardRhsm       ContentguardsListParamsPulpType = "certguard.rhsm"
+	ContentguardsListParamsPulpTypeCertguardX509       ContentguardsListParamsPulpType = "certguard.x509"
+	ContentguardsListParamsPulpTypeCoreComposite       ContentguardsListParamsPulpType = "core.composite"
+	ContentguardsListParamsPulpTypeCoreContentRedirect ContentguardsListParamsPulpType = "core.content_redirect"
+	ContentguardsListParamsPulpTypeCoreHeader          ContentguardsListParamsPulpType = "core.header"
+	ContentguardsListParamsPulpTypeCoreRbac            ContentguardsListParamsPulpType = "core.rbac"
+)
+
+// Valid indicates whether the value is a known member of the ContentguardsListParamsPulpType enum.
+func (e ContentguardsListParamsPulpType) Valid() bool {
+	switch e {
+	case ContentguardsListParamsPulpTypeCertguardRhsm:
+		return true
+	case ContentguardsListParamsPulpTypeCertguardX509:
+		return true
+	case ContentguardsListParamsPulpTypeCoreComposite:
+		return true
+	case ContentguardsListParamsPulpTypeCoreContentRedirect:
+		return true
+	case ContentguardsListParamsPulpTypeCoreHeader:
+		return true
+	case ContentguardsListParamsPulpTypeCoreRbac:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ContentguardsListParamsPulpTypeIn.
+const (
+	ContentguardsListParamsPulpTypeInCertguardRhsm       ContentguardsListParamsPulpTypeIn = "certguard.rhsm"
+	ContentguardsListParamsPulpTypeInCertguardX509       ContentguardsListParamsPulpTypeIn = "certguard.x509"
+	ContentguardsListParamsPulpTypeInCoreComposite       ContentguardsListParamsPulpTypeIn = "core.composite"
+	ContentguardsListParamsPulpTypeInCoreContentRedirect ContentguardsListParamsPulpTypeIn = "core.content_redirect"
+	ContentguardsListParamsPulpTypeInCoreHeader          ContentguardsListParamsPulpTypeIn = "core.header"
+	ContentguardsListParamsPulpTypeInCoreRbac            ContentguardsListParamsPulpTypeIn = "core.rbac"
+)
+
+// Valid indicates whether the value is a known member of the ContentguardsListParamsPulpTypeIn enum.
+func (e ContentguardsListParamsPulpTypeIn) Valid() bool {
+	switch e {
+	case ContentguardsListParamsPulpTypeInCertguardRhsm:
+		return true
+	case ContentguardsListParamsPulpTypeInCertguardX509:
+		return true
+	case ContentguardsListParamsPulpTypeInCoreComposite:
+		return true
+	case ContentguardsListParamsPulpTypeInCoreContentRedirect:
+		return true
+	case ContentguardsListParamsPulpTypeInCoreHeader:
+		return true
+	case ContentguardsListParamsPulpTypeInCoreRbac:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ContentguardsCoreContentRedirectListParamsOrdering.
+const (
+	ContentguardsCoreContentRedirectListParamsOrderingDescription          ContentguardsCoreContentRedirectListParamsOrdering = "description"
+	ContentguardsCoreContentRedirectListParamsOrderingMinusDescription     ContentguardsCoreContentRedirectListParamsOrdering = "-description"
+	ContentguardsCoreContentRedirectListParamsOrderingMinusName            ContentguardsCoreContentRedirectListParamsOrdering = "-name"
+	ContentguardsCoreContentRedirectListParamsOrderingMinusPk              ContentguardsCoreContentRedirectListParamsOrdering = "-pk"
+	ContentguardsCoreContentRedirectListParamsOrderingMinusPulpCreated     ContentguardsCoreContentRedirectListParamsOrdering = "-pulp_created"
+	ContentguardsCoreContentRedirectListParamsOrderingMinusPulpId          ContentguardsCoreContentRedirectListParamsOrdering = "-pulp_id"
+	ContentguardsCoreContentRedirectListParamsOrderingMinusPulpLastUpdated ContentguardsCoreContentRedirectListParamsOrdering = "-pulp_last_updated"
+	ContentguardsCoreContentRedirectListParamsOrderingMinusPulpType        ContentguardsCoreContentRedirectListParamsOrdering = "-pulp_type"
+	ContentguardsCoreContentRedirectListParamsOrderingName                 ContentguardsCoreContentRedirectListParamsOrdering = "name"
+	ContentguardsCoreContentRedirectListParamsOrderingPk                   ContentguardsCoreContentRedirectListParamsOrdering = "pk"
+	ContentguardsCoreContentRedirectListParamsOrderingPulpCreated          ContentguardsCoreContentRedirectListParamsOrdering = "pulp_created"
+	ContentguardsCoreContentRedirectListParamsOrderingPulpId               ContentguardsCoreContentRedirectListParamsOrdering = "pulp_id"
+	ContentguardsCoreContentRedirectListParamsOrderingPulpLastUpdated      ContentguardsCoreContentRedirectListParamsOrdering = "pulp_last_updated"
+	ContentguardsCoreContentRedirectListParamsOrderingPulpType             ContentguardsCoreContentRedirectListParamsOrdering = "pulp_type"
+)
+
+// Valid indicates whether the value is a known member of the ContentguardsCoreContentRedirectListParamsOrdering enum.
+func (e ContentguardsCoreContentRedirectListParamsOrdering) Valid() bool {
+	switch e {
+	case ContentguardsCoreContentRedirectListParamsOrderingDescription:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingMinusDescription:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingMinusName:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingMinusPk:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingMinusPulpCreated:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingMinusPulpId:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingMinusPulpLastUpdated:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingMinusPulpType:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingName:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingPk:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingPulpCreated:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingPulpId:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingPulpLastUpdated:
+		return true
+	case ContentguardsCoreContentRedirectListParamsOrderingPulpType:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DistributionsListParamsOrdering.
 const (
 	DistributionsListParamsOrderingBasePath             DistributionsListParamsOrdering = "base_path"
@@ -2356,6 +2524,32 @@ type AsyncOperationResponse struct {
 	Task string `json:"task"`
 }
 
+// ContentGuardResponse defines model for ContentGuardResponse.
+type ContentGuardResponse struct {
+	Description     *string    `json:"description"`
+	Name            string     `json:"name"`
+	Prn             *string    `json:"prn,omitempty"`
+	PulpCreated     *time.Time `json:"pulp_created,omitempty"`
+	PulpHref        *string    `json:"pulp_href,omitempty"`
+	PulpLastUpdated *time.Time `json:"pulp_last_updated,omitempty"`
+}
+
+// ContentRedirectContentGuard defines model for ContentRedirectContentGuard.
+type ContentRedirectContentGuard struct {
+	Description *string `json:"description,omitempty"`
+	Name        string  `json:"name"`
+}
+
+// ContentRedirectContentGuardResponse defines model for ContentRedirectContentGuardResponse.
+type ContentRedirectContentGuardResponse struct {
+	Description     *string    `json:"description"`
+	Name            string     `json:"name"`
+	Prn             *string    `json:"prn,omitempty"`
+	PulpCreated     *time.Time `json:"pulp_created,omitempty"`
+	PulpHref        *string    `json:"pulp_href,omitempty"`
+	PulpLastUpdated *time.Time `json:"pulp_last_updated,omitempty"`
+}
+
 // ContentSettingsResponse defines model for ContentSettingsResponse.
 type ContentSettingsResponse struct {
 	ContentOrigin     *string `json:"content_origin"`
@@ -2440,6 +2634,32 @@ type MultipleArtifactContentResponse struct {
 	PulpLabels      map[string]*string     `json:"pulp_labels"`
 	PulpLastUpdated *time.Time             `json:"pulp_last_updated,omitempty"`
 	VulnReport      *string                `json:"vuln_report,omitempty"`
+}
+
+// PaginatedContentGuardResponseList defines model for PaginatedContentGuardResponseList.
+type PaginatedContentGuardResponseList struct {
+	// Count Example: 123
+	Count int `json:"count"`
+
+	// Next Example: http://api.example.org/accounts/?offset=400&limit=100
+	Next *string `json:"next,omitempty"`
+
+	// Previous Example: http://api.example.org/accounts/?offset=200&limit=100
+	Previous *string                `json:"previous,omitempty"`
+	Results  []ContentGuardResponse `json:"results"`
+}
+
+// PaginatedContentRedirectContentGuardResponseList defines model for PaginatedContentRedirectContentGuardResponseList.
+type PaginatedContentRedirectContentGuardResponseList struct {
+	// Count Example: 123
+	Count int `json:"count"`
+
+	// Next Example: http://api.example.org/accounts/?offset=400&limit=100
+	Next *string `json:"next,omitempty"`
+
+	// Previous Example: http://api.example.org/accounts/?offset=200&limit=100
+	Previous *string                               `json:"previous,omitempty"`
+	Results  []ContentRedirectContentGuardResponse `json:"results"`
 }
 
 // PaginatedDistributionResponseList defines model for PaginatedDistributionResponseList.
@@ -2661,6 +2881,12 @@ type PaginatedcontainerTagResponseList struct {
 	// Previous Example: http://api.example.org/accounts/?offset=200&limit=100
 	Previous *string                `json:"previous,omitempty"`
 	Results  []ContainerTagResponse `json:"results"`
+}
+
+// PatchedContentRedirectContentGuard defines model for PatchedContentRedirectContentGuard.
+type PatchedContentRedirectContentGuard struct {
+	Description *string `json:"description,omitempty"`
+	Name        *string `json:"name,omitempty"`
 }
 
 // PatchedTaskCancel defines model for PatchedTaskCancel.
@@ -3380,6 +3606,70 @@ type ContentContainerTagsReadParams struct {
 	ExcludeFields *[]string `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
 }
 
+// ContentguardsListParams defines parameters for ContentguardsList.
+type ContentguardsListParams struct {
+	Limit           *int                                 `form:"limit,omitempty" json:"limit,omitempty"`
+	Name            *string                              `form:"name,omitempty" json:"name,omitempty"`
+	NameContains    *string                              `form:"name__contains,omitempty" json:"name__contains,omitempty"`
+	NameIcontains   *string                              `form:"name__icontains,omitempty" json:"name__icontains,omitempty"`
+	NameIexact      *string                              `form:"name__iexact,omitempty" json:"name__iexact,omitempty"`
+	NameIn          *[]string                            `form:"name__in,omitempty" json:"name__in,omitempty"`
+	NameIregex      *string                              `form:"name__iregex,omitempty" json:"name__iregex,omitempty"`
+	NameIstartswith *string                              `form:"name__istartswith,omitempty" json:"name__istartswith,omitempty"`
+	NameRegex       *string                              `form:"name__regex,omitempty" json:"name__regex,omitempty"`
+	NameStartswith  *string                              `form:"name__startswith,omitempty" json:"name__startswith,omitempty"`
+	Offset          *int                                 `form:"offset,omitempty" json:"offset,omitempty"`
+	Ordering        *[]ContentguardsListParamsOrdering   `form:"ordering,omitempty" json:"ordering,omitempty"`
+	PrnIn           *[]string                            `form:"prn__in,omitempty" json:"prn__in,omitempty"`
+	PulpHrefIn      *[]string                            `form:"pulp_href__in,omitempty" json:"pulp_href__in,omitempty"`
+	PulpIdIn        *[]openapi_types.UUID                `form:"pulp_id__in,omitempty" json:"pulp_id__in,omitempty"`
+	PulpType        *ContentguardsListParamsPulpType     `form:"pulp_type,omitempty" json:"pulp_type,omitempty"`
+	PulpTypeIn      *[]ContentguardsListParamsPulpTypeIn `form:"pulp_type__in,omitempty" json:"pulp_type__in,omitempty"`
+	Q               *string                              `form:"q,omitempty" json:"q,omitempty"`
+	Fields          *[]string                            `form:"fields,omitempty" json:"fields,omitempty"`
+	ExcludeFields   *[]string                            `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
+}
+
+// ContentguardsListParamsOrdering defines parameters for ContentguardsList.
+type ContentguardsListParamsOrdering string
+
+// ContentguardsListParamsPulpType defines parameters for ContentguardsList.
+type ContentguardsListParamsPulpType string
+
+// ContentguardsListParamsPulpTypeIn defines parameters for ContentguardsList.
+type ContentguardsListParamsPulpTypeIn string
+
+// ContentguardsCoreContentRedirectListParams defines parameters for ContentguardsCoreContentRedirectList.
+type ContentguardsCoreContentRedirectListParams struct {
+	Limit           *int                                                  `form:"limit,omitempty" json:"limit,omitempty"`
+	Name            *string                                               `form:"name,omitempty" json:"name,omitempty"`
+	NameContains    *string                                               `form:"name__contains,omitempty" json:"name__contains,omitempty"`
+	NameIcontains   *string                                               `form:"name__icontains,omitempty" json:"name__icontains,omitempty"`
+	NameIexact      *string                                               `form:"name__iexact,omitempty" json:"name__iexact,omitempty"`
+	NameIn          *[]string                                             `form:"name__in,omitempty" json:"name__in,omitempty"`
+	NameIregex      *string                                               `form:"name__iregex,omitempty" json:"name__iregex,omitempty"`
+	NameIstartswith *string                                               `form:"name__istartswith,omitempty" json:"name__istartswith,omitempty"`
+	NameRegex       *string                                               `form:"name__regex,omitempty" json:"name__regex,omitempty"`
+	NameStartswith  *string                                               `form:"name__startswith,omitempty" json:"name__startswith,omitempty"`
+	Offset          *int                                                  `form:"offset,omitempty" json:"offset,omitempty"`
+	Ordering        *[]ContentguardsCoreContentRedirectListParamsOrdering `form:"ordering,omitempty" json:"ordering,omitempty"`
+	PrnIn           *[]string                                             `form:"prn__in,omitempty" json:"prn__in,omitempty"`
+	PulpHrefIn      *[]string                                             `form:"pulp_href__in,omitempty" json:"pulp_href__in,omitempty"`
+	PulpIdIn        *[]openapi_types.UUID                                 `form:"pulp_id__in,omitempty" json:"pulp_id__in,omitempty"`
+	Q               *string                                               `form:"q,omitempty" json:"q,omitempty"`
+	Fields          *[]string                                             `form:"fields,omitempty" json:"fields,omitempty"`
+	ExcludeFields   *[]string                                             `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
+}
+
+// ContentguardsCoreContentRedirectListParamsOrdering defines parameters for ContentguardsCoreContentRedirectList.
+type ContentguardsCoreContentRedirectListParamsOrdering string
+
+// ContentguardsCoreContentRedirectReadParams defines parameters for ContentguardsCoreContentRedirectRead.
+type ContentguardsCoreContentRedirectReadParams struct {
+	Fields        *[]string `form:"fields,omitempty" json:"fields,omitempty"`
+	ExcludeFields *[]string `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
+}
+
 // DistributionsListParams defines parameters for DistributionsList.
 type DistributionsListParams struct {
 	BasePath          *string                              `form:"base_path,omitempty" json:"base_path,omitempty"`
@@ -4015,6 +4305,15 @@ type WorkersReadParams struct {
 	ExcludeFields *[]string `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
 }
 
+// ContentguardsCoreContentRedirectCreateJSONRequestBody defines body for ContentguardsCoreContentRedirectCreate for application/json ContentType.
+type ContentguardsCoreContentRedirectCreateJSONRequestBody = ContentRedirectContentGuard
+
+// ContentguardsCoreContentRedirectPartialUpdateJSONRequestBody defines body for ContentguardsCoreContentRedirectPartialUpdate for application/json ContentType.
+type ContentguardsCoreContentRedirectPartialUpdateJSONRequestBody = PatchedContentRedirectContentGuard
+
+// ContentguardsCoreContentRedirectUpdateJSONRequestBody defines body for ContentguardsCoreContentRedirectUpdate for application/json ContentType.
+type ContentguardsCoreContentRedirectUpdateJSONRequestBody = ContentRedirectContentGuard
+
 // DistributionsContainerContainerCreateJSONRequestBody defines body for DistributionsContainerContainerCreate for application/json ContentType.
 type DistributionsContainerContainerCreateJSONRequestBody = ContainerContainerDistribution
 
@@ -4152,6 +4451,27 @@ type ServerInterface interface {
 	// ContentContainerTagsRead Inspect a tag
 	// (GET /pulp/api/v3/content/container/tags/{pulp_id}/)
 	ContentContainerTagsRead(c *gin.Context, pulpId string, params ContentContainerTagsReadParams)
+	// ContentguardsList List content guards
+	// (GET /pulp/api/v3/contentguards/)
+	ContentguardsList(c *gin.Context, params ContentguardsListParams)
+	// ContentguardsCoreContentRedirectList List content redirect content guards
+	// (GET /pulp/api/v3/contentguards/core/content_redirect/)
+	ContentguardsCoreContentRedirectList(c *gin.Context, params ContentguardsCoreContentRedirectListParams)
+	// ContentguardsCoreContentRedirectCreate Create a content redirect content guard
+	// (POST /pulp/api/v3/contentguards/core/content_redirect/)
+	ContentguardsCoreContentRedirectCreate(c *gin.Context)
+	// ContentguardsCoreContentRedirectDelete Delete a content redirect content guard
+	// (DELETE /pulp/api/v3/contentguards/core/content_redirect/{pulp_id}/)
+	ContentguardsCoreContentRedirectDelete(c *gin.Context, pulpId string)
+	// ContentguardsCoreContentRedirectRead Inspect a content redirect content guard
+	// (GET /pulp/api/v3/contentguards/core/content_redirect/{pulp_id}/)
+	ContentguardsCoreContentRedirectRead(c *gin.Context, pulpId string, params ContentguardsCoreContentRedirectReadParams)
+	// ContentguardsCoreContentRedirectPartialUpdate Update a content redirect content guard
+	// (PATCH /pulp/api/v3/contentguards/core/content_redirect/{pulp_id}/)
+	ContentguardsCoreContentRedirectPartialUpdate(c *gin.Context, pulpId string)
+	// ContentguardsCoreContentRedirectUpdate Update a content redirect content guard
+	// (PUT /pulp/api/v3/contentguards/core/content_redirect/{pulp_id}/)
+	ContentguardsCoreContentRedirectUpdate(c *gin.Context, pulpId string)
 	// DistributionsList List distributions
 	// (GET /pulp/api/v3/distributions/)
 	DistributionsList(c *gin.Context, params DistributionsListParams)
@@ -5146,6 +5466,480 @@ func (siw *ServerInterfaceWrapper) ContentContainerTagsRead(c *gin.Context) {
 	}
 
 	siw.Handler.ContentContainerTagsRead(c, pulpId, params)
+}
+
+// ContentguardsList operation middleware
+func (siw *ServerInterfaceWrapper) ContentguardsList(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ContentguardsListParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", c.Request.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter limit: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", c.Request.URL.Query(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__contains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__contains", c.Request.URL.Query(), &params.NameContains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__contains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__icontains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__icontains", c.Request.URL.Query(), &params.NameIcontains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__icontains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__iexact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__iexact", c.Request.URL.Query(), &params.NameIexact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__iexact: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "name__in", c.Request.URL.Query(), &params.NameIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__iregex" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__iregex", c.Request.URL.Query(), &params.NameIregex, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__iregex: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__istartswith" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__istartswith", c.Request.URL.Query(), &params.NameIstartswith, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__istartswith: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__regex" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__regex", c.Request.URL.Query(), &params.NameRegex, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__regex: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__startswith" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__startswith", c.Request.URL.Query(), &params.NameStartswith, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__startswith: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", c.Request.URL.Query(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter offset: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "ordering" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "ordering", c.Request.URL.Query(), &params.Ordering, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter ordering: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "prn__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "prn__in", c.Request.URL.Query(), &params.PrnIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter prn__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_href__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "pulp_href__in", c.Request.URL.Query(), &params.PulpHrefIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_href__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_id__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "pulp_id__in", c.Request.URL.Query(), &params.PulpIdIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "pulp_type", c.Request.URL.Query(), &params.PulpType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_type: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_type__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "pulp_type__in", c.Request.URL.Query(), &params.PulpTypeIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_type__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", c.Request.URL.Query(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter q: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "fields", c.Request.URL.Query(), &params.Fields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "exclude_fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exclude_fields", c.Request.URL.Query(), &params.ExcludeFields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter exclude_fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ContentguardsList(c, params)
+}
+
+// ContentguardsCoreContentRedirectList operation middleware
+func (siw *ServerInterfaceWrapper) ContentguardsCoreContentRedirectList(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ContentguardsCoreContentRedirectListParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", c.Request.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter limit: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", c.Request.URL.Query(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__contains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__contains", c.Request.URL.Query(), &params.NameContains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__contains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__icontains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__icontains", c.Request.URL.Query(), &params.NameIcontains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__icontains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__iexact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__iexact", c.Request.URL.Query(), &params.NameIexact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__iexact: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "name__in", c.Request.URL.Query(), &params.NameIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__iregex" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__iregex", c.Request.URL.Query(), &params.NameIregex, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__iregex: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__istartswith" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__istartswith", c.Request.URL.Query(), &params.NameIstartswith, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__istartswith: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__regex" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__regex", c.Request.URL.Query(), &params.NameRegex, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__regex: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "name__startswith" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name__startswith", c.Request.URL.Query(), &params.NameStartswith, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter name__startswith: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", c.Request.URL.Query(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter offset: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "ordering" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "ordering", c.Request.URL.Query(), &params.Ordering, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter ordering: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "prn__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "prn__in", c.Request.URL.Query(), &params.PrnIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter prn__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_href__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "pulp_href__in", c.Request.URL.Query(), &params.PulpHrefIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_href__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_id__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "pulp_id__in", c.Request.URL.Query(), &params.PulpIdIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", c.Request.URL.Query(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter q: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "fields", c.Request.URL.Query(), &params.Fields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "exclude_fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exclude_fields", c.Request.URL.Query(), &params.ExcludeFields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter exclude_fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ContentguardsCoreContentRedirectList(c, params)
+}
+
+// ContentguardsCoreContentRedirectCreate operation middleware
+func (siw *ServerInterfaceWrapper) ContentguardsCoreContentRedirectCreate(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ContentguardsCoreContentRedirectCreate(c)
+}
+
+// ContentguardsCoreContentRedirectDelete operation middleware
+func (siw *ServerInterfaceWrapper) ContentguardsCoreContentRedirectDelete(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ContentguardsCoreContentRedirectDelete(c, pulpId)
+}
+
+// ContentguardsCoreContentRedirectRead operation middleware
+func (siw *ServerInterfaceWrapper) ContentguardsCoreContentRedirectRead(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ContentguardsCoreContentRedirectReadParams
+
+	// ------------- Optional query parameter "fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "fields", c.Request.URL.Query(), &params.Fields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "exclude_fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exclude_fields", c.Request.URL.Query(), &params.ExcludeFields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter exclude_fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ContentguardsCoreContentRedirectRead(c, pulpId, params)
+}
+
+// ContentguardsCoreContentRedirectPartialUpdate operation middleware
+func (siw *ServerInterfaceWrapper) ContentguardsCoreContentRedirectPartialUpdate(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ContentguardsCoreContentRedirectPartialUpdate(c, pulpId)
+}
+
+// ContentguardsCoreContentRedirectUpdate operation middleware
+func (siw *ServerInterfaceWrapper) ContentguardsCoreContentRedirectUpdate(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ContentguardsCoreContentRedirectUpdate(c, pulpId)
 }
 
 // DistributionsList operation middleware
@@ -10626,6 +11420,13 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.GET(options.BaseURL+"/pulp/api/v3/content/container/manifests/:pulp_id/", wrapper.ContentContainerManifestsRead)
 	router.GET(options.BaseURL+"/pulp/api/v3/content/container/tags/", wrapper.ContentContainerTagsList)
 	router.GET(options.BaseURL+"/pulp/api/v3/content/container/tags/:pulp_id/", wrapper.ContentContainerTagsRead)
+	router.GET(options.BaseURL+"/pulp/api/v3/contentguards/", wrapper.ContentguardsList)
+	router.GET(options.BaseURL+"/pulp/api/v3/contentguards/core/content_redirect/", wrapper.ContentguardsCoreContentRedirectList)
+	router.POST(options.BaseURL+"/pulp/api/v3/contentguards/core/content_redirect/", wrapper.ContentguardsCoreContentRedirectCreate)
+	router.DELETE(options.BaseURL+"/pulp/api/v3/contentguards/core/content_redirect/:pulp_id/", wrapper.ContentguardsCoreContentRedirectDelete)
+	router.GET(options.BaseURL+"/pulp/api/v3/contentguards/core/content_redirect/:pulp_id/", wrapper.ContentguardsCoreContentRedirectRead)
+	router.PATCH(options.BaseURL+"/pulp/api/v3/contentguards/core/content_redirect/:pulp_id/", wrapper.ContentguardsCoreContentRedirectPartialUpdate)
+	router.PUT(options.BaseURL+"/pulp/api/v3/contentguards/core/content_redirect/:pulp_id/", wrapper.ContentguardsCoreContentRedirectUpdate)
 	router.GET(options.BaseURL+"/pulp/api/v3/distributions/", wrapper.DistributionsList)
 	router.GET(options.BaseURL+"/pulp/api/v3/distributions/container/container/", wrapper.DistributionsContainerContainerList)
 	router.POST(options.BaseURL+"/pulp/api/v3/distributions/container/container/", wrapper.DistributionsContainerContainerCreate)

@@ -30,6 +30,9 @@ type Distribution struct {
 	Description         *string `json:"description"`
 	NamespaceID         *string `gorm:"size:36;index" json:"-"`
 	PullThroughID       *string `gorm:"size:36;index" json:"-"`
+	// ContentGuardID is the content redirect guard (nil for the children the pull-through
+	// cache creates, as in Pulp, until an API update gives them the default one).
+	ContentGuardID *string `gorm:"size:36;index" json:"content_guard_id"`
 }
 
 // Kind returns the API kind of d.
@@ -82,6 +85,10 @@ func (d *Distribution) Serialize(db *gorm.DB, host string) (map[string]any, erro
 		"repository_version":      nil,
 		"remote":                  nil,
 		"namespace":               nil,
+	}
+	if d.ContentGuardID != nil {
+		m["content_guard"] = KindContentRedirectGuard.Href(*d.ContentGuardID)
+		m["content_guard_prn"] = KindContentRedirectGuard.PRNOf(*d.ContentGuardID)
 	}
 	if d.NamespaceID != nil {
 		m["namespace"] = KindNamespace.Href(*d.NamespaceID)

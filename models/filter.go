@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"gorm.io/gorm"
 )
@@ -140,61 +141,99 @@ func SplitList(v string) []string {
 	return out
 }
 
-// LabelSelect applies a pulp_label_select expression: comma-separated terms, all required:
-// key, !key, key=value, key!=value, key~substring. Labels are stored as canonical JSON, so each
-// term is a LIKE on the encoded pair.
+// LabelSelect applies a pulp_label_select expression: comma-separated terms (a comma preceded
+// by a backslash does not separate), all required: key, !key, key=value, key!=value,
+// key~substring. It parses each term as pulpcore's LabelFilter does (the regex
+// `(!?[\w .\-]+)(=|!=|~)?(.*)?` matched at the start of the term), and refuses what it
+// refuses with its messages, as a bare JSON list (a DRF ValidationError raised by a filter).
+// Labels are stored as canonical JSON, so each term is a LIKE on the encoded pair.
 func LabelSelect(q *gorm.DB, column, expr string) (*gorm.DB, error) {
-	terms := splitEscaped(expr)
-	for _, term := range terms {
+	for _, raw := range splitUnescaped(expr) {
+		term, err := parseLabelTerm(raw)
+		if err != nil {
+			return nil, err
+		}
 		enc := func(s string) string {
 			b, _ := jsonString(s)
 			return likeEscape(b)
 		}
-		switch {
-		case strings.HasPrefix(term, "!"):
-			q = q.Where(column+" NOT LIKE ? ESCAPE '\\'", "%"+enc(term[1:])+":%")
-		case strings.Contains(term, "!="):
-			kv := strings.SplitN(term, "!=", 2)
+		switch term.op {
+		case "!":
+			q = q.Where(column+" NOT LIKE ? ESCAPE '\\'", "%"+enc(term.key)+":%")
+		case "!=":
 			q = q.Where(column+" LIKE ? ESCAPE '\\' AND "+column+" NOT LIKE ? ESCAPE '\\'",
-				"%"+enc(kv[0])+":%", "%"+enc(kv[0])+":"+enc(kv[1])+"%")
-		case strings.Contains(term, "="):
-			kv := strings.SplitN(term, "=", 2)
-			v := enc(kv[1])
+				"%"+enc(term.key)+":%", "%"+enc(term.key)+":"+enc(term.value)+"%")
+		case "=":
+			v := enc(term.value)
 			q = q.Where("("+column+" LIKE ? ESCAPE '\\' OR "+column+" LIKE ? ESCAPE '\\')",
-				"%"+enc(kv[0])+":"+v+",%", "%"+enc(kv[0])+":"+v+"}")
-		case strings.Contains(term, "~"):
+				"%"+enc(term.key)+":"+v+",%", "%"+enc(term.key)+":"+v+"}")
+		case "~":
 			// The key's value, not the whole document: a LIKE on the JSON text would match
 			// keys case-insensitively and substrings spanning several pairs.
-			kv := strings.SplitN(term, "~", 2)
-			pattern := "%" + likeEscape(strings.ToLower(kv[1])) + "%"
+			pattern := "%" + likeEscape(strings.ToLower(term.value)) + "%"
 			if IsPostgres(q) {
-				q = q.Where("LOWER(CAST("+column+" AS jsonb) ->> ?) LIKE ? ESCAPE '\\'", kv[0], pattern)
+				q = q.Where("LOWER(CAST("+column+" AS jsonb) ->> ?) LIKE ? ESCAPE '\\'", term.key, pattern)
 			} else {
-				q = q.Where("LOWER(json_extract("+column+", ?)) LIKE ? ESCAPE '\\'", `$."`+kv[0]+`"`, pattern)
+				key, _ := jsonString(term.key)
+				q = q.Where("LOWER(json_extract("+column+", ?)) LIKE ? ESCAPE '\\'", "$."+key, pattern)
 			}
-		case term != "":
-			q = q.Where(column+" LIKE ? ESCAPE '\\'", "%"+enc(term)+":%")
+		default:
+			q = q.Where(column+" LIKE ? ESCAPE '\\'", "%"+enc(term.key)+":%")
 		}
 	}
 	return q, nil
 }
 
-func splitEscaped(s string) []string {
-	var out []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && i+1 < len(s) && s[i+1] == ',':
-			cur.WriteByte(',')
-			i++
-		case s[i] == ',':
-			out = append(out, strings.TrimSpace(cur.String()))
-			cur.Reset()
-		default:
-			cur.WriteByte(s[i])
+// labelTerm is one parsed pulp_label_select term; op is "" (has key), "!" (lacks key), "=",
+// "!=" or "~".
+type labelTerm struct{ key, op, value string }
+
+// isLabelKeyChar is pulpcore's LABEL_KEY_CHARS, [\w .\-], with Python's Unicode \w.
+func isLabelKeyChar(r rune) bool {
+	return r == '_' || r == ' ' || r == '.' || r == '-' || unicode.IsLetter(r) || unicode.IsNumber(r)
+}
+
+// parseLabelTerm parses one term as pulpcore 3.116's LabelFilter: an optional "!", the longest
+// run of key characters (at least one), then an optional operator and the rest as the value.
+// Text after a key without an operator is ignored ("a b!" is key "a b"), as the regex ignores it.
+func parseLabelTerm(term string) (labelTerm, error) {
+	rest, neg := strings.CutPrefix(term, "!")
+	n := strings.IndexFunc(rest, func(r rune) bool { return !isLabelKeyChar(r) })
+	if n < 0 {
+		n = len(rest)
+	}
+	if n == 0 {
+		return labelTerm{}, &BareListError{Msg: "Invalid search term: '" + term + "'."}
+	}
+	t := labelTerm{key: rest[:n]}
+	rest = rest[n:]
+	for _, op := range []string{"=", "!=", "~"} {
+		if strings.HasPrefix(rest, op) {
+			t.op, t.value = op, strings.ReplaceAll(rest[len(op):], `\,`, ",")
+			break
 		}
 	}
-	return append(out, strings.TrimSpace(cur.String()))
+	if neg {
+		if t.op != "" {
+			return labelTerm{}, &BareListError{Msg: "Cannot use an operator with '!" + t.key + "'."}
+		}
+		t.op = "!"
+	}
+	return t, nil
+}
+
+// splitUnescaped splits s at every comma not preceded by a backslash, as pulpcore's
+// re.split(r"(?<!\\),", value): terms are neither trimmed nor unescaped.
+func splitUnescaped(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == ',' && (i == 0 || s[i-1] != '\\') {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
 }
 
 // Page runs q with ordering, limit and offset into dest and returns the total count.

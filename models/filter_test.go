@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"errors"
 	"reflect"
 	"sort"
 	"sync"
@@ -64,6 +65,12 @@ func TestLabelSelect(t *testing.T) {
 			{"p~0%", []string{"percent"}},
 			{"p=100%", nil},
 			{"p~1_0", nil},
+			// pulpcore's regex ignores what follows a key without an operator.
+			{"tier!", []string{"web"}},
+			{"my key$x", []string{"spaced"}},
+			// No trimming: " tier" is a key with a leading space.
+			{"env, tier", nil},
+			{"env==dev", nil},
 		}
 		for _, c := range cases {
 			t.Run(c.expr, func(t *testing.T) {
@@ -81,6 +88,37 @@ func TestLabelSelect(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+func TestLabelSelectInvalid(t *testing.T) {
+	runDB(t, func(t *testing.T, db *gorm.DB) {
+		cases := map[string]string{
+			"==":       "Invalid search term: '=='.",
+			"":         "Invalid search term: ''.",
+			"env,":     "Invalid search term: ''.",
+			"!":        "Invalid search term: '!'.",
+			"!!env":    "Invalid search term: '!!env'.",
+			"=dev":     "Invalid search term: '=dev'.",
+			"env,~x":   "Invalid search term: '~x'.",
+			"$env":     "Invalid search term: '$env'.",
+			"!env=dev": "Cannot use an operator with '!env'.",
+			"!env~d":   "Cannot use an operator with '!env'.",
+			"a,!b!=c":  "Cannot use an operator with '!b'.",
+			`x\,,\,y`:  `Invalid search term: '\,y'.`,
+		}
+		for expr, want := range cases {
+			_, err := models.LabelSelect(db.Model(&models.Remote{}), "pulp_labels", expr)
+			var bl *models.BareListError
+			if !errors.As(err, &bl) || bl.Msg != want {
+				t.Errorf("%q: error %v, want %q", expr, err, want)
+			}
+		}
+		for _, expr := range []string{"a", "!a", "a=", "a=b", "a!=b", "a~b", "a.b-c_d e", "ключ=значение", "a=b,c~d,!e"} {
+			if _, err := models.LabelSelect(db.Model(&models.Remote{}), "pulp_labels", expr); err != nil {
+				t.Errorf("%q: %v", expr, err)
+			}
 		}
 	})
 }

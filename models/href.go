@@ -39,12 +39,13 @@ var (
 	KindTask                  = Kind{"core.task", "Task", "core.task", "tasks/"}
 	KindWorker                = Kind{"core.appstatus", "AppStatus", "core.appstatus", "workers/"}
 	KindRepositoryVersion     = Kind{"core.repositoryversion", "RepositoryVersion", "core.repositoryversion", ""}
+	KindContentRedirectGuard  = Kind{"core.content_redirect", "ContentRedirectContentGuard", "core.contentredirectcontentguard", "contentguards/core/content_redirect/"}
 )
 
 var allKinds = []Kind{
 	KindContainerRemote, KindPullThroughRemote, KindContainerRepository, KindPushRepository,
 	KindContainerDistribution, KindPullThroughDist, KindNamespace, KindBlob, KindManifest, KindTag,
-	KindTask, KindWorker,
+	KindTask, KindWorker, KindContentRedirectGuard,
 }
 
 // Href is the object's href.

@@ -23,6 +23,7 @@ var writable = map[Kind]func() Object{
 	KindContainerDistribution: func() Object { return &Distribution{PulpType: KindContainerDistribution.PulpType} },
 	KindPullThroughDist:       func() Object { return &Distribution{PulpType: KindPullThroughDist.PulpType} },
 	KindNamespace:             func() Object { return &Namespace{} },
+	KindContentRedirectGuard:  func() Object { return &ContentGuard{PulpType: KindContentRedirectGuard.PulpType} },
 }
 
 // KindByName finds a kind by its Model name ("ContainerRemote"); task payloads name kinds so.
@@ -87,12 +88,22 @@ func Create(tx *gorm.DB, k Kind, values json.RawMessage) (Object, error) {
 			return nil, err
 		}
 		o.NamespaceID = &ns
+		if o.ContentGuardID == nil {
+			g, err := EnsureDefaultContentGuard(tx)
+			if err != nil {
+				return nil, err
+			}
+			o.ContentGuardID = &g
+		}
 		return o, uniqueErr(tx.Create(o).Error)
 	case *Namespace:
 		o.ID, o.PulpCreated, o.PulpLastUpdated = NewID(), now, now
 		if o.PulpLabels == nil {
 			o.PulpLabels = Labels{}
 		}
+		return o, uniqueErr(tx.Create(o).Error)
+	case *ContentGuard:
+		o.ID, o.PulpCreated, o.PulpLastUpdated = NewID(), now, now
 		return o, uniqueErr(tx.Create(o).Error)
 	}
 	return nil, fmt.Errorf("models: cannot create %T", obj)
@@ -122,6 +133,8 @@ func Update(tx *gorm.DB, k Kind, id string, values json.RawMessage) (Object, err
 		o.NamespaceID = &ns
 	case *Namespace:
 		o.PulpLastUpdated = now
+	case *ContentGuard:
+		o.PulpLastUpdated = now
 	}
 	return obj, uniqueErr(tx.Select("*").Save(obj).Error)
 }
@@ -148,6 +161,8 @@ func Delete(tx *gorm.DB, k Kind, id string) error {
 		return DeleteDistribution(tx, o)
 	case *Namespace:
 		return DeleteNamespace(tx, o.ID)
+	case *ContentGuard:
+		return DeleteContentGuard(tx, o.ID)
 	}
 	return fmt.Errorf("models: cannot delete %T", obj)
 }

@@ -19,7 +19,9 @@ func distributionFields() []field {
 		{name: "hidden", kind: fBool},
 		{name: "private", kind: fBool},
 		{name: "description", kind: fString, nullable: true},
-		{name: "content_guard", kind: fRef, nullable: true, refKinds: []models.Kind{}},
+		// Not nullable (pulp_container's allow_null=False); omitted, it is the shared
+		// "content redirect" guard (models.Create, Server.defaultContentGuard).
+		{name: "content_guard", key: "content_guard_id", kind: fRef, refKinds: []models.Kind{models.KindContentRedirectGuard}},
 	}
 }
 
@@ -35,6 +37,7 @@ var containerDistributionSerializer = &serializer{
 	),
 	readOnly: append([]string{"registry_path", "remote"}, distributionReadOnly...),
 	check: func(s *Server, in *input, errs *models.ValidationError) {
+		defer s.defaultContentGuard(in, errs)
 		if bp, ok := in.merged["base_path"].(string); ok && in.present["base_path"] && len(errs.Fields["base_path"]) == 0 {
 			if !models.ValidContainerBasePath(bp) {
 				errs.Add("base_path", "The provided base path contains forbidden characters.")
@@ -62,6 +65,7 @@ var pullThroughDistributionSerializer = &serializer{
 	),
 	readOnly: distributionReadOnly,
 	check: func(s *Server, in *input, errs *models.ValidationError) {
+		defer s.defaultContentGuard(in, errs)
 		bp, ok := in.merged["base_path"].(string)
 		if !ok || !in.present["base_path"] || len(errs.Fields["base_path"]) > 0 {
 			return

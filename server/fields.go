@@ -271,7 +271,8 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return decoded{}, "Invalid value."
 	}
-	if v == nil || (form && v == "" && f.nullable && f.kind != fString) {
+	// DRF's RelatedField turns an empty string into None before validating it.
+	if v == nil || (v == "" && f.kind == fRef) || (form && v == "" && f.nullable && f.kind != fString) {
 		if !f.nullable {
 			return decoded{}, "This field may not be null."
 		}
@@ -571,6 +572,8 @@ func idOf(obj models.Object) string {
 	case *models.Distribution:
 		return o.ID
 	case *models.Namespace:
+		return o.ID
+	case *models.ContentGuard:
 		return o.ID
 	}
 	return ""

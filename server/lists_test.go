@@ -184,6 +184,13 @@ func TestListFilters(t *testing.T) {
 			{distributions + "?repository=/pulp/api/v3/nope/&fields=name", `["URI couldn't be resolved: /pulp/api/v3/nope/"]`},
 			{ptRemotes + "?pulp_href__in=/pulp/api/v3/nope/", `["URI couldn't be resolved: /pulp/api/v3/nope/"]`},
 			{taskList + "?reserved_resources=/pulp/api/v3/nope/", `["URI couldn't be resolved: /pulp/api/v3/nope/"]`},
+			// pulpcore's LabelFilter: a DRF ValidationError raised by a filter is a bare list.
+			{ptRemotes + "?pulp_label_select=" + url.QueryEscape("=="), `["Invalid search term: '=='."]`},
+			{ptRemotes + "?pulp_label_select=", `["Invalid search term: ''."]`},
+			{ptRemotes + "?pulp_label_select=" + url.QueryEscape("env,"), `["Invalid search term: ''."]`},
+			{ptRemotes + "?pulp_label_select=" + url.QueryEscape("!env=dev"), `["Cannot use an operator with '!env'."]`},
+			{distributions + "?pulp_label_select=" + url.QueryEscape("~x"), `["Invalid search term: '~x'."]`},
+			{repositories + "?pulp_label_select=" + url.QueryEscape("!"), `["Invalid search term: '!'."]`},
 		}
 		for _, c := range errCases {
 			t.Run(c.path, func(t *testing.T) {

@@ -192,7 +192,6 @@ DIST_BASE_PATH=test
 		want := map[string]any{
 			"pulp_href":          distHref,
 			"base_path":          "test",
-			"content_guard":      nil,
 			"name":               v["DIST_NAME"],
 			"registry_path":      wantPath,
 			"repository":         repoHref,
@@ -203,6 +202,12 @@ DIST_BASE_PATH=test
 			t.Errorf("printed distribution lacks pulp_created: %v", shown)
 		}
 		wantFields(t, "distribution", e.api.get(t, distHref), want)
+		// pulp_container attaches its shared "content redirect" guard to every distribution.
+		for what, d := range map[string]map[string]any{"printed distribution": shown, "distribution": e.api.get(t, distHref)} {
+			if g, _ := d["content_guard"].(string); !strings.HasPrefix(g, "/pulp/api/v3/contentguards/core/content_redirect/") {
+				t.Errorf("%s content_guard = %v, want the content redirect guard", what, d["content_guard"])
+			}
+		}
 
 		task := e.api.get(t, v["TASK_HREF"])
 		wantFields(t, "task", task, map[string]any{"state": "completed", "created_resources": []any{distHref}})

@@ -95,6 +95,17 @@ func TestPrivate(t *testing.T) {
 	if child["private"] != true {
 		t.Errorf("child distribution private = %v, want true (inherited)", child["private"])
 	}
+	// pulp_container creates the child with objects.get_or_create, bypassing the serializer
+	// that attaches the "content redirect" guard: the child has none, its parent has it.
+	if child["content_guard"] != nil || child["content_guard_prn"] != nil {
+		t.Errorf("child distribution content_guard = %v, content_guard_prn = %v, want null as in Pulp", child["content_guard"], child["content_guard_prn"])
+	}
+	pt := e.api.byName(t, "/pulp/api/v3/distributions/container/pull-through/", cacheBase)
+	if guard, _ := pt["content_guard"].(string); !strings.HasPrefix(guard, "/pulp/api/v3/contentguards/core/content_redirect/") {
+		t.Errorf("pull-through distribution content_guard = %v, want the content redirect guard", pt["content_guard"])
+	} else if g := e.api.get(t, guard); g["name"] != "content redirect" {
+		t.Errorf("pull-through distribution's guard %v, want the one named \"content redirect\"", g)
+	}
 	// Cached now, and still private.
 	expectRegError(t, e.reg, http.MethodGet, "/v2/"+name+"/manifests/latest", 401, "UNAUTHORIZED")
 	expectRegError(t, e.reg, http.MethodGet, "/v2/"+name+"/manifests/"+busybox.ManifestDigest, 401, "UNAUTHORIZED")
