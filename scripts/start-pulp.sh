@@ -94,6 +94,19 @@ run_bg() {
 	echo $! >"$dir/$name.pid"
 }
 
+# pg_bin prints the directory of pg_dump and pg_restore (the newest installed PostgreSQL).
+pg_bin() {
+	local d
+	d=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort -V | tail -n 1)
+	if [[ -n "$d" && -x "$d/bin/pg_dump" ]]; then
+		echo "$d/bin"
+	elif command -v pg_dump >/dev/null 2>&1; then
+		dirname "$(command -v pg_dump)"
+	else
+		die "no pg_dump found (apt-get install postgresql)"
+	fi
+}
+
 # http_get URL prints the body of a 200 answer, or fails.
 http_get() {
 	"$venv/bin/python" - "$1" <<'EOF'
@@ -158,6 +171,18 @@ PULP_DATABASE_URL=$pg_url
 EOF
 	export PULP_SETTINGS="$dir/settings.py" DJANGO_SETTINGS_MODULE=pulpcore.app.settings
 
+	# A fresh database takes pulpcore's migrations (about 90 s here): the first start keeps a dump
+	# of the migrated database (admin password set) beside the virtual environment, and later
+	# starts restore it (a few seconds).
+	local dump="$venv/migrated-db.dump" pgbin
+	pgbin=$(pg_bin)
+	if [[ -f "$dump" ]]; then
+		if ! "$pgbin/pg_restore" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres --no-owner \
+			"$dump" >"$dir/restore.log" 2>&1; then
+			tail -n 40 "$dir/restore.log" >&2
+			die "pg_restore of $dump failed (remove it to migrate afresh)"
+		fi
+	fi
 	if ! "$venv/bin/python" "$venv/bin/pulpcore-manager" migrate --noinput >"$dir/migrate.log" 2>&1; then
 		tail -n 40 "$dir/migrate.log" >&2
 		die "pulpcore-manager migrate failed"
@@ -167,9 +192,20 @@ EOF
 		cat "$dir/admin.log" >&2
 		die "pulpcore-manager reset-admin-password failed"
 	fi
+	if [[ ! -f "$dump" ]]; then
+		if "$pgbin/pg_dump" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -Fc \
+			-f "$dump.$$" 2>"$dir/dump.log"; then
+			mv -f "$dump.$$" "$dump"
+		else
+			rm -f "$dump.$$"
+			echo "start-pulp.sh: warning: could not keep a dump of the migrated database (see $dir/dump.log)" >&2
+		fi
+	fi
 
-	run_bg api "$venv/bin/python" "$venv/bin/pulpcore-api" --bind "127.0.0.1:$api_port" --workers 1
-	run_bg content "$venv/bin/python" "$venv/bin/pulpcore-content" --bind "127.0.0.1:$content_port" --workers 1
+	run_bg api "$venv/bin/python" "$venv/bin/pulpcore-api" --bind "127.0.0.1:$api_port" --workers 1 \
+		--control-socket "$dir/gunicorn.ctl"
+	run_bg content "$venv/bin/python" "$venv/bin/pulpcore-content" --bind "127.0.0.1:$content_port" --workers 1 \
+		--control-socket "$dir/gunicorn-content.ctl"
 	run_bg worker "$venv/bin/python" "$venv/bin/pulpcore-worker"
 
 	local i status name
