@@ -200,7 +200,7 @@ func lookup(v any, p string) []any {
 	return out
 }
 
-// known is one deliberate difference of known.json.
+// known is one deliberate difference listed in docs/api.md.
 type known struct {
 	// Step and Where are patterns (path.Match) for a difference's step and where.
 	Step  string `json:"step"`

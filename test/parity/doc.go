@@ -11,8 +11,9 @@
 // follows the task on both servers to its end and compares its keys, state, name,
 // created_resources (masked), result (shape) and error description.
 //
-// known.json lists the differences that are deliberate, each with its reason: the test fails
-// on a difference that is not listed, and on a listed one that no longer occurs.
+// docs/api.md's section "Differences the differential test allows" lists the differences that
+// are deliberate, each with its reason, as a table of step and where patterns (path.Match): the
+// test fails on a difference that is not listed, and on a listed one that no longer occurs.
 //
 //	make test-parity                     # or: go test -count=1 -v ./test/parity
 //	PULPGO_PARITY=0 go test ./...        # skip it (the only way it skips)

@@ -83,11 +83,13 @@ type side struct {
 	err    error
 	answer answer
 	task   map[string]any // the task a 202 started, when followed
-	vars   map[string]string
+	took   time.Duration  // the request and the wait for its task
 }
 
 // run sends st to s with that server's variables.
-func run(s *server, st step, vars map[string]string) side {
+func run(s *server, st step, vars map[string]string) (sd side) {
+	began := time.Now()
+	defer func() { sd.took = time.Since(began) }()
 	var missing []string
 	p := expand(st.Path, vars, &missing)
 	var body []byte
@@ -262,22 +264,46 @@ func loadConversations(t *testing.T) []conversation {
 	return convs
 }
 
+// knownSection is the heading of docs/api.md's table of deliberate differences.
+const knownSection = "## Differences the differential test allows"
+
+// loadKnown reads the table under knownSection in docs/api.md: rows of
+// | `step pattern` | `where pattern` | reason |.
 func loadKnown(t *testing.T) []*known {
 	t.Helper()
-	b, err := os.ReadFile("known.json")
+	file := filepath.Join("..", "..", "docs", "api.md")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []*known
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&list); err != nil {
-		t.Fatalf("known.json: %v", err)
+	_, section, ok := strings.Cut(string(b), "\n"+knownSection+"\n")
+	if !ok {
+		t.Fatalf("%s has no section %q", file, knownSection)
 	}
-	for i, k := range list {
-		if k.Step == "" || k.Where == "" || strings.TrimSpace(k.Reason) == "" {
-			t.Fatalf("known.json entry %d: step, where and reason are required", i+1)
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	var list []*known
+	for _, line := range strings.Split(section, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "|") {
+			continue
 		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		if len(cells) != 3 {
+			t.Fatalf("%s, %s: want 3 cells: %s", file, knownSection, line)
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if cells[0] == "step" || strings.HasPrefix(cells[0], "---") {
+			continue // the header and its rule
+		}
+		k := &known{Step: strings.Trim(cells[0], "`"), Where: strings.Trim(cells[1], "`"), Reason: cells[2]}
+		if k.Step == "" || k.Where == "" || k.Reason == "" {
+			t.Fatalf("%s, %s: step, where and reason are required: %s", file, knownSection, line)
+		}
+		list = append(list, k)
 	}
 	return list
 }
@@ -297,14 +323,18 @@ func TestParity(t *testing.T) {
 
 	began = time.Now()
 	var steps, agree, documented int
+	var pulpTook, oursTook time.Duration
 	var undocumented []difference
+	// Variables carry over from one conversation to the next (files run in name order).
+	pvars := map[string]string{"missing": "00000000-0000-0000-0000-000000000000"}
+	ovars := map[string]string{"missing": "00000000-0000-0000-0000-000000000000"}
 	for _, conv := range convs {
-		pvars := map[string]string{"missing": "00000000-0000-0000-0000-000000000000"}
-		ovars := map[string]string{"missing": "00000000-0000-0000-0000-000000000000"}
 		for _, st := range conv.Steps {
 			id := conv.Name + "/" + st.Name
 			p := run(pulp, st, pvars)
 			o := run(ours, st, ovars)
+			pulpTook += p.took
+			oursTook += o.took
 			diffs := compareStep(id, st, p, o)
 			pf, of := capture(st, p, pvars), capture(st, o, ovars)
 			if fmt.Sprint(pf) != fmt.Sprint(of) {
@@ -338,17 +368,18 @@ func TestParity(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("conversations took %s", time.Since(began).Round(100*time.Millisecond))
+	t.Logf("conversations took %s (answers and tasks: Pulp %s, pulpgo %s)", time.Since(began).Round(100*time.Millisecond),
+		pulpTook.Round(100*time.Millisecond), oursTook.Round(100*time.Millisecond))
 	for _, d := range undocumented {
 		t.Errorf("undocumented difference: %s", d)
 	}
 	for _, k := range knownList {
 		if !k.used {
-			t.Errorf("known.json lists a difference that no longer occurs (remove it): step %q where %q (%s)",
-				k.Step, k.Where, k.Reason)
+			t.Errorf("docs/api.md lists a difference that no longer occurs (remove it from %q): step %q where %q (%s)",
+				knownSection, k.Step, k.Where, k.Reason)
 		}
 	}
-	summary := fmt.Sprintf("parity: %d steps compared, %d agree, %d differ only as documented in known.json (%d entries), %d undocumented differences",
+	summary := fmt.Sprintf("parity: %d steps compared, %d agree, %d differ only as documented in docs/api.md (%d entries), %d undocumented differences",
 		steps, agree, documented, len(knownList), len(undocumented))
 	t.Log(summary)
 	fmt.Println(summary)
