@@ -344,7 +344,8 @@ func TestParity(t *testing.T) {
 			steps++
 			if len(diffs) == 0 {
 				agree++
-				t.Logf("%-55s %s %s: agree (%d)", id, st.Method, st.Path, p.answer.status)
+				t.Logf("%-55s %s %s: agree (%d; Pulp %s, pulpgo %s)", id, st.Method, st.Path, p.answer.status,
+					p.took.Round(time.Millisecond), o.took.Round(time.Millisecond))
 				continue
 			}
 			allKnown := true
