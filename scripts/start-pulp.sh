@@ -124,6 +124,8 @@ start() {
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
 	[[ ! -e "$dir/settings.py" ]] || die "$dir already holds a Pulp (stop it and use a new DIR)"
+	# On failure, stop whatever this start has started.
+	trap 'status=$?; if ((status != 0)); then stop "$dir" >/dev/null 2>&1 || true; fi' EXIT
 	# The postgres user needs to reach DIR/postgres.
 	chmod 0755 "$dir"
 	venv=$(install)
@@ -219,6 +221,7 @@ EOF
 		if status=$(http_get "http://127.0.0.1:$api_port/pulp/api/v3/status/") &&
 			[[ $status == *'"online_workers":[{'* ]] &&
 			http_get "http://127.0.0.1:$content_port/pulp/content/" >/dev/null; then
+			trap - EXIT
 			echo "http://127.0.0.1:$api_port"
 			return
 		fi
