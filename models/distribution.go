@@ -46,17 +46,37 @@ func (d *Distribution) Kind() Kind {
 // Href is d's pulp_href.
 func (d *Distribution) Href() string { return d.Kind().Href(d.ID) }
 
-// contentOrigin is the host (and port) of the content origin setting, "" when unset.
+// contentOrigin is Pulp's CONTENT_ORIGIN (https://host:port), "" when unset.
 var contentOrigin atomic.Value
 
-// SetContentOrigin sets the host of Pulp's CONTENT_ORIGIN (a URL like https://h:443), which
-// prefixes registry_path where there is no request host (task results).
-func SetContentOrigin(host string) { contentOrigin.Store(host) }
+// SetContentOrigin sets Pulp's CONTENT_ORIGIN, a URL like https://h:443, whose host prefixes
+// registry_path where there is no request host (task results).
+func SetContentOrigin(origin string) { contentOrigin.Store(origin) }
 
-// ContentOriginHost returns what SetContentOrigin set.
+// ContentOrigin returns what SetContentOrigin set.
+func ContentOrigin() string {
+	o, _ := contentOrigin.Load().(string)
+	return o
+}
+
+// ContentOriginHost returns the host (and port) of the content origin, "" when unset.
 func ContentOriginHost() string {
-	h, _ := contentOrigin.Load().(string)
-	return h
+	_, rest, ok := strings.Cut(ContentOrigin(), "://")
+	if !ok {
+		return ""
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	return host
+}
+
+// noContentChangeSince is Pulp's no_content_change_since: a distribution of a fixed repository
+// version serves the same content since it was last updated; one of a repository (its latest
+// version) or of nothing gives no such guarantee (null).
+func noContentChangeSince(d *Distribution) any {
+	if d.RepositoryVersionID != nil {
+		return FormatTime(d.PulpLastUpdated)
+	}
+	return nil
 }
 
 // Serialize renders d as Pulp's response object; host (the request's Host header) prefixes
@@ -77,7 +97,7 @@ func (d *Distribution) Serialize(db *gorm.DB, host string) (map[string]any, erro
 		"pulp_labels":             labelsAny(d.PulpLabels),
 		"content_guard":           nil,
 		"content_guard_prn":       nil,
-		"no_content_change_since": nil,
+		"no_content_change_since": noContentChangeSince(d),
 		"hidden":                  d.Hidden,
 		"private":                 d.Private,
 		"description":             strPtrAny(d.Description),

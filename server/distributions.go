@@ -16,7 +16,7 @@ func distributionFields() []field {
 		{name: "name", kind: fString, required: true, unique: true, ident: true},
 		{name: "base_path", kind: fString, required: true, unique: true, ident: true},
 		{name: "pulp_labels", kind: fLabels},
-		{name: "hidden", kind: fBool},
+		{name: "hidden", kind: fBool, def: false, putDef: true},
 		{name: "private", kind: fBool},
 		{name: "description", kind: fString, nullable: true},
 		// Not nullable (pulp_container's allow_null=False); omitted, it is the shared
@@ -221,5 +221,5 @@ func (s *Server) DistributionsList(c *gin.Context, _ gen.DistributionsListParams
 	spec := distributionListSpec(models.KindContainerDistribution)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	list[models.Distribution](s, c, spec)
+	listView[models.Distribution](s, c, spec, genericDistribution)
 }

@@ -46,6 +46,7 @@ type field struct {
 	unique   bool
 	refKinds []models.Kind // fRef: accepted kinds; KindRepositoryVersion for version hrefs
 	def      any           // default on create
+	putDef   bool          // def also applies to a PUT that leaves the field out (DRF's declared default)
 	ignore   bool          // accepted and dropped (inherited fields that mean nothing here)
 	ident    bool          // fString: a name or path, refused with control or bidi override characters
 	url      bool          // fString: an http or https URL
@@ -216,7 +217,7 @@ func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing mode
 				errs.Add(f.name, "This field is required.")
 				continue
 			}
-			if m == modeCreate && f.def != nil && !f.ignore {
+			if (m == modeCreate || (m == modePut && f.putDef)) && f.def != nil && !f.ignore {
 				b, _ := json.Marshal(f.def)
 				in.values[f.modelKey()] = b
 				in.merged[f.name] = f.def
@@ -415,8 +416,8 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 			if !ok {
 				return decoded{}, "Label values must be strings."
 			}
-			if strings.ContainsAny(str, "()") {
-				return decoded{}, "Label values cannot contain '(' or ')'."
+			if msg := labelValueError(k, str); msg != "" {
+				return decoded{}, msg
 			}
 			if strings.ContainsRune(str, 0) {
 				return decoded{}, msgNullCharacters
@@ -501,14 +502,25 @@ func isTokenChar(r rune) bool {
 		strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 }
 
+// labelKeyError is Pulp's complaint about a label key (pulp_labels_validator: one or more
+// word characters, spaces, dots or hyphens), "" when it is valid.
 func labelKeyError(k string) string {
-	if k == "" {
-		return "Label keys may not be blank."
-	}
+	valid := k != ""
 	for _, r := range k {
-		if !(r == '_' || r == ' ' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return "Key '" + k + "' contains non-alphanumerics."
+		if !(r == '_' || r == ' ' || r == '-' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			valid = false
 		}
+	}
+	if !valid {
+		return "Key '" + k + "' contains invalid characters. Only alphanumerics, underscores, spaces, hyphens, and dots are allowed."
+	}
+	return ""
+}
+
+// labelValueError is Pulp's complaint about the value of label k, "" when it is valid.
+func labelValueError(k, v string) string {
+	if strings.ContainsAny(v, "()") {
+		return "Key '" + k + "' contains value with parenthesis."
 	}
 	return ""
 }
@@ -550,7 +562,21 @@ func (s *Server) resolveRef(ref string, kinds []models.Kind) (id, href, msg stri
 			return r.ID, obj.Href(), ""
 		}
 	}
+	for _, k := range kinds {
+		// Pulp's related fields match a family of views (remotes(-.*/.*)-detail) and then
+		// look the object up among the accepted types: another type of the same family is an
+		// object that does not exist.
+		if r.Version == nil && family(r.Kind) == family(k) {
+			return "", "", "Invalid hyperlink - Object does not exist."
+		}
+	}
 	return "", "", "Invalid hyperlink - Incorrect URL match."
+}
+
+// family is the first segment of a kind's endpoint: "remotes", "repositories"...
+func family(k models.Kind) string {
+	f, _, _ := strings.Cut(k.Endpoint, "/")
+	return f
 }
 
 func contains(list []string, s string) bool {

@@ -239,7 +239,7 @@ func TestLabels(t *testing.T) {
 				e.post(h+"unset_label/", map[string]any{"key": "env"}).bodyIs(t, http.StatusCreated, `{"key": "env", "value": "prod"}`)
 				jsonEq(t, mustJSON(t, e.get(h).obj(t)["pulp_labels"]), `{}`)
 				e.post(h+"unset_label/", map[string]any{"key": "env"}).bodyIs(t, http.StatusBadRequest,
-					`{"key": ["Label with key 'env' does not exist."]}`)
+					`{"key": ["Label 'env' is not set on the object."]}`)
 				e.post(h+"set_label/", map[string]any{"value": "x"}).bodyIs(t, http.StatusBadRequest, `{"key": ["This field is required."]}`)
 			})
 		}

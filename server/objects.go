@@ -140,11 +140,16 @@ func (s *Server) setLabel(c *gin.Context, k models.Kind, id string) {
 		return
 	}
 	key, _ := in.merged["key"].(string)
-	if msg := labelKeyError(key); msg != "" {
-		fail(c, models.NewValidationError("key", msg))
+	value, _ := in.merged["value"].(string)
+	msg := labelKeyError(key)
+	if msg == "" {
+		msg = labelValueError(key, value)
+	}
+	if msg != "" {
+		// Pulp checks the pair in the serializer's validate(): a non-field error.
+		fail(c, models.NewValidationError("non_field_errors", msg))
 		return
 	}
-	value, _ := in.merged["value"].(string)
 	if err := s.editLabels(c, obj, func(l models.Labels) { l[key] = value }); err != nil {
 		fail(c, err)
 		return
@@ -176,7 +181,7 @@ func (s *Server) unsetLabel(c *gin.Context, k models.Kind, id string) {
 		return
 	}
 	if !found {
-		fail(c, models.NewValidationError("key", "Label with key '"+key+"' does not exist."))
+		fail(c, models.NewValidationError("key", "Label '"+key+"' is not set on the object."))
 		return
 	}
 	writeJSON(c, http.StatusCreated, map[string]any{"key": key, "value": old})

@@ -43,7 +43,7 @@ var containerRemoteSerializer = &serializer{
 	model: &models.Remote{},
 	fields: append(remoteFields(),
 		field{name: "upstream_name", kind: fString, required: true, ident: true},
-		field{name: "policy", kind: fString, choices: []string{"immediate", "on_demand", "streamed"}},
+		field{name: "policy", kind: fString, choices: []string{"immediate", "on_demand", "streamed"}, def: "immediate", putDef: true},
 		field{name: "include_tags", key: "includes", kind: fStrings, nullable: true},
 		field{name: "exclude_tags", key: "excludes", kind: fStrings, nullable: true},
 		field{name: "sigstore", kind: fString, nullable: true},
@@ -56,7 +56,7 @@ var pullThroughRemoteSerializer = &serializer{
 	kind:  models.KindPullThroughRemote,
 	model: &models.Remote{},
 	fields: append(remoteFields(),
-		field{name: "policy", kind: fString, choices: []string{"on_demand"}},
+		field{name: "policy", kind: fString, choices: []string{"on_demand"}, def: "on_demand", putDef: true},
 	),
 	readOnly: remoteReadOnly,
 	check:    checkRemote("on_demand"),
@@ -209,5 +209,5 @@ func (s *Server) RemotesList(c *gin.Context, _ gen.RemotesListParams) {
 	spec := remoteListSpec(models.KindContainerRemote)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	list[models.Remote](s, c, spec)
+	listView[models.Remote](s, c, spec, genericRemote)
 }

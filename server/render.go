@@ -138,6 +138,15 @@ func list[T any, PT interface {
 	*T
 	models.Object
 }](s *Server, c *gin.Context, spec *models.ListSpec) {
+	listView[T, PT](s, c, spec, nil)
+}
+
+// listView is list with the results rendered through view (nil: as they are), for the
+// generic lists that show every type through its base serializer.
+func listView[T any, PT interface {
+	*T
+	models.Object
+}](s *Server, c *gin.Context, spec *models.ListSpec, view func(*gin.Context, map[string]any) map[string]any) {
 	lq := parseListQuery(c)
 	q, err := spec.Apply(s.db.WithContext(c), lq.filters)
 	if err != nil {
@@ -161,6 +170,9 @@ func list[T any, PT interface {
 		if err != nil {
 			fail(c, err)
 			return
+		}
+		if view != nil {
+			m = view(c, m)
 		}
 		results = append(results, selectFields(m, lq.fields, lq.exclude))
 	}

@@ -127,7 +127,7 @@ func (s *Server) RepositoriesList(c *gin.Context, _ gen.RepositoriesListParams) 
 	spec := repositoryListSpec(models.KindContainerRepository)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	list[models.Repository](s, c, spec)
+	listView[models.Repository](s, c, spec, genericRepository)
 }
 
 func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) {

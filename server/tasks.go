@@ -56,6 +56,8 @@ func (s *Server) taskListSpec() *models.ListSpec {
 			"finished_at": "finished_at", "unblocked_at": "unblocked_at", "pulp_id": "id"},
 		Special: special,
 		Order:   "pulp_created DESC, id DESC",
+		Choices: map[string][]string{"state": {models.TaskWaiting, models.TaskSkipped, models.TaskRunning,
+			models.TaskCompleted, models.TaskFailed, models.TaskCanceled, models.TaskCanceling}},
 	}
 }
 

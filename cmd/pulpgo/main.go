@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -86,10 +85,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 		log.Warn("the database encryption key file is readable by other users", "path", keyPath, "mode", fi.Mode().Perm().String())
 	}
 	models.SetEncryptionKey(key)
-	if cfg.ContentOrigin != "" {
-		u, _ := url.Parse(cfg.ContentOrigin) // checked by parseConfig
-		models.SetContentOrigin(u.Host)
-	}
+	models.SetContentOrigin(cfg.ContentOrigin)
 
 	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {

@@ -171,10 +171,13 @@ func startPulp(t *testing.T) string {
 	return url
 }
 
-// startPulpgo starts bin/pulpgo serve with the embedded engine.
+// startPulpgo starts bin/pulpgo serve with the embedded engine, its own URL as the content
+// origin (as the real Pulp's settings have one).
 func startPulpgo(t *testing.T) string {
 	t.Helper()
-	srv := harness.Start(t, harness.Options{Engine: testenv.Embedded()})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	srv := harness.Start(t, harness.Options{Engine: testenv.Embedded(), Listen: addr,
+		Args: []string{"--content-origin", "http://" + addr}})
 	return srv.URL
 }
 
