@@ -24,7 +24,7 @@ func TestPulpParityDetails(t *testing.T) {
 
 		e.get(taskList+"?state=sleeping").bodyIs(t, http.StatusBadRequest,
 			`{"state": ["Select a valid choice. sleeping is not one of the available choices."]}`)
-		e.get(taskList + "?state__in=sleeping").expect(t, http.StatusOK)
+		e.get(taskList+"?state__in=sleeping").expect(t, http.StatusOK)
 
 		remote := e.create(remotes, map[string]any{"name": "r", "url": "http://a.example", "upstream_name": "x", "policy": "streamed"})
 		rhref := remote["pulp_href"].(string)
