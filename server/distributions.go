@@ -134,86 +134,86 @@ func distributionListSpec(k models.Kind) *models.ListSpec {
 
 // DistributionsContainerContainerList lists container distributions.
 func (s *Server) DistributionsContainerContainerList(c *gin.Context, _ gen.DistributionsContainerContainerListParams) {
-	list[models.Distribution](s, c, distributionListSpec(models.KindContainerDistribution))
+	s.respond(c, list[models.Distribution](s, c, distributionListSpec(models.KindContainerDistribution)))
 }
 
 // DistributionsContainerContainerCreate creates a container distribution (task).
 func (s *Server) DistributionsContainerContainerCreate(c *gin.Context) {
 	ex, sh := distributionCreateResources()
-	s.createTask(c, containerDistributionSerializer, ex, sh)
+	s.respond(c, s.createTask(c, containerDistributionSerializer, ex, sh))
 }
 
 // DistributionsContainerContainerRead shows a container distribution.
 func (s *Server) DistributionsContainerContainerRead(c *gin.Context, id string, _ gen.DistributionsContainerContainerReadParams) {
-	s.readObject(c, models.KindContainerDistribution, id)
+	s.respond(c, s.readObject(c, models.KindContainerDistribution, id))
 }
 
 // DistributionsContainerContainerUpdate replaces a container distribution.
 func (s *Server) DistributionsContainerContainerUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerDistributionSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, containerDistributionSerializer, id, modePut))
 }
 
 // DistributionsContainerContainerPartialUpdate patches a container distribution.
 func (s *Server) DistributionsContainerContainerPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerDistributionSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, containerDistributionSerializer, id, modePatch))
 }
 
 // DistributionsContainerContainerDelete deletes a container distribution (task), and its lone
 // repository as pulp_container 2.29 does.
 func (s *Server) DistributionsContainerContainerDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindContainerDistribution, id, tasks.NameGeneralMultiDelete)
+	s.respond(c, s.deleteObject(c, models.KindContainerDistribution, id, tasks.NameGeneralMultiDelete))
 }
 
 // DistributionsContainerContainerSetLabel sets a label on a container distribution.
 func (s *Server) DistributionsContainerContainerSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindContainerDistribution, id)
+	s.respond(c, s.setLabel(c, models.KindContainerDistribution, id))
 }
 
 // DistributionsContainerContainerUnsetLabel removes a label from a container distribution.
 func (s *Server) DistributionsContainerContainerUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindContainerDistribution, id)
+	s.respond(c, s.unsetLabel(c, models.KindContainerDistribution, id))
 }
 
 // DistributionsContainerPullThroughList lists pull-through distributions.
 func (s *Server) DistributionsContainerPullThroughList(c *gin.Context, _ gen.DistributionsContainerPullThroughListParams) {
-	list[models.Distribution](s, c, distributionListSpec(models.KindPullThroughDist))
+	s.respond(c, list[models.Distribution](s, c, distributionListSpec(models.KindPullThroughDist)))
 }
 
 // DistributionsContainerPullThroughCreate creates a pull-through distribution (task).
 func (s *Server) DistributionsContainerPullThroughCreate(c *gin.Context) {
 	ex, sh := distributionCreateResources()
-	s.createTask(c, pullThroughDistributionSerializer, ex, sh)
+	s.respond(c, s.createTask(c, pullThroughDistributionSerializer, ex, sh))
 }
 
 // DistributionsContainerPullThroughRead shows a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughRead(c *gin.Context, id string, _ gen.DistributionsContainerPullThroughReadParams) {
-	s.readObject(c, models.KindPullThroughDist, id)
+	s.respond(c, s.readObject(c, models.KindPullThroughDist, id))
 }
 
 // DistributionsContainerPullThroughUpdate replaces a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughDistributionSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, pullThroughDistributionSerializer, id, modePut))
 }
 
 // DistributionsContainerPullThroughPartialUpdate patches a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughDistributionSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, pullThroughDistributionSerializer, id, modePatch))
 }
 
 // DistributionsContainerPullThroughDelete deletes a pull-through distribution and its children
 // (task).
 func (s *Server) DistributionsContainerPullThroughDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindPullThroughDist, id, tasks.NameGeneralDelete)
+	s.respond(c, s.deleteObject(c, models.KindPullThroughDist, id, tasks.NameGeneralDelete))
 }
 
 // DistributionsContainerPullThroughSetLabel sets a label on a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindPullThroughDist, id)
+	s.respond(c, s.setLabel(c, models.KindPullThroughDist, id))
 }
 
 // DistributionsContainerPullThroughUnsetLabel removes a label from a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindPullThroughDist, id)
+	s.respond(c, s.unsetLabel(c, models.KindPullThroughDist, id))
 }
 
 // DistributionsList lists distributions of every kind.
@@ -221,5 +221,5 @@ func (s *Server) DistributionsList(c *gin.Context, _ gen.DistributionsListParams
 	spec := distributionListSpec(models.KindContainerDistribution)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	list[models.Distribution](s, c, spec)
+	s.respond(c, list[models.Distribution](s, c, spec))
 }

@@ -96,48 +96,44 @@ const (
 	modePatch
 )
 
-// readBody decodes a JSON (or form) object body into raw values. It answers Pulp's 400 itself
-// and returns ok=false when the body is not an object.
-func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, ok bool) {
+// readBody decodes a JSON (or form) object body into raw values; a body that is not an
+// object is Pulp's 400 (415 for a media type DRF has no parser for).
+func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, err error) {
 	raw, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
 	if err != nil {
-		writeJSON(c, http.StatusBadRequest, detail("Could not read the request body: "+err.Error()))
-		return nil, false, false
+		return nil, false, errDetail(http.StatusBadRequest, "Could not read the request body: "+err.Error())
 	}
 	ct, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" {
 		vals, msg := parseForm(ct, params["boundary"], raw)
 		if msg != "" {
-			writeJSON(c, http.StatusBadRequest, detail(msg))
-			return nil, true, false
+			return nil, true, errDetail(http.StatusBadRequest, msg)
 		}
 		body = map[string]json.RawMessage{}
 		for k, v := range vals {
 			b, _ := json.Marshal(v[0])
 			body[k] = b
 		}
-		return body, true, true
+		return body, true, nil
 	}
 	if ct != "" && ct != "application/json" && len(raw) > 0 {
 		// DRF's parsers: JSON, form, multipart; anything else is refused.
-		writeJSON(c, http.StatusUnsupportedMediaType, detail(fmt.Sprintf("Unsupported media type %q in request.", c.GetHeader("Content-Type"))))
-		return nil, false, false
+		return nil, false, errDetail(http.StatusUnsupportedMediaType,
+			fmt.Sprintf("Unsupported media type %q in request.", c.GetHeader("Content-Type")))
 	}
 	if len(strings.TrimSpace(string(raw))) == 0 {
-		return map[string]json.RawMessage{}, false, true
+		return map[string]json.RawMessage{}, false, nil
 	}
 	var anyBody any
 	if err := json.Unmarshal(raw, &anyBody); err != nil {
-		writeJSON(c, http.StatusBadRequest, detail("JSON parse error - "+err.Error()))
-		return nil, false, false
+		return nil, false, errDetail(http.StatusBadRequest, "JSON parse error - "+err.Error())
 	}
 	if _, isObj := anyBody.(map[string]any); !isObj {
-		writeJSON(c, http.StatusBadRequest, map[string][]string{"non_field_errors": {
-			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonTypeName(anyBody))}})
-		return nil, false, false
+		return nil, false, models.NewValidationError("non_field_errors",
+			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonTypeName(anyBody)))
 	}
 	_ = json.Unmarshal(raw, &body)
-	return body, false, true
+	return body, false, nil
 }
 
 // parseForm reads the values of a urlencoded or multipart body (as DRF's FormParser and
@@ -178,16 +174,16 @@ func jsonTypeName(v any) string {
 }
 
 // bind validates the request body against ser; existing is the object being updated (nil on
-// create). It answers the 400 itself and returns nil on failure.
-func (s *Server) bind(c *gin.Context, ser *serializer, m mode, existing models.Object) *input {
-	body, form, ok := readBody(c)
-	if !ok {
-		return nil
+// create). Every field error is in the one *models.ValidationError it returns.
+func (s *Server) bind(c *gin.Context, ser *serializer, m mode, existing models.Object) (*input, error) {
+	body, form, err := readBody(c)
+	if err != nil {
+		return nil, err
 	}
-	return s.bindBody(c, ser, m, existing, body, form)
+	return s.bindBody(ser, m, existing, body, form)
 }
 
-func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing models.Object, body map[string]json.RawMessage, form bool) *input {
+func (s *Server) bindBody(ser *serializer, m mode, existing models.Object, body map[string]json.RawMessage, form bool) (*input, error) {
 	errs := &models.ValidationError{}
 	known := map[string]bool{"csrfmiddlewaretoken": true}
 	for _, f := range ser.fields {
@@ -253,11 +249,10 @@ func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing mode
 	if ser.check != nil {
 		ser.check(s, in, errs)
 	}
-	if errs.Err() != nil {
-		writeJSON(c, http.StatusBadRequest, errs.Response())
-		return nil
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
-	return in
+	return in, nil
 }
 
 // decoded is a field value as the API shows it and as the model stores it.

@@ -126,82 +126,82 @@ func commonSpecial(k models.Kind, table string) map[string]models.FilterFunc {
 
 // RemotesContainerContainerList lists container remotes.
 func (s *Server) RemotesContainerContainerList(c *gin.Context, _ gen.RemotesContainerContainerListParams) {
-	list[models.Remote](s, c, remoteListSpec(models.KindContainerRemote))
+	s.respond(c, list[models.Remote](s, c, remoteListSpec(models.KindContainerRemote)))
 }
 
 // RemotesContainerContainerCreate creates a container remote (201).
 func (s *Server) RemotesContainerContainerCreate(c *gin.Context) {
-	s.createNow(c, containerRemoteSerializer)
+	s.respond(c, s.createNow(c, containerRemoteSerializer))
 }
 
 // RemotesContainerContainerRead shows a container remote.
 func (s *Server) RemotesContainerContainerRead(c *gin.Context, id string, _ gen.RemotesContainerContainerReadParams) {
-	s.readObject(c, models.KindContainerRemote, id)
+	s.respond(c, s.readObject(c, models.KindContainerRemote, id))
 }
 
 // RemotesContainerContainerUpdate replaces a container remote.
 func (s *Server) RemotesContainerContainerUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerRemoteSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, containerRemoteSerializer, id, modePut))
 }
 
 // RemotesContainerContainerPartialUpdate patches a container remote.
 func (s *Server) RemotesContainerContainerPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerRemoteSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, containerRemoteSerializer, id, modePatch))
 }
 
 // RemotesContainerContainerDelete deletes a container remote (task).
 func (s *Server) RemotesContainerContainerDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindContainerRemote, id, tasks.NameGeneralDelete)
+	s.respond(c, s.deleteObject(c, models.KindContainerRemote, id, tasks.NameGeneralDelete))
 }
 
 // RemotesContainerContainerSetLabel sets a label on a container remote.
 func (s *Server) RemotesContainerContainerSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindContainerRemote, id)
+	s.respond(c, s.setLabel(c, models.KindContainerRemote, id))
 }
 
 // RemotesContainerContainerUnsetLabel removes a label from a container remote.
 func (s *Server) RemotesContainerContainerUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindContainerRemote, id)
+	s.respond(c, s.unsetLabel(c, models.KindContainerRemote, id))
 }
 
 // RemotesContainerPullThroughList lists pull-through remotes.
 func (s *Server) RemotesContainerPullThroughList(c *gin.Context, _ gen.RemotesContainerPullThroughListParams) {
-	list[models.Remote](s, c, remoteListSpec(models.KindPullThroughRemote))
+	s.respond(c, list[models.Remote](s, c, remoteListSpec(models.KindPullThroughRemote)))
 }
 
 // RemotesContainerPullThroughCreate creates a pull-through remote (201).
 func (s *Server) RemotesContainerPullThroughCreate(c *gin.Context) {
-	s.createNow(c, pullThroughRemoteSerializer)
+	s.respond(c, s.createNow(c, pullThroughRemoteSerializer))
 }
 
 // RemotesContainerPullThroughRead shows a pull-through remote.
 func (s *Server) RemotesContainerPullThroughRead(c *gin.Context, id string, _ gen.RemotesContainerPullThroughReadParams) {
-	s.readObject(c, models.KindPullThroughRemote, id)
+	s.respond(c, s.readObject(c, models.KindPullThroughRemote, id))
 }
 
 // RemotesContainerPullThroughUpdate replaces a pull-through remote.
 func (s *Server) RemotesContainerPullThroughUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughRemoteSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, pullThroughRemoteSerializer, id, modePut))
 }
 
 // RemotesContainerPullThroughPartialUpdate patches a pull-through remote.
 func (s *Server) RemotesContainerPullThroughPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughRemoteSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, pullThroughRemoteSerializer, id, modePatch))
 }
 
 // RemotesContainerPullThroughDelete deletes a pull-through remote (task).
 func (s *Server) RemotesContainerPullThroughDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindPullThroughRemote, id, tasks.NameGeneralDelete)
+	s.respond(c, s.deleteObject(c, models.KindPullThroughRemote, id, tasks.NameGeneralDelete))
 }
 
 // RemotesContainerPullThroughSetLabel sets a label on a pull-through remote.
 func (s *Server) RemotesContainerPullThroughSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindPullThroughRemote, id)
+	s.respond(c, s.setLabel(c, models.KindPullThroughRemote, id))
 }
 
 // RemotesContainerPullThroughUnsetLabel removes a label from a pull-through remote.
 func (s *Server) RemotesContainerPullThroughUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindPullThroughRemote, id)
+	s.respond(c, s.unsetLabel(c, models.KindPullThroughRemote, id))
 }
 
 // RemotesList lists remotes of every kind.
@@ -209,5 +209,5 @@ func (s *Server) RemotesList(c *gin.Context, _ gen.RemotesListParams) {
 	spec := remoteListSpec(models.KindContainerRemote)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	list[models.Remote](s, c, spec)
+	s.respond(c, list[models.Remote](s, c, spec))
 }

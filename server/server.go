@@ -83,10 +83,10 @@ func New(deps Deps) (http.Handler, error) {
 	r := gin.New()
 	r.RedirectTrailingSlash = true
 	r.HandleMethodNotAllowed = true
-	r.Use(recovery(deps.Logger), correlationID, s.allowHeader, s.authenticate, s.checkQuery)
-	r.NoRoute(func(c *gin.Context) { writeJSON(c, http.StatusNotFound, detail("Not found.")) })
+	r.Use(s.recovery, correlationID, s.allowHeader, s.authenticate, s.checkQuery)
+	r.NoRoute(func(c *gin.Context) { s.respond(c, errNotFound) })
 	r.NoMethod(s.noMethod)
-	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: paramError})
+	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: s.paramError})
 	return headAsGet{r}, nil
 }
 
