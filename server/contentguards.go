@@ -15,12 +15,10 @@ import (
 // name and an optional description. Pulp's guard also holds a shared secret for signing
 // redirect URLs, which nothing here uses (docs/api.md).
 var contentRedirectGuardSerializer = &serializer{
-	kind:  models.KindContentRedirectGuard,
-	model: &models.ContentGuard{},
-	fields: []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "description", kind: fString, nullable: true},
-	},
+	schema: "ContentRedirectContentGuard",
+	kind:   models.KindContentRedirectGuard,
+	model:  &models.ContentGuard{},
+	rules:  map[string]rule{"name": {unique: true, ident: true}},
 }
 
 func contentGuardListSpec(generic bool) *models.ListSpec {

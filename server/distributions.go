@@ -11,30 +11,27 @@ import (
 
 var repositoryKinds = []models.Kind{models.KindContainerRepository, models.KindPushRepository}
 
-func distributionFields() []field {
-	return []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "base_path", kind: fString, required: true, unique: true, ident: true},
-		{name: "pulp_labels", kind: fLabels},
-		{name: "hidden", kind: fBool},
-		{name: "private", kind: fBool},
-		{name: "description", kind: fString, nullable: true},
+// distributionRules are what both distributions' serializers add to their schemas.
+func distributionRules() map[string]rule {
+	return map[string]rule{
+		"name":      {unique: true, ident: true},
+		"base_path": {unique: true, ident: true},
 		// Not nullable (pulp_container's allow_null=False); omitted, it is the shared
 		// "content redirect" guard (models.Create, Server.defaultContentGuard).
-		{name: "content_guard", key: "content_guard_id", kind: fRef, refKinds: []models.Kind{models.KindContentRedirectGuard}},
+		"content_guard": {key: "content_guard_id", refKinds: []models.Kind{models.KindContentRedirectGuard}},
 	}
 }
 
 var distributionReadOnly = []string{"namespace", "content_guard_prn", "no_content_change_since"}
 
 var containerDistributionSerializer = &serializer{
-	kind:  models.KindContainerDistribution,
-	model: &models.Distribution{},
-	fields: append(distributionFields(),
-		field{name: "repository", key: "repository_id", kind: fRef, nullable: true, refKinds: repositoryKinds},
-		field{name: "repository_version", key: "repository_version_id", kind: fRef, nullable: true,
-			refKinds: []models.Kind{models.KindRepositoryVersion}},
-	),
+	schema: "container.ContainerDistribution",
+	kind:   models.KindContainerDistribution,
+	model:  &models.Distribution{},
+	rules: withRules(distributionRules(), map[string]rule{
+		"repository":         {key: "repository_id", refKinds: repositoryKinds},
+		"repository_version": {key: "repository_version_id", refKinds: []models.Kind{models.KindRepositoryVersion}},
+	}),
 	readOnly: append([]string{"registry_path", "remote"}, distributionReadOnly...),
 	check: func(s *Server, in *input, errs *models.ValidationError) {
 		defer s.defaultContentGuard(in, errs)
@@ -55,14 +52,16 @@ var containerDistributionSerializer = &serializer{
 }
 
 var pullThroughDistributionSerializer = &serializer{
-	kind:  models.KindPullThroughDist,
-	model: &models.Distribution{},
-	fields: append(distributionFields(),
-		field{name: "remote", key: "remote_id", kind: fRef, required: true, refKinds: []models.Kind{models.KindPullThroughRemote}},
-		field{name: "distributions", kind: fStrings, nullable: true, ignore: true},
-		field{name: "repository", kind: fRef, nullable: true, ignore: true, refKinds: repositoryKinds},
-		field{name: "repository_version", kind: fRef, nullable: true, ignore: true, refKinds: []models.Kind{models.KindRepositoryVersion}},
-	),
+	schema: "container.ContainerPullThroughDistribution",
+	kind:   models.KindPullThroughDist,
+	model:  &models.Distribution{},
+	rules: withRules(distributionRules(), map[string]rule{
+		"remote": {key: "remote_id", refKinds: []models.Kind{models.KindPullThroughRemote}},
+		// The cache's children are listed in responses only; null has always been accepted.
+		"distributions":      {ignore: true, nullable: true},
+		"repository":         {ignore: true, refKinds: repositoryKinds},
+		"repository_version": {ignore: true, refKinds: []models.Kind{models.KindRepositoryVersion}},
+	}),
 	readOnly: distributionReadOnly,
 	check: func(s *Server, in *input, errs *models.ValidationError) {
 		defer s.defaultContentGuard(in, errs)

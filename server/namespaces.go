@@ -9,12 +9,10 @@ import (
 )
 
 var namespaceSerializer = &serializer{
-	kind:  models.KindNamespace,
-	model: &models.Namespace{},
-	fields: []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "pulp_labels", kind: fLabels},
-	},
+	schema: "container.ContainerNamespace",
+	kind:   models.KindNamespace,
+	model:  &models.Namespace{},
+	rules:  map[string]rule{"name": {unique: true, ident: true}},
 	check: func(_ *Server, in *input, errs *models.ValidationError) {
 		if n, ok := in.merged["name"].(string); ok && len(errs.Fields["name"]) == 0 && !models.ValidContainerBasePath(n) {
 			errs.Add("name", "Namespace name contains forbidden characters.")

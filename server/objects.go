@@ -112,12 +112,9 @@ func (s *Server) deleteObject(c *gin.Context, k models.Kind, id, name string) er
 		Args: tasks.ObjectArgs{Kind: k.Model, ID: id}})
 }
 
-var setLabelSerializer = &serializer{fields: []field{
-	{name: "key", kind: fString, required: true},
-	{name: "value", kind: fString, required: true, nullable: true, blank: true},
-}}
+var setLabelSerializer = &serializer{schema: "SetLabel"}
 
-var unsetLabelSerializer = &serializer{fields: []field{{name: "key", kind: fString, required: true}}}
+var unsetLabelSerializer = &serializer{schema: "UnsetLabel"}
 
 // setLabel answers set_label: 201 {"key", "value"}, synchronously, as Pulp does.
 func (s *Server) setLabel(c *gin.Context, k models.Kind, id string) error {

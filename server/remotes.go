@@ -9,72 +9,60 @@ import (
 	"github.com/pulpgo/pulpgo/tasks"
 )
 
-func remoteFields() []field {
-	return []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "url", kind: fString, required: true, url: true},
-		{name: "pulp_labels", kind: fLabels},
-		{name: "ca_cert", kind: fString, nullable: true},
-		{name: "client_cert", kind: fString, nullable: true},
-		{name: "client_key", kind: fString, nullable: true},
-		{name: "tls_validation", kind: fBool},
-		{name: "proxy_url", kind: fString, nullable: true, url: true},
-		{name: "proxy_username", kind: fString, nullable: true},
-		{name: "proxy_password", kind: fString, nullable: true},
-		{name: "username", kind: fString, nullable: true},
-		{name: "password", kind: fString, nullable: true},
-		{name: "max_retries", kind: fInt, nullable: true},
-		{name: "total_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "connect_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "sock_connect_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "sock_read_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "headers", kind: fHeaders, nullable: true},
-		{name: "download_concurrency", kind: fInt, nullable: true, min: minOf(1)},
-		{name: "rate_limit", kind: fInt, nullable: true},
-		{name: "includes", kind: fStrings, nullable: true},
-		{name: "excludes", kind: fStrings, nullable: true},
+// remoteRules are what both remotes' serializers add to their schemas.
+func remoteRules() map[string]rule {
+	return map[string]rule{
+		"name":      {unique: true, ident: true},
+		"url":       {url: true},
+		"proxy_url": {url: true},
+		// Pulp's document has headers not nullable; a null has always been accepted here.
+		"headers": {nullable: true},
 	}
 }
 
 var remoteReadOnly = []string{"hidden_fields"}
 
 var containerRemoteSerializer = &serializer{
-	kind:  models.KindContainerRemote,
-	model: &models.Remote{},
-	fields: append(remoteFields(),
-		field{name: "upstream_name", kind: fString, required: true, ident: true},
-		field{name: "policy", kind: fString, choices: []string{"immediate", "on_demand", "streamed"}},
-		field{name: "include_tags", key: "includes", kind: fStrings, nullable: true},
-		field{name: "exclude_tags", key: "excludes", kind: fStrings, nullable: true},
-		field{name: "sigstore", kind: fString, nullable: true},
-	),
+	schema: "container.ContainerRemote",
+	kind:   models.KindContainerRemote,
+	model:  &models.Remote{},
+	rules: withRules(remoteRules(), map[string]rule{
+		"upstream_name": {ident: true},
+		// The deprecated tag filters are the includes and excludes of the model.
+		"include_tags": {key: "includes"},
+		"exclude_tags": {key: "excludes"},
+		// Stored, never used (no sync): accepted as text and as null, as always here.
+		"sigstore": {plain: true, nullable: true},
+	}),
 	readOnly: remoteReadOnly,
-	check:    checkRemote("immediate"),
+	check:    checkRemote,
 }
 
 var pullThroughRemoteSerializer = &serializer{
-	kind:  models.KindPullThroughRemote,
-	model: &models.Remote{},
-	fields: append(remoteFields(),
-		field{name: "policy", kind: fString, choices: []string{"on_demand"}},
-	),
+	schema:   "container.ContainerPullThroughRemote",
+	kind:     models.KindPullThroughRemote,
+	model:    &models.Remote{},
+	rules:    remoteRules(),
 	readOnly: remoteReadOnly,
-	check:    checkRemote("on_demand"),
+	check:    checkRemote,
 }
 
-// checkRemote fills create-time defaults that depend on the kind.
-func checkRemote(policy string) func(*Server, *input, *models.ValidationError) {
-	return func(_ *Server, in *input, _ *models.ValidationError) {
-		if in.id != "" {
-			return
-		}
-		if _, ok := in.values["policy"]; !ok {
-			in.values["policy"] = []byte(`"` + policy + `"`)
-		}
-		if _, ok := in.values["tls_validation"]; !ok {
-			in.values["tls_validation"] = []byte("true")
-		}
+// checkRemote fills tls_validation on create, which Pulp's model defaults to true.
+func checkRemote(_ *Server, in *input, _ *models.ValidationError) {
+	if in.id != "" {
+		return
 	}
+	if _, ok := in.values["tls_validation"]; !ok {
+		in.values["tls_validation"] = []byte("true")
+	}
+}
+
+// withRules returns base with more added.
+func withRules(base, more map[string]rule) map[string]rule {
+	for k, v := range more {
+		base[k] = v
+	}
+	return base
 }
 
 func remoteListSpec(k models.Kind) *models.ListSpec {

@@ -11,31 +11,32 @@ import (
 	"github.com/pulpgo/pulpgo/tasks"
 )
 
-func repositoryFields() []field {
-	return []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "description", kind: fString, nullable: true},
-		{name: "retain_repo_versions", kind: fInt, nullable: true, min: minOf(1)},
-		{name: "retain_checkpoints", kind: fInt, nullable: true, min: minOf(1)},
-		{name: "pulp_labels", kind: fLabels},
-		{name: "manifest_signing_service", kind: fRef, nullable: true, ignore: true},
+// repositoryRules are what both repositories' serializers add to their schemas.
+func repositoryRules() map[string]rule {
+	return map[string]rule{
+		"name": {unique: true, ident: true},
+		// There are no signing services: any href is refused, null is dropped.
+		"manifest_signing_service": {ignore: true},
 	}
 }
 
 var repositoryReadOnly = []string{"versions_href", "latest_version_href"}
 
 var containerRepositorySerializer = &serializer{
-	kind:  models.KindContainerRepository,
-	model: &models.Repository{},
-	fields: append(repositoryFields(),
-		field{name: "remote", key: "remote_id", kind: fRef, nullable: true, refKinds: []models.Kind{models.KindContainerRemote}}),
+	schema: "container.ContainerRepository",
+	kind:   models.KindContainerRepository,
+	model:  &models.Repository{},
+	rules: withRules(repositoryRules(), map[string]rule{
+		"remote": {key: "remote_id", refKinds: []models.Kind{models.KindContainerRemote}},
+	}),
 	readOnly: repositoryReadOnly,
 }
 
 var pushRepositorySerializer = &serializer{
+	schema:   "container.ContainerPushRepository",
 	kind:     models.KindPushRepository,
 	model:    &models.Repository{},
-	fields:   repositoryFields(),
+	rules:    repositoryRules(),
 	readOnly: repositoryReadOnly,
 }
 

@@ -28,12 +28,6 @@ const invalidTagMessage = "The provided tag is not valid. A tag may contain lowe
 	"alphabetic characters, digits, underscores, periods, and dashes. A tag must not start with a " +
 	"period or a dash."
 
-// manifestMediaTypes are the choices of ManifestCopy's media_types (MediaTypesEnum).
-var manifestMediaTypes = []string{
-	models.MediaTypeDockerSchema1, models.MediaTypeDockerManifest, models.MediaTypeDockerManifestList,
-	models.MediaTypeOCIManifest, models.MediaTypeOCIIndex,
-}
-
 // trimStrings returns a check that strips surrounding whitespace from the string fields
 // names, as DRF's CharField does, and reports those left blank.
 func trimStrings(names ...string) func(*Server, *input, *models.ValidationError) {
@@ -61,7 +55,7 @@ func checkTagName(s *Server, in *input, errs *models.ValidationError) {
 }
 
 var recursiveManageSerializer = &serializer{
-	fields: []field{{name: "content_units", kind: fStrings}},
+	schema: "RecursiveManage",
 	check: func(_ *Server, in *input, errs *models.ValidationError) {
 		units, _ := in.merged["content_units"].([]string)
 		if errs.Err() == nil && len(units) > 1 && contains(units, tasks.RemoveAllUnits) {
@@ -70,42 +64,24 @@ var recursiveManageSerializer = &serializer{
 	},
 }
 
-var tagImageSerializer = &serializer{
-	fields: []field{{name: "tag", kind: fString, required: true}, {name: "digest", kind: fString, required: true}},
-	check:  checkTagName,
+var tagImageSerializer = &serializer{schema: "TagImage", check: checkTagName}
+
+var untagImageSerializer = &serializer{schema: "UnTagImage", check: checkTagName}
+
+var removeImageSerializer = &serializer{schema: "RemoveImage", check: trimStrings("digest")}
+
+// copyRules are the sources of a copy: a container repository (its latest version) or a
+// version.
+func copyRules() map[string]rule {
+	return map[string]rule{
+		"source_repository":         {refKinds: []models.Kind{models.KindContainerRepository}},
+		"source_repository_version": {refKinds: []models.Kind{models.KindRepositoryVersion}},
+	}
 }
 
-var untagImageSerializer = &serializer{
-	fields: []field{{name: "tag", kind: fString, required: true}},
-	check:  checkTagName,
-}
+var tagCopySerializer = &serializer{schema: "TagCopy", rules: copyRules()}
 
-var removeImageSerializer = &serializer{
-	fields: []field{{name: "digest", kind: fString, required: true}},
-	check:  trimStrings("digest"),
-}
-
-func copyFields(extra ...field) []field {
-	return append([]field{
-		{name: "source_repository", kind: fRef, refKinds: []models.Kind{models.KindContainerRepository}},
-		{name: "source_repository_version", kind: fRef, refKinds: []models.Kind{models.KindRepositoryVersion}},
-	}, extra...)
-}
-
-var tagCopySerializer = &serializer{fields: copyFields(field{name: "names", kind: fStrings})}
-
-var manifestCopySerializer = &serializer{
-	fields: copyFields(field{name: "digests", kind: fStrings}, field{name: "media_types", kind: fStrings}),
-	check: func(_ *Server, in *input, errs *models.ValidationError) {
-		types, _ := in.merged["media_types"].([]string)
-		for _, t := range types {
-			if !contains(manifestMediaTypes, t) {
-				errs.Add("media_types", fmt.Sprintf("\"%s\" is not a valid choice.", t))
-				return
-			}
-		}
-	},
-}
+var manifestCopySerializer = &serializer{schema: "ManifestCopy", rules: copyRules()}
 
 // writableRepository loads the repository of kind k an action changes: Pulp's 404s, and the
 // read-only refusal for repositories of the pull-through cache.

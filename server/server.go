@@ -61,6 +61,8 @@ type Server struct {
 	db     *gorm.DB
 	spec   *specIndex
 	apiDoc []byte
+	// fields are the serializers' field tables, derived from spec.
+	fields map[*serializer][]field
 }
 
 var _ gen.ServerInterface = (*Server)(nil)
@@ -78,7 +80,11 @@ func New(deps Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc}
+	fields, err := spec.compileSerializers()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc, fields: fields}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.RedirectTrailingSlash = true

@@ -81,7 +81,9 @@ func (s *Server) getTask(c *gin.Context, id string) (*models.Task, error) {
 	return models.GetTask(s.db.WithContext(c), id)
 }
 
-var cancelSerializer = &serializer{fields: []field{{name: "state", kind: fString, required: true}}}
+// cancelSerializer is Pulp's TaskCancelSerializer, whose state is required although its PATCH
+// schema lists no required field.
+var cancelSerializer = &serializer{schema: "PatchedTaskCancel", rules: map[string]rule{"state": {required: true}}}
 
 // TasksCancel cancels a task: 200 with the task (canceled or canceling), 409 with the task if
 // it had already finished.
