@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"sort"
 
@@ -116,53 +117,58 @@ func (s *Server) tagListSpec() *models.ListSpec {
 
 // ContentContainerBlobsList lists blobs.
 func (s *Server) ContentContainerBlobsList(c *gin.Context, _ gen.ContentContainerBlobsListParams) {
-	list[models.Blob](s, c, s.blobListSpec())
+	s.respond(c, list[models.Blob](s, c, s.blobListSpec()))
 }
 
 // ContentContainerManifestsList lists manifests.
 func (s *Server) ContentContainerManifestsList(c *gin.Context, _ gen.ContentContainerManifestsListParams) {
-	list[models.Manifest](s, c, s.manifestListSpec())
+	s.respond(c, list[models.Manifest](s, c, s.manifestListSpec()))
 }
 
 // ContentContainerTagsList lists tags.
 func (s *Server) ContentContainerTagsList(c *gin.Context, _ gen.ContentContainerTagsListParams) {
-	list[models.Tag](s, c, s.tagListSpec())
+	s.respond(c, list[models.Tag](s, c, s.tagListSpec()))
 }
 
 func readContent[T any, PT interface {
 	*T
 	models.Object
-}](s *Server, c *gin.Context, k models.Kind, id string) {
+}](s *Server, c *gin.Context, k models.Kind, id string) error {
 	if !models.ValidID(id) {
-		notFound(c)
-		return
+		return errNotFound
 	}
 	var row T
 	if err := s.db.WithContext(c).Take(&row, "id = ?", id).Error; err != nil {
-		fail(c, &models.NotFoundError{Model: k.Model, Ref: id})
-		return
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return &models.NotFoundError{Model: k.Model, Ref: id}
+		}
+		return err
 	}
-	s.renderObject(c, http.StatusOK, PT(&row))
+	return s.renderObject(c, http.StatusOK, PT(&row))
 }
 
 // ContentContainerBlobsRead shows a blob.
 func (s *Server) ContentContainerBlobsRead(c *gin.Context, id string, _ gen.ContentContainerBlobsReadParams) {
-	readContent[models.Blob](s, c, models.KindBlob, id)
+	s.respond(c, readContent[models.Blob](s, c, models.KindBlob, id))
 }
 
 // ContentContainerManifestsRead shows a manifest.
 func (s *Server) ContentContainerManifestsRead(c *gin.Context, id string, _ gen.ContentContainerManifestsReadParams) {
-	readContent[models.Manifest](s, c, models.KindManifest, id)
+	s.respond(c, readContent[models.Manifest](s, c, models.KindManifest, id))
 }
 
 // ContentContainerTagsRead shows a tag.
 func (s *Server) ContentContainerTagsRead(c *gin.Context, id string, _ gen.ContentContainerTagsReadParams) {
-	readContent[models.Tag](s, c, models.KindTag, id)
+	s.respond(c, readContent[models.Tag](s, c, models.KindTag, id))
 }
 
 // ContentList lists content of every type (core's /content/), as pulp-cli's
 // `repository content list --all-types` uses it; newest first.
 func (s *Server) ContentList(c *gin.Context, _ gen.ContentListParams) {
+	s.respond(c, s.listContent(c))
+}
+
+func (s *Server) listContent(c *gin.Context) error {
 	lq := parseListQuery(c)
 	type item struct {
 		created string
@@ -202,8 +208,7 @@ func (s *Server) ContentList(c *gin.Context, _ gen.ContentListParams) {
 		err = collect(s.tagListSpec(), models.KindTag.PulpType, findAll[models.Tag])
 	}
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].created > items[j].created })
 	count := len(items)
@@ -213,7 +218,7 @@ func (s *Server) ContentList(c *gin.Context, _ gen.ContentListParams) {
 	for _, it := range items[start:end] {
 		results = append(results, selectFields(it.m, lq.fields, lq.exclude))
 	}
-	writePage(c, lq, int64(count), results)
+	return writePage(c, lq, int64(count), results)
 }
 
 // findAll loads every row of q as Objects.

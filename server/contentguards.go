@@ -15,12 +15,10 @@ import (
 // name and an optional description. Pulp's guard also holds a shared secret for signing
 // redirect URLs, which nothing here uses (docs/api.md).
 var contentRedirectGuardSerializer = &serializer{
-	kind:  models.KindContentRedirectGuard,
-	model: &models.ContentGuard{},
-	fields: []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "description", kind: fString, nullable: true},
-	},
+	schema: "ContentRedirectContentGuard",
+	kind:   models.KindContentRedirectGuard,
+	model:  &models.ContentGuard{},
+	rules:  map[string]rule{"name": {unique: true, ident: true}},
 }
 
 func contentGuardListSpec(generic bool) *models.ListSpec {
@@ -43,75 +41,78 @@ func contentGuardListSpec(generic bool) *models.ListSpec {
 
 // ContentguardsList lists content guards of every kind (here: content redirect guards only).
 func (s *Server) ContentguardsList(c *gin.Context, _ gen.ContentguardsListParams) {
-	list[models.ContentGuard](s, c, contentGuardListSpec(true))
+	s.respond(c, list[models.ContentGuard](s, c, contentGuardListSpec(true)))
 }
 
 // ContentguardsCoreContentRedirectList lists content redirect guards.
 func (s *Server) ContentguardsCoreContentRedirectList(c *gin.Context, _ gen.ContentguardsCoreContentRedirectListParams) {
-	list[models.ContentGuard](s, c, contentGuardListSpec(false))
+	s.respond(c, list[models.ContentGuard](s, c, contentGuardListSpec(false)))
 }
 
 // ContentguardsCoreContentRedirectCreate creates a content redirect guard (201, synchronous as
 // in Pulp, whose guard viewsets use DRF's plain mixins).
 func (s *Server) ContentguardsCoreContentRedirectCreate(c *gin.Context) {
-	s.createNow(c, contentRedirectGuardSerializer)
+	s.respond(c, s.createNow(c, contentRedirectGuardSerializer))
 }
 
 // ContentguardsCoreContentRedirectRead shows a content redirect guard.
 func (s *Server) ContentguardsCoreContentRedirectRead(c *gin.Context, id string, _ gen.ContentguardsCoreContentRedirectReadParams) {
-	s.readObject(c, models.KindContentRedirectGuard, id)
+	s.respond(c, s.readObject(c, models.KindContentRedirectGuard, id))
 }
 
 // ContentguardsCoreContentRedirectUpdate replaces a content redirect guard (200).
 func (s *Server) ContentguardsCoreContentRedirectUpdate(c *gin.Context, id string) {
-	s.updateNow(c, contentRedirectGuardSerializer, id, modePut)
+	s.respond(c, s.updateNow(c, contentRedirectGuardSerializer, id, modePut))
 }
 
 // ContentguardsCoreContentRedirectPartialUpdate patches a content redirect guard (200).
 func (s *Server) ContentguardsCoreContentRedirectPartialUpdate(c *gin.Context, id string) {
-	s.updateNow(c, contentRedirectGuardSerializer, id, modePatch)
+	s.respond(c, s.updateNow(c, contentRedirectGuardSerializer, id, modePatch))
 }
 
 // ContentguardsCoreContentRedirectDelete deletes a content redirect guard (204); the
 // distributions that used it are left without one (Pulp's on_delete=SET_NULL).
 func (s *Server) ContentguardsCoreContentRedirectDelete(c *gin.Context, id string) {
-	if s.getObject(c, models.KindContentRedirectGuard, id) == nil {
-		return
+	s.respond(c, s.deleteNow(c, models.KindContentRedirectGuard, id))
+}
+
+// deleteNow answers DELETE synchronously: 204.
+func (s *Server) deleteNow(c *gin.Context, k models.Kind, id string) error {
+	if _, err := s.getObject(c, k, id); err != nil {
+		return err
 	}
 	err := s.db.WithContext(c).Transaction(func(tx *gorm.DB) error {
-		return models.Delete(tx, models.KindContentRedirectGuard, id)
+		return models.Delete(tx, k, id)
 	})
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
 // updateNow answers PUT/PATCH synchronously: 200 with the updated object.
-func (s *Server) updateNow(c *gin.Context, ser *serializer, id string, m mode) {
-	obj := s.getObject(c, ser.kind, id)
-	if obj == nil {
-		return
+func (s *Server) updateNow(c *gin.Context, ser *serializer, id string, m mode) error {
+	obj, err := s.getObject(c, ser.kind, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, ser, m, obj)
-	if in == nil {
-		return
+	in, err := s.bind(c, ser, m, obj)
+	if err != nil {
+		return err
 	}
-	err := s.db.WithContext(c).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(c).Transaction(func(tx *gorm.DB) error {
 		var err error
 		obj, err = models.Update(tx, ser.kind, id, valuesJSON(in))
 		return err
 	})
-	if err != nil {
-		if err == models.ErrNotUnique {
-			fail(c, models.NewValidationError("name", "This field must be unique."))
-			return
-		}
-		fail(c, err)
-		return
+	if err == models.ErrNotUnique {
+		return models.NewValidationError("name", "This field must be unique.")
 	}
-	s.renderObject(c, http.StatusOK, obj)
+	if err != nil {
+		return err
+	}
+	return s.renderObject(c, http.StatusOK, obj)
 }
 
 // defaultContentGuard gives a distribution update that names no content_guard the shared

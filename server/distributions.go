@@ -11,30 +11,27 @@ import (
 
 var repositoryKinds = []models.Kind{models.KindContainerRepository, models.KindPushRepository}
 
-func distributionFields() []field {
-	return []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "base_path", kind: fString, required: true, unique: true, ident: true},
-		{name: "pulp_labels", kind: fLabels},
-		{name: "hidden", kind: fBool, def: false, putDef: true},
-		{name: "private", kind: fBool},
-		{name: "description", kind: fString, nullable: true},
+// distributionRules are what both distributions' serializers add to their schemas.
+func distributionRules() map[string]rule {
+	return map[string]rule{
+		"name":      {unique: true, ident: true},
+		"base_path": {unique: true, ident: true},
 		// Not nullable (pulp_container's allow_null=False); omitted, it is the shared
 		// "content redirect" guard (models.Create, Server.defaultContentGuard).
-		{name: "content_guard", key: "content_guard_id", kind: fRef, refKinds: []models.Kind{models.KindContentRedirectGuard}},
+		"content_guard": {key: "content_guard_id", refKinds: []models.Kind{models.KindContentRedirectGuard}},
 	}
 }
 
 var distributionReadOnly = []string{"namespace", "content_guard_prn", "no_content_change_since"}
 
 var containerDistributionSerializer = &serializer{
-	kind:  models.KindContainerDistribution,
-	model: &models.Distribution{},
-	fields: append(distributionFields(),
-		field{name: "repository", key: "repository_id", kind: fRef, nullable: true, refKinds: repositoryKinds},
-		field{name: "repository_version", key: "repository_version_id", kind: fRef, nullable: true,
-			refKinds: []models.Kind{models.KindRepositoryVersion}},
-	),
+	schema: "container.ContainerDistribution",
+	kind:   models.KindContainerDistribution,
+	model:  &models.Distribution{},
+	rules: withRules(distributionRules(), map[string]rule{
+		"repository":         {key: "repository_id", refKinds: repositoryKinds},
+		"repository_version": {key: "repository_version_id", refKinds: []models.Kind{models.KindRepositoryVersion}},
+	}),
 	readOnly: append([]string{"registry_path", "remote"}, distributionReadOnly...),
 	check: func(s *Server, in *input, errs *models.ValidationError) {
 		defer s.defaultContentGuard(in, errs)
@@ -55,14 +52,16 @@ var containerDistributionSerializer = &serializer{
 }
 
 var pullThroughDistributionSerializer = &serializer{
-	kind:  models.KindPullThroughDist,
-	model: &models.Distribution{},
-	fields: append(distributionFields(),
-		field{name: "remote", key: "remote_id", kind: fRef, required: true, refKinds: []models.Kind{models.KindPullThroughRemote}},
-		field{name: "distributions", kind: fStrings, nullable: true, ignore: true},
-		field{name: "repository", kind: fRef, nullable: true, ignore: true, refKinds: repositoryKinds},
-		field{name: "repository_version", kind: fRef, nullable: true, ignore: true, refKinds: []models.Kind{models.KindRepositoryVersion}},
-	),
+	schema: "container.ContainerPullThroughDistribution",
+	kind:   models.KindPullThroughDist,
+	model:  &models.Distribution{},
+	rules: withRules(distributionRules(), map[string]rule{
+		"remote": {key: "remote_id", refKinds: []models.Kind{models.KindPullThroughRemote}},
+		// The cache's children are listed in responses only; null has always been accepted.
+		"distributions":      {ignore: true, nullable: true},
+		"repository":         {ignore: true, refKinds: repositoryKinds},
+		"repository_version": {ignore: true, refKinds: []models.Kind{models.KindRepositoryVersion}},
+	}),
 	readOnly: distributionReadOnly,
 	check: func(s *Server, in *input, errs *models.ValidationError) {
 		defer s.defaultContentGuard(in, errs)
@@ -134,86 +133,86 @@ func distributionListSpec(k models.Kind) *models.ListSpec {
 
 // DistributionsContainerContainerList lists container distributions.
 func (s *Server) DistributionsContainerContainerList(c *gin.Context, _ gen.DistributionsContainerContainerListParams) {
-	list[models.Distribution](s, c, distributionListSpec(models.KindContainerDistribution))
+	s.respond(c, list[models.Distribution](s, c, distributionListSpec(models.KindContainerDistribution)))
 }
 
 // DistributionsContainerContainerCreate creates a container distribution (task).
 func (s *Server) DistributionsContainerContainerCreate(c *gin.Context) {
 	ex, sh := distributionCreateResources()
-	s.createTask(c, containerDistributionSerializer, ex, sh)
+	s.respond(c, s.createTask(c, containerDistributionSerializer, ex, sh))
 }
 
 // DistributionsContainerContainerRead shows a container distribution.
 func (s *Server) DistributionsContainerContainerRead(c *gin.Context, id string, _ gen.DistributionsContainerContainerReadParams) {
-	s.readObject(c, models.KindContainerDistribution, id)
+	s.respond(c, s.readObject(c, models.KindContainerDistribution, id))
 }
 
 // DistributionsContainerContainerUpdate replaces a container distribution.
 func (s *Server) DistributionsContainerContainerUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerDistributionSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, containerDistributionSerializer, id, modePut))
 }
 
 // DistributionsContainerContainerPartialUpdate patches a container distribution.
 func (s *Server) DistributionsContainerContainerPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerDistributionSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, containerDistributionSerializer, id, modePatch))
 }
 
 // DistributionsContainerContainerDelete deletes a container distribution (task), and its lone
 // repository as pulp_container 2.29 does.
 func (s *Server) DistributionsContainerContainerDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindContainerDistribution, id, tasks.NameGeneralMultiDelete)
+	s.respond(c, s.deleteObject(c, models.KindContainerDistribution, id, tasks.NameGeneralMultiDelete))
 }
 
 // DistributionsContainerContainerSetLabel sets a label on a container distribution.
 func (s *Server) DistributionsContainerContainerSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindContainerDistribution, id)
+	s.respond(c, s.setLabel(c, models.KindContainerDistribution, id))
 }
 
 // DistributionsContainerContainerUnsetLabel removes a label from a container distribution.
 func (s *Server) DistributionsContainerContainerUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindContainerDistribution, id)
+	s.respond(c, s.unsetLabel(c, models.KindContainerDistribution, id))
 }
 
 // DistributionsContainerPullThroughList lists pull-through distributions.
 func (s *Server) DistributionsContainerPullThroughList(c *gin.Context, _ gen.DistributionsContainerPullThroughListParams) {
-	list[models.Distribution](s, c, distributionListSpec(models.KindPullThroughDist))
+	s.respond(c, list[models.Distribution](s, c, distributionListSpec(models.KindPullThroughDist)))
 }
 
 // DistributionsContainerPullThroughCreate creates a pull-through distribution (task).
 func (s *Server) DistributionsContainerPullThroughCreate(c *gin.Context) {
 	ex, sh := distributionCreateResources()
-	s.createTask(c, pullThroughDistributionSerializer, ex, sh)
+	s.respond(c, s.createTask(c, pullThroughDistributionSerializer, ex, sh))
 }
 
 // DistributionsContainerPullThroughRead shows a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughRead(c *gin.Context, id string, _ gen.DistributionsContainerPullThroughReadParams) {
-	s.readObject(c, models.KindPullThroughDist, id)
+	s.respond(c, s.readObject(c, models.KindPullThroughDist, id))
 }
 
 // DistributionsContainerPullThroughUpdate replaces a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughDistributionSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, pullThroughDistributionSerializer, id, modePut))
 }
 
 // DistributionsContainerPullThroughPartialUpdate patches a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughDistributionSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, pullThroughDistributionSerializer, id, modePatch))
 }
 
 // DistributionsContainerPullThroughDelete deletes a pull-through distribution and its children
 // (task).
 func (s *Server) DistributionsContainerPullThroughDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindPullThroughDist, id, tasks.NameGeneralDelete)
+	s.respond(c, s.deleteObject(c, models.KindPullThroughDist, id, tasks.NameGeneralDelete))
 }
 
 // DistributionsContainerPullThroughSetLabel sets a label on a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindPullThroughDist, id)
+	s.respond(c, s.setLabel(c, models.KindPullThroughDist, id))
 }
 
 // DistributionsContainerPullThroughUnsetLabel removes a label from a pull-through distribution.
 func (s *Server) DistributionsContainerPullThroughUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindPullThroughDist, id)
+	s.respond(c, s.unsetLabel(c, models.KindPullThroughDist, id))
 }
 
 // DistributionsList lists distributions of every kind.
@@ -221,5 +220,5 @@ func (s *Server) DistributionsList(c *gin.Context, _ gen.DistributionsListParams
 	spec := distributionListSpec(models.KindContainerDistribution)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	listView[models.Distribution](s, c, spec, genericDistribution)
+	s.respond(c, listView[models.Distribution](s, c, spec, genericDistribution))
 }

@@ -19,64 +19,6 @@ import (
 	"github.com/pulpgo/pulpgo/models"
 )
 
-// fieldKind is the JSON type a request field accepts.
-type fieldKind int
-
-const (
-	fString fieldKind = iota
-	fBool
-	fInt
-	fFloat
-	fStrings
-	fLabels
-	fHeaders
-	fRef
-)
-
-// field describes one writable field of a request body, as a DRF serializer field does.
-type field struct {
-	name     string // API name
-	key      string // model json key (default: name)
-	kind     fieldKind
-	required bool
-	nullable bool
-	blank    bool
-	choices  []string
-	min      *float64
-	unique   bool
-	refKinds []models.Kind // fRef: accepted kinds; KindRepositoryVersion for version hrefs
-	def      any           // default on create
-	putDef   bool          // def also applies to a PUT that leaves the field out (DRF's declared default)
-	ignore   bool          // accepted and dropped (inherited fields that mean nothing here)
-	ident    bool          // fString: a name or path, refused with control or bidi override characters
-	url      bool          // fString: an http or https URL
-}
-
-func (f field) modelKey() string {
-	if f.key != "" {
-		return f.key
-	}
-	return f.name
-}
-
-func minOf(v float64) *float64 { return &v }
-
-// serializer is the writable shape of one kind.
-type serializer struct {
-	kind   models.Kind
-	model  any // empty model, for uniqueness queries
-	fields []field
-	// readOnly names response fields that a body may carry and that are ignored.
-	readOnly []string
-	// check runs the remaining validation on the merged values (Go types by API name), even
-	// when fields failed, as DRF reports field validators together: checks of one field must
-	// skip a field that already has errors, and cross-field checks (DRF's validate()) must run
-	// only when errs is still empty.
-	check func(s *Server, in *input, errs *models.ValidationError)
-}
-
-var commonReadOnly = []string{"pulp_href", "prn", "pulp_created", "pulp_last_updated"}
-
 // input is a validated request body.
 type input struct {
 	// values are keyed by model json key, ready for models.Create/Update.
@@ -97,48 +39,44 @@ const (
 	modePatch
 )
 
-// readBody decodes a JSON (or form) object body into raw values. It answers Pulp's 400 itself
-// and returns ok=false when the body is not an object.
-func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, ok bool) {
+// readBody decodes a JSON (or form) object body into raw values; a body that is not an
+// object is Pulp's 400 (415 for a media type DRF has no parser for).
+func readBody(c *gin.Context) (body map[string]json.RawMessage, form bool, err error) {
 	raw, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
 	if err != nil {
-		writeJSON(c, http.StatusBadRequest, detail("Could not read the request body: "+err.Error()))
-		return nil, false, false
+		return nil, false, errDetail(http.StatusBadRequest, "Could not read the request body: "+err.Error())
 	}
 	ct, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" {
 		vals, msg := parseForm(ct, params["boundary"], raw)
 		if msg != "" {
-			writeJSON(c, http.StatusBadRequest, detail(msg))
-			return nil, true, false
+			return nil, true, errDetail(http.StatusBadRequest, msg)
 		}
 		body = map[string]json.RawMessage{}
 		for k, v := range vals {
 			b, _ := json.Marshal(v[0])
 			body[k] = b
 		}
-		return body, true, true
+		return body, true, nil
 	}
 	if ct != "" && ct != "application/json" && len(raw) > 0 {
 		// DRF's parsers: JSON, form, multipart; anything else is refused.
-		writeJSON(c, http.StatusUnsupportedMediaType, detail(fmt.Sprintf("Unsupported media type %q in request.", c.GetHeader("Content-Type"))))
-		return nil, false, false
+		return nil, false, errDetail(http.StatusUnsupportedMediaType,
+			fmt.Sprintf("Unsupported media type %q in request.", c.GetHeader("Content-Type")))
 	}
 	if len(strings.TrimSpace(string(raw))) == 0 {
-		return map[string]json.RawMessage{}, false, true
+		return map[string]json.RawMessage{}, false, nil
 	}
 	var anyBody any
 	if err := json.Unmarshal(raw, &anyBody); err != nil {
-		writeJSON(c, http.StatusBadRequest, detail("JSON parse error - "+err.Error()))
-		return nil, false, false
+		return nil, false, errDetail(http.StatusBadRequest, "JSON parse error - "+err.Error())
 	}
 	if _, isObj := anyBody.(map[string]any); !isObj {
-		writeJSON(c, http.StatusBadRequest, map[string][]string{"non_field_errors": {
-			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonTypeName(anyBody))}})
-		return nil, false, false
+		return nil, false, models.NewValidationError("non_field_errors",
+			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonTypeName(anyBody)))
 	}
 	_ = json.Unmarshal(raw, &body)
-	return body, false, true
+	return body, false, nil
 }
 
 // parseForm reads the values of a urlencoded or multipart body (as DRF's FormParser and
@@ -179,19 +117,29 @@ func jsonTypeName(v any) string {
 }
 
 // bind validates the request body against ser; existing is the object being updated (nil on
-// create). It answers the 400 itself and returns nil on failure.
-func (s *Server) bind(c *gin.Context, ser *serializer, m mode, existing models.Object) *input {
-	body, form, ok := readBody(c)
-	if !ok {
-		return nil
+// create). Every field error is in the one *models.ValidationError it returns.
+func (s *Server) bind(c *gin.Context, ser *serializer, m mode, existing models.Object) (*input, error) {
+	body, form, err := readBody(c)
+	if err != nil {
+		return nil, err
 	}
-	return s.bindBody(c, ser, m, existing, body, form)
+	return s.bindBody(ser, m, existing, body, form)
 }
 
-func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing models.Object, body map[string]json.RawMessage, form bool) *input {
+// fieldsOf returns ser's field table, derived from the document when the server started.
+func (s *Server) fieldsOf(ser *serializer) []field {
+	fields, ok := s.fields[ser]
+	if !ok {
+		panic("server: serializer for " + ser.schema + " is not in serializers")
+	}
+	return fields
+}
+
+func (s *Server) bindBody(ser *serializer, m mode, existing models.Object, body map[string]json.RawMessage, form bool) (*input, error) {
 	errs := &models.ValidationError{}
 	known := map[string]bool{"csrfmiddlewaretoken": true}
-	for _, f := range ser.fields {
+	fields := s.fieldsOf(ser)
+	for _, f := range fields {
 		known[f.name] = true
 	}
 	for _, n := range append(append([]string{}, commonReadOnly...), ser.readOnly...) {
@@ -210,14 +158,15 @@ func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing mode
 			in.merged[k] = v
 		}
 	}
-	for _, f := range ser.fields {
+	for _, f := range fields {
 		raw, has := body[f.name]
 		if !has {
 			if m != modePatch && f.required {
 				errs.Add(f.name, "This field is required.")
 				continue
 			}
-			if (m == modeCreate || (m == modePut && f.putDef)) && f.def != nil && !f.ignore {
+			if m != modePatch && f.def != nil && !f.ignore {
+				// A declared default applies to a PUT that leaves the field out too (DRF).
 				b, _ := json.Marshal(f.def)
 				in.values[f.modelKey()] = b
 				in.merged[f.name] = f.def
@@ -254,11 +203,10 @@ func (s *Server) bindBody(c *gin.Context, ser *serializer, m mode, existing mode
 	if ser.check != nil {
 		ser.check(s, in, errs)
 	}
-	if errs.Err() != nil {
-		writeJSON(c, http.StatusBadRequest, errs.Response())
-		return nil
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
-	return in
+	return in, nil
 }
 
 // decoded is a field value as the API shows it and as the model stores it.
@@ -267,6 +215,8 @@ type decoded struct {
 	model any
 }
 
+// decodeField decodes one field of a body: null (and what DRF reads as null) first, then the
+// value by the field's kind.
 func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, string) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -281,179 +231,230 @@ func (s *Server) decodeField(f field, raw json.RawMessage, form bool) (decoded, 
 	}
 	switch f.kind {
 	case fString:
-		var str string
-		switch x := v.(type) {
-		case string:
-			str = x
-		case float64:
-			str = strconv.FormatFloat(x, 'f', -1, 64)
-		case bool:
-			// DRF's CharField refuses booleans; its ChoiceField compares str(value).
-			if len(f.choices) == 0 {
-				return decoded{}, "Not a valid string."
-			}
-			str = strings.ToUpper(strconv.FormatBool(x)[:1]) + strconv.FormatBool(x)[1:]
-		default:
+		return decodeString(f, v)
+	case fBool:
+		return decodeBool(v)
+	case fInt:
+		return decodeInt(f, v)
+	case fFloat:
+		return decodeFloat(f, v)
+	case fStrings:
+		return decodeStrings(f, v, form)
+	case fLabels:
+		return decodeLabels(v, form)
+	case fHeaders:
+		return decodeHeaders(v)
+	case fRef:
+		return s.decodeRef(f, v)
+	}
+	return decoded{}, "Unsupported field."
+}
+
+// decodeString is DRF's CharField (trimmed, blank refused unless allowed, numbers taken as
+// their text) or, with choices, its ChoiceField (compared as str(value)), plus our refusals.
+func decodeString(f field, v any) (decoded, string) {
+	var str string
+	switch x := v.(type) {
+	case string:
+		str = x
+	case float64:
+		str = strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		// DRF's CharField refuses booleans; its ChoiceField compares str(value).
+		if len(f.choices) == 0 {
 			return decoded{}, "Not a valid string."
 		}
-		if len(f.choices) == 0 {
-			str = strings.TrimSpace(str) // CharField's trim_whitespace
+		str = strings.ToUpper(strconv.FormatBool(x)[:1]) + strconv.FormatBool(x)[1:]
+	default:
+		return decoded{}, "Not a valid string."
+	}
+	if len(f.choices) == 0 {
+		str = strings.TrimSpace(str) // CharField's trim_whitespace
+	}
+	if str == "" && !f.blank {
+		return decoded{}, "This field may not be blank."
+	}
+	if len(f.choices) > 0 && !contains(f.choices, str) {
+		return decoded{}, fmt.Sprintf("\"%s\" is not a valid choice.", str)
+	}
+	if strings.ContainsRune(str, 0) {
+		return decoded{}, msgNullCharacters
+	}
+	if f.ident && hasControlOrBidi(str) {
+		return decoded{}, "Control characters and bidirectional override characters are not allowed."
+	}
+	if f.url && str != "" {
+		if msg := httpURLError(str); msg != "" {
+			return decoded{}, msg
 		}
-		if str == "" && !f.blank {
-			return decoded{}, "This field may not be blank."
+	}
+	return decoded{str, str}, ""
+}
+
+// decodeBool is DRF's BooleanField, with its textual spellings.
+func decodeBool(v any) (decoded, string) {
+	switch x := v.(type) {
+	case bool:
+		return decoded{x, x}, ""
+	case string:
+		switch strings.ToLower(x) {
+		case "true", "1", "yes", "on", "t", "y":
+			return decoded{true, true}, ""
+		case "false", "0", "no", "off", "f", "n":
+			return decoded{false, false}, ""
 		}
-		if len(f.choices) > 0 && !contains(f.choices, str) {
-			return decoded{}, fmt.Sprintf("\"%s\" is not a valid choice.", str)
+	case float64:
+		if x == 1 || x == 0 {
+			return decoded{x == 1, x == 1}, ""
+		}
+	}
+	return decoded{}, "Must be a valid boolean."
+}
+
+// decodeInt is DRF's IntegerField: a whole number, or its text.
+func decodeInt(f field, v any) (decoded, string) {
+	var n int64
+	switch x := v.(type) {
+	case float64:
+		if x != float64(int64(x)) {
+			return decoded{}, "A valid integer is required."
+		}
+		n = int64(x)
+	case string:
+		p, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		if err != nil {
+			return decoded{}, "A valid integer is required."
+		}
+		n = p
+	default:
+		return decoded{}, "A valid integer is required."
+	}
+	if f.min != nil && float64(n) < *f.min {
+		return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
+	}
+	return decoded{n, n}, ""
+}
+
+// decodeFloat is DRF's FloatField: a number, or its text.
+func decodeFloat(f field, v any) (decoded, string) {
+	var n float64
+	switch x := v.(type) {
+	case float64:
+		n = x
+	case string:
+		p, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return decoded{}, "A valid number is required."
+		}
+		n = p
+	default:
+		return decoded{}, "A valid number is required."
+	}
+	if f.min != nil && n < *f.min {
+		return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
+	}
+	return decoded{n, n}, ""
+}
+
+// formJSON reads a form value that holds JSON (a list or an object) as that JSON.
+func formJSON(v any, form bool) any {
+	if str, ok := v.(string); ok && form {
+		var parsed any
+		if json.Unmarshal([]byte(str), &parsed) == nil {
+			return parsed
+		}
+	}
+	return v
+}
+
+// decodeStrings is DRF's ListField of CharFields (or of ChoiceFields: itemChoices).
+func decodeStrings(f field, v any, form bool) (decoded, string) {
+	v = formJSON(v, form)
+	list, ok := v.([]any)
+	if !ok {
+		return decoded{}, fmt.Sprintf("Expected a list of items but got type \"%s\".", jsonTypeName(v))
+	}
+	out := make([]string, 0, len(list))
+	for _, item := range list {
+		str, ok := item.(string)
+		if !ok {
+			return decoded{}, "Not a valid string."
 		}
 		if strings.ContainsRune(str, 0) {
 			return decoded{}, msgNullCharacters
 		}
-		if f.ident && hasControlOrBidi(str) {
-			return decoded{}, "Control characters and bidirectional override characters are not allowed."
-		}
-		if f.url && str != "" {
-			if msg := httpURLError(str); msg != "" {
-				return decoded{}, msg
+		out = append(out, str)
+	}
+	if len(f.itemChoices) > 0 {
+		for _, str := range out {
+			if !contains(f.itemChoices, str) {
+				return decoded{}, fmt.Sprintf("\"%s\" is not a valid choice.", str)
 			}
 		}
-		return decoded{str, str}, ""
-	case fBool:
-		switch x := v.(type) {
-		case bool:
-			return decoded{x, x}, ""
-		case string:
-			switch strings.ToLower(x) {
-			case "true", "1", "yes", "on", "t", "y":
-				return decoded{true, true}, ""
-			case "false", "0", "no", "off", "f", "n":
-				return decoded{false, false}, ""
-			}
-		case float64:
-			if x == 1 || x == 0 {
-				return decoded{x == 1, x == 1}, ""
-			}
-		}
-		return decoded{}, "Must be a valid boolean."
-	case fInt:
-		var n int64
-		switch x := v.(type) {
-		case float64:
-			if x != float64(int64(x)) {
-				return decoded{}, "A valid integer is required."
-			}
-			n = int64(x)
-		case string:
-			p, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
-			if err != nil {
-				return decoded{}, "A valid integer is required."
-			}
-			n = p
-		default:
-			return decoded{}, "A valid integer is required."
-		}
-		if f.min != nil && float64(n) < *f.min {
-			return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
-		}
-		return decoded{n, n}, ""
-	case fFloat:
-		var n float64
-		switch x := v.(type) {
-		case float64:
-			n = x
-		case string:
-			p, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-			if err != nil {
-				return decoded{}, "A valid number is required."
-			}
-			n = p
-		default:
-			return decoded{}, "A valid number is required."
-		}
-		if f.min != nil && n < *f.min {
-			return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
-		}
-		return decoded{n, n}, ""
-	case fStrings:
-		if str, ok := v.(string); ok && form {
-			var parsed any
-			if json.Unmarshal([]byte(str), &parsed) == nil {
-				v = parsed
-			}
-		}
-		list, ok := v.([]any)
-		if !ok {
-			return decoded{}, fmt.Sprintf("Expected a list of items but got type \"%s\".", jsonTypeName(v))
-		}
-		out := make([]string, 0, len(list))
-		for _, item := range list {
-			str, ok := item.(string)
-			if !ok {
-				return decoded{}, "Not a valid string."
-			}
-			if strings.ContainsRune(str, 0) {
-				return decoded{}, msgNullCharacters
-			}
-			out = append(out, str)
-		}
-		return decoded{out, out}, ""
-	case fLabels:
-		if str, ok := v.(string); ok && form {
-			var parsed any
-			if json.Unmarshal([]byte(str), &parsed) == nil {
-				v = parsed
-			}
-		}
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return decoded{}, fmt.Sprintf("Expected a dictionary of items but got type \"%s\".", jsonTypeName(v))
-		}
-		out := map[string]string{}
-		for k, val := range obj {
-			if msg := labelKeyError(k); msg != "" {
-				return decoded{}, msg
-			}
-			str, ok := val.(string)
-			if !ok {
-				return decoded{}, "Label values must be strings."
-			}
-			if msg := labelValueError(k, str); msg != "" {
-				return decoded{}, msg
-			}
-			if strings.ContainsRune(str, 0) {
-				return decoded{}, msgNullCharacters
-			}
-			out[k] = str
-		}
-		return decoded{out, out}, ""
-	case fHeaders:
-		list, ok := v.([]any)
-		if !ok {
-			return decoded{}, fmt.Sprintf("Expected a list of items but got type \"%s\".", jsonTypeName(v))
-		}
-		for _, item := range list {
-			h, ok := item.(map[string]any)
-			if !ok {
-				return decoded{}, "Each header must be an object."
-			}
-			for name, value := range h {
-				if msg := headerError(name, value); msg != "" {
-					return decoded{}, msg
-				}
-			}
-		}
-		return decoded{list, list}, ""
-	case fRef:
-		str, ok := v.(string)
-		if !ok {
-			return decoded{}, "Incorrect type. Expected URL string, received " + jsonTypeName(v) + "."
-		}
-		id, href, msg := s.resolveRef(str, f.refKinds)
-		if msg != "" {
+	}
+	return decoded{out, out}, ""
+}
+
+// decodeLabels is pulpcore's LabelsField: a map of label keys to string values.
+func decodeLabels(v any, form bool) (decoded, string) {
+	v = formJSON(v, form)
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return decoded{}, fmt.Sprintf("Expected a dictionary of items but got type \"%s\".", jsonTypeName(v))
+	}
+	out := map[string]string{}
+	for k, val := range obj {
+		if msg := labelKeyError(k); msg != "" {
 			return decoded{}, msg
 		}
-		return decoded{href, id}, ""
+		str, ok := val.(string)
+		if !ok {
+			return decoded{}, "Label values must be strings."
+		}
+		if msg := labelValueError(k, str); msg != "" {
+			return decoded{}, msg
+		}
+		if strings.ContainsRune(str, 0) {
+			return decoded{}, msgNullCharacters
+		}
+		out[k] = str
 	}
-	return decoded{}, "Unsupported field."
+	return decoded{out, out}, ""
+}
+
+// decodeHeaders is a remote's headers: a list of objects whose names are HTTP tokens and
+// whose values cannot end the header.
+func decodeHeaders(v any) (decoded, string) {
+	list, ok := v.([]any)
+	if !ok {
+		return decoded{}, fmt.Sprintf("Expected a list of items but got type \"%s\".", jsonTypeName(v))
+	}
+	for _, item := range list {
+		h, ok := item.(map[string]any)
+		if !ok {
+			return decoded{}, "Each header must be an object."
+		}
+		for name, value := range h {
+			if msg := headerError(name, value); msg != "" {
+				return decoded{}, msg
+			}
+		}
+	}
+	return decoded{list, list}, ""
+}
+
+// decodeRef is DRF's HyperlinkedRelatedField: an href (or PRN) of an existing object of one
+// of the field's kinds; the API shows the href and the model stores the id.
+func (s *Server) decodeRef(f field, v any) (decoded, string) {
+	str, ok := v.(string)
+	if !ok {
+		return decoded{}, "Incorrect type. Expected URL string, received " + jsonTypeName(v) + "."
+	}
+	id, href, msg := s.resolveRef(str, f.refKinds)
+	if msg != "" {
+		return decoded{}, msg
+	}
+	return decoded{href, id}, ""
 }
 
 // msgNullCharacters is DRF's error for a NUL in any string field.

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/pulpgo/pulpgo/models"
 )
 
 var cidPattern = regexp.MustCompile(`^(?i:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
@@ -58,16 +60,12 @@ func (s *Server) authenticate(c *gin.Context) {
 				msg = "Invalid basic header. Credentials not correctly base64 encoded."
 			}
 		}
-		c.Header("WWW-Authenticate", `Basic realm="api"`)
-		writeJSON(c, http.StatusUnauthorized, detail(msg))
-		c.Abort()
+		s.respond(c, errUnauthorized(msg))
 		return
 	}
 	// An empty configured password opens nothing: "admin:" must not be a login.
 	if s.deps.AdminPassword == "" || user != "admin" || subtle.ConstantTimeCompare([]byte(pass), []byte(s.deps.AdminPassword)) != 1 {
-		c.Header("WWW-Authenticate", `Basic realm="api"`)
-		writeJSON(c, http.StatusUnauthorized, detail("Invalid username/password."))
-		c.Abort()
+		s.respond(c, errUnauthorized("Invalid username/password."))
 		return
 	}
 	c.Next()
@@ -84,8 +82,7 @@ func (s *Server) checkQuery(c *gin.Context) {
 	q := c.Request.URL.Query()
 	for name := range q {
 		if !op.query[name] {
-			writeJSON(c, http.StatusBadRequest, map[string][]string{"errors": {"Invalid Filter: '" + name + "'"}})
-			c.Abort()
+			s.respond(c, &models.FilterError{Msg: "Invalid Filter: '" + name + "'"})
 			return
 		}
 	}
@@ -97,8 +94,7 @@ func (s *Server) checkQuery(c *gin.Context) {
 		}
 		for _, v := range vals {
 			if strings.ContainsRune(v, 0) {
-				writeJSON(c, http.StatusBadRequest, map[string][]string{name: {msgNullCharacters}})
-				c.Abort()
+				s.respond(c, models.NewValidationError(name, msgNullCharacters))
 				return
 			}
 		}
@@ -140,12 +136,18 @@ func (s *Server) noMethod(c *gin.Context) {
 		h.Set("Allow", allowed+", OPTIONS")
 	}
 	if c.Request.Method == http.MethodOptions && allowed != "" {
-		writeJSON(c, http.StatusOK, map[string]any{
+		s.respond(c, writeJSON(c, http.StatusOK, map[string]any{
 			"name":    c.Request.URL.Path,
 			"renders": []string{"application/json"},
 			"parses":  []string{"application/json", "application/x-www-form-urlencoded", "multipart/form-data"},
-		})
+		}))
 		return
 	}
-	writeJSON(c, http.StatusMethodNotAllowed, detail("Method \""+c.Request.Method+"\" not allowed."))
+	s.respond(c, errDetail(http.StatusMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed."))
+}
+
+// errUnauthorized is DRF's 401 for Basic authentication, with its challenge.
+func errUnauthorized(msg string) *apiError {
+	return &apiError{status: http.StatusUnauthorized, body: detail(msg),
+		header: map[string]string{"WWW-Authenticate": `Basic realm="api"`}}
 }

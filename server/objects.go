@@ -12,16 +12,15 @@ import (
 )
 
 // dispatch enqueues a task and answers 202 {"task": href}, exactly as Pulp does.
-func (s *Server) dispatch(c *gin.Context, nt models.NewTask) {
+func (s *Server) dispatch(c *gin.Context, nt models.NewTask) error {
 	nt.LoggingCID = c.GetString(cidKey)
 	user := adminHref
 	nt.CreatedBy = &user
 	t, err := s.deps.Tasks.Dispatch(c, nt)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
-	writeJSON(c, http.StatusAccepted, map[string]string{"task": t.Href()})
+	return writeJSON(c, http.StatusAccepted, map[string]string{"task": t.Href()})
 }
 
 func valuesJSON(in *input) json.RawMessage {
@@ -30,114 +29,102 @@ func valuesJSON(in *input) json.RawMessage {
 }
 
 // createNow creates an object synchronously: 201 with the object and its Location.
-func (s *Server) createNow(c *gin.Context, ser *serializer) {
-	in := s.bind(c, ser, modeCreate, nil)
-	if in == nil {
-		return
+func (s *Server) createNow(c *gin.Context, ser *serializer) error {
+	in, err := s.bind(c, ser, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	var obj models.Object
-	err := s.db.WithContext(c).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(c).Transaction(func(tx *gorm.DB) error {
 		var err error
 		obj, err = models.Create(tx, ser.kind, valuesJSON(in))
 		return err
 	})
+	if err == models.ErrNotUnique {
+		return models.NewValidationError("name", "This field must be unique.")
+	}
 	if err != nil {
-		if err == models.ErrNotUnique {
-			fail(c, models.NewValidationError("name", "This field must be unique."))
-			return
-		}
-		fail(c, err)
-		return
+		return err
 	}
 	c.Header("Location", obj.Href())
-	s.renderObject(c, http.StatusCreated, obj)
+	return s.renderObject(c, http.StatusCreated, obj)
 }
 
 // createTask validates a create and dispatches it as general_create (distributions).
-func (s *Server) createTask(c *gin.Context, ser *serializer, exclusive, shared []string) {
-	in := s.bind(c, ser, modeCreate, nil)
-	if in == nil {
-		return
+func (s *Server) createTask(c *gin.Context, ser *serializer, exclusive, shared []string) error {
+	in, err := s.bind(c, ser, modeCreate, nil)
+	if err != nil {
+		return err
 	}
-	s.dispatch(c, models.NewTask{Name: tasks.NameGeneralCreate, Exclusive: exclusive, Shared: shared,
+	return s.dispatch(c, models.NewTask{Name: tasks.NameGeneralCreate, Exclusive: exclusive, Shared: shared,
 		Args: tasks.ObjectArgs{Kind: ser.kind.Model, Values: valuesJSON(in)}})
 }
 
-// getObject loads kind k's object id, answering Pulp's 404s itself (nil on failure).
-func (s *Server) getObject(c *gin.Context, k models.Kind, id string) models.Object {
+// getObject loads kind k's object id; a malformed id or a missing object is Pulp's 404.
+func (s *Server) getObject(c *gin.Context, k models.Kind, id string) (models.Object, error) {
 	if !models.ValidID(id) {
-		notFound(c)
-		return nil
+		return nil, errNotFound
 	}
-	obj, err := models.Get(s.db.WithContext(c), k, id)
-	if err != nil {
-		fail(c, err)
-		return nil
-	}
-	return obj
+	return models.Get(s.db.WithContext(c), k, id)
 }
 
 // readObject answers GET on an object.
-func (s *Server) readObject(c *gin.Context, k models.Kind, id string) {
-	if obj := s.getObject(c, k, id); obj != nil {
-		s.renderObject(c, http.StatusOK, obj)
+func (s *Server) readObject(c *gin.Context, k models.Kind, id string) error {
+	obj, err := s.getObject(c, k, id)
+	if err != nil {
+		return err
 	}
+	return s.renderObject(c, http.StatusOK, obj)
 }
 
 // updateObject answers PUT/PATCH: 200 with the object when nothing changes, else 202 with an
 // ageneral_update task holding only the changed values.
-func (s *Server) updateObject(c *gin.Context, ser *serializer, id string, m mode) {
-	obj := s.getObject(c, ser.kind, id)
-	if obj == nil {
-		return
+func (s *Server) updateObject(c *gin.Context, ser *serializer, id string, m mode) error {
+	obj, err := s.getObject(c, ser.kind, id)
+	if err != nil {
+		return err
 	}
 	if rep, ok := obj.(*models.Repository); ok && rep.PullThrough {
-		fail(c, models.ErrReadOnly)
-		return
+		return models.ErrReadOnly
 	}
-	in := s.bind(c, ser, m, obj)
-	if in == nil {
-		return
+	in, err := s.bind(c, ser, m, obj)
+	if err != nil {
+		return err
 	}
 	changes, err := models.Changes(obj, in.values)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if len(changes) == 0 {
-		s.renderObject(c, http.StatusOK, obj)
-		return
+		return s.renderObject(c, http.StatusOK, obj)
 	}
 	b, _ := json.Marshal(changes)
-	s.dispatch(c, models.NewTask{Name: tasks.NameGeneralUpdate, Exclusive: []string{ser.kind.PRNOf(id)},
+	return s.dispatch(c, models.NewTask{Name: tasks.NameGeneralUpdate, Exclusive: []string{ser.kind.PRNOf(id)},
 		Args: tasks.ObjectArgs{Kind: ser.kind.Model, ID: id, Values: b}})
 }
 
 // deleteObject answers DELETE with a task named name.
-func (s *Server) deleteObject(c *gin.Context, k models.Kind, id, name string) {
-	if s.getObject(c, k, id) == nil {
-		return
+func (s *Server) deleteObject(c *gin.Context, k models.Kind, id, name string) error {
+	if _, err := s.getObject(c, k, id); err != nil {
+		return err
 	}
-	s.dispatch(c, models.NewTask{Name: name, Exclusive: []string{k.PRNOf(id)},
+	return s.dispatch(c, models.NewTask{Name: name, Exclusive: []string{k.PRNOf(id)},
 		Args: tasks.ObjectArgs{Kind: k.Model, ID: id}})
 }
 
-var setLabelSerializer = &serializer{fields: []field{
-	{name: "key", kind: fString, required: true},
-	{name: "value", kind: fString, required: true, nullable: true, blank: true},
-}}
+var setLabelSerializer = &serializer{schema: "SetLabel"}
 
-var unsetLabelSerializer = &serializer{fields: []field{{name: "key", kind: fString, required: true}}}
+var unsetLabelSerializer = &serializer{schema: "UnsetLabel"}
 
 // setLabel answers set_label: 201 {"key", "value"}, synchronously, as Pulp does.
-func (s *Server) setLabel(c *gin.Context, k models.Kind, id string) {
-	obj := s.getObject(c, k, id)
-	if obj == nil {
-		return
+func (s *Server) setLabel(c *gin.Context, k models.Kind, id string) error {
+	obj, err := s.getObject(c, k, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, setLabelSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, setLabelSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	key, _ := in.merged["key"].(string)
 	value, _ := in.merged["value"].(string)
@@ -147,44 +134,40 @@ func (s *Server) setLabel(c *gin.Context, k models.Kind, id string) {
 	}
 	if msg != "" {
 		// Pulp checks the pair in the serializer's validate(): a non-field error.
-		fail(c, models.NewValidationError("non_field_errors", msg))
-		return
+		return models.NewValidationError("non_field_errors", msg)
 	}
 	if err := s.editLabels(c, obj, func(l models.Labels) { l[key] = value }); err != nil {
-		fail(c, err)
-		return
+		return err
 	}
-	writeJSON(c, http.StatusCreated, map[string]any{"key": key, "value": in.merged["value"]})
+	return writeJSON(c, http.StatusCreated, map[string]any{"key": key, "value": in.merged["value"]})
 }
 
 // unsetLabel answers unset_label: 201 {"key", "value"} with the removed value.
-func (s *Server) unsetLabel(c *gin.Context, k models.Kind, id string) {
-	obj := s.getObject(c, k, id)
-	if obj == nil {
-		return
+func (s *Server) unsetLabel(c *gin.Context, k models.Kind, id string) error {
+	obj, err := s.getObject(c, k, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, unsetLabelSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, unsetLabelSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	key, _ := in.merged["key"].(string)
 	var old any
 	found := false
-	err := s.editLabels(c, obj, func(l models.Labels) {
+	err = s.editLabels(c, obj, func(l models.Labels) {
 		if v, ok := l[key]; ok {
 			old, found = v, true
 			delete(l, key)
 		}
 	})
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if !found {
-		fail(c, models.NewValidationError("key", "Label '"+key+"' is not set on the object."))
-		return
+		return models.NewValidationError("key", "Label '"+key+"' is not set on the object.")
 	}
-	writeJSON(c, http.StatusCreated, map[string]any{"key": key, "value": old})
+	return writeJSON(c, http.StatusCreated, map[string]any{"key": key, "value": old})
 }
 
 func (s *Server) editLabels(c *gin.Context, obj models.Object, edit func(models.Labels)) error {

@@ -9,72 +9,60 @@ import (
 	"github.com/pulpgo/pulpgo/tasks"
 )
 
-func remoteFields() []field {
-	return []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "url", kind: fString, required: true, url: true},
-		{name: "pulp_labels", kind: fLabels},
-		{name: "ca_cert", kind: fString, nullable: true},
-		{name: "client_cert", kind: fString, nullable: true},
-		{name: "client_key", kind: fString, nullable: true},
-		{name: "tls_validation", kind: fBool},
-		{name: "proxy_url", kind: fString, nullable: true, url: true},
-		{name: "proxy_username", kind: fString, nullable: true},
-		{name: "proxy_password", kind: fString, nullable: true},
-		{name: "username", kind: fString, nullable: true},
-		{name: "password", kind: fString, nullable: true},
-		{name: "max_retries", kind: fInt, nullable: true},
-		{name: "total_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "connect_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "sock_connect_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "sock_read_timeout", kind: fFloat, nullable: true, min: minOf(0)},
-		{name: "headers", kind: fHeaders, nullable: true},
-		{name: "download_concurrency", kind: fInt, nullable: true, min: minOf(1)},
-		{name: "rate_limit", kind: fInt, nullable: true},
-		{name: "includes", kind: fStrings, nullable: true},
-		{name: "excludes", kind: fStrings, nullable: true},
+// remoteRules are what both remotes' serializers add to their schemas.
+func remoteRules() map[string]rule {
+	return map[string]rule{
+		"name":      {unique: true, ident: true},
+		"url":       {url: true},
+		"proxy_url": {url: true},
+		// Pulp's document has headers not nullable; a null has always been accepted here.
+		"headers": {nullable: true},
 	}
 }
 
 var remoteReadOnly = []string{"hidden_fields"}
 
 var containerRemoteSerializer = &serializer{
-	kind:  models.KindContainerRemote,
-	model: &models.Remote{},
-	fields: append(remoteFields(),
-		field{name: "upstream_name", kind: fString, required: true, ident: true},
-		field{name: "policy", kind: fString, choices: []string{"immediate", "on_demand", "streamed"}, def: "immediate", putDef: true},
-		field{name: "include_tags", key: "includes", kind: fStrings, nullable: true},
-		field{name: "exclude_tags", key: "excludes", kind: fStrings, nullable: true},
-		field{name: "sigstore", kind: fString, nullable: true},
-	),
+	schema: "container.ContainerRemote",
+	kind:   models.KindContainerRemote,
+	model:  &models.Remote{},
+	rules: withRules(remoteRules(), map[string]rule{
+		"upstream_name": {ident: true},
+		// The deprecated tag filters are the includes and excludes of the model.
+		"include_tags": {key: "includes"},
+		"exclude_tags": {key: "excludes"},
+		// Stored, never used (no sync): accepted as text and as null, as always here.
+		"sigstore": {plain: true, nullable: true},
+	}),
 	readOnly: remoteReadOnly,
-	check:    checkRemote("immediate"),
+	check:    checkRemote,
 }
 
 var pullThroughRemoteSerializer = &serializer{
-	kind:  models.KindPullThroughRemote,
-	model: &models.Remote{},
-	fields: append(remoteFields(),
-		field{name: "policy", kind: fString, choices: []string{"on_demand"}, def: "on_demand", putDef: true},
-	),
+	schema:   "container.ContainerPullThroughRemote",
+	kind:     models.KindPullThroughRemote,
+	model:    &models.Remote{},
+	rules:    remoteRules(),
 	readOnly: remoteReadOnly,
-	check:    checkRemote("on_demand"),
+	check:    checkRemote,
 }
 
-// checkRemote fills create-time defaults that depend on the kind.
-func checkRemote(policy string) func(*Server, *input, *models.ValidationError) {
-	return func(_ *Server, in *input, _ *models.ValidationError) {
-		if in.id != "" {
-			return
-		}
-		if _, ok := in.values["policy"]; !ok {
-			in.values["policy"] = []byte(`"` + policy + `"`)
-		}
-		if _, ok := in.values["tls_validation"]; !ok {
-			in.values["tls_validation"] = []byte("true")
-		}
+// checkRemote fills tls_validation on create, which Pulp's model defaults to true.
+func checkRemote(_ *Server, in *input, _ *models.ValidationError) {
+	if in.id != "" {
+		return
 	}
+	if _, ok := in.values["tls_validation"]; !ok {
+		in.values["tls_validation"] = []byte("true")
+	}
+}
+
+// withRules returns base with more added.
+func withRules(base, more map[string]rule) map[string]rule {
+	for k, v := range more {
+		base[k] = v
+	}
+	return base
 }
 
 func remoteListSpec(k models.Kind) *models.ListSpec {
@@ -126,82 +114,82 @@ func commonSpecial(k models.Kind, table string) map[string]models.FilterFunc {
 
 // RemotesContainerContainerList lists container remotes.
 func (s *Server) RemotesContainerContainerList(c *gin.Context, _ gen.RemotesContainerContainerListParams) {
-	list[models.Remote](s, c, remoteListSpec(models.KindContainerRemote))
+	s.respond(c, list[models.Remote](s, c, remoteListSpec(models.KindContainerRemote)))
 }
 
 // RemotesContainerContainerCreate creates a container remote (201).
 func (s *Server) RemotesContainerContainerCreate(c *gin.Context) {
-	s.createNow(c, containerRemoteSerializer)
+	s.respond(c, s.createNow(c, containerRemoteSerializer))
 }
 
 // RemotesContainerContainerRead shows a container remote.
 func (s *Server) RemotesContainerContainerRead(c *gin.Context, id string, _ gen.RemotesContainerContainerReadParams) {
-	s.readObject(c, models.KindContainerRemote, id)
+	s.respond(c, s.readObject(c, models.KindContainerRemote, id))
 }
 
 // RemotesContainerContainerUpdate replaces a container remote.
 func (s *Server) RemotesContainerContainerUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerRemoteSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, containerRemoteSerializer, id, modePut))
 }
 
 // RemotesContainerContainerPartialUpdate patches a container remote.
 func (s *Server) RemotesContainerContainerPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerRemoteSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, containerRemoteSerializer, id, modePatch))
 }
 
 // RemotesContainerContainerDelete deletes a container remote (task).
 func (s *Server) RemotesContainerContainerDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindContainerRemote, id, tasks.NameGeneralDelete)
+	s.respond(c, s.deleteObject(c, models.KindContainerRemote, id, tasks.NameGeneralDelete))
 }
 
 // RemotesContainerContainerSetLabel sets a label on a container remote.
 func (s *Server) RemotesContainerContainerSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindContainerRemote, id)
+	s.respond(c, s.setLabel(c, models.KindContainerRemote, id))
 }
 
 // RemotesContainerContainerUnsetLabel removes a label from a container remote.
 func (s *Server) RemotesContainerContainerUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindContainerRemote, id)
+	s.respond(c, s.unsetLabel(c, models.KindContainerRemote, id))
 }
 
 // RemotesContainerPullThroughList lists pull-through remotes.
 func (s *Server) RemotesContainerPullThroughList(c *gin.Context, _ gen.RemotesContainerPullThroughListParams) {
-	list[models.Remote](s, c, remoteListSpec(models.KindPullThroughRemote))
+	s.respond(c, list[models.Remote](s, c, remoteListSpec(models.KindPullThroughRemote)))
 }
 
 // RemotesContainerPullThroughCreate creates a pull-through remote (201).
 func (s *Server) RemotesContainerPullThroughCreate(c *gin.Context) {
-	s.createNow(c, pullThroughRemoteSerializer)
+	s.respond(c, s.createNow(c, pullThroughRemoteSerializer))
 }
 
 // RemotesContainerPullThroughRead shows a pull-through remote.
 func (s *Server) RemotesContainerPullThroughRead(c *gin.Context, id string, _ gen.RemotesContainerPullThroughReadParams) {
-	s.readObject(c, models.KindPullThroughRemote, id)
+	s.respond(c, s.readObject(c, models.KindPullThroughRemote, id))
 }
 
 // RemotesContainerPullThroughUpdate replaces a pull-through remote.
 func (s *Server) RemotesContainerPullThroughUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughRemoteSerializer, id, modePut)
+	s.respond(c, s.updateObject(c, pullThroughRemoteSerializer, id, modePut))
 }
 
 // RemotesContainerPullThroughPartialUpdate patches a pull-through remote.
 func (s *Server) RemotesContainerPullThroughPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pullThroughRemoteSerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, pullThroughRemoteSerializer, id, modePatch))
 }
 
 // RemotesContainerPullThroughDelete deletes a pull-through remote (task).
 func (s *Server) RemotesContainerPullThroughDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindPullThroughRemote, id, tasks.NameGeneralDelete)
+	s.respond(c, s.deleteObject(c, models.KindPullThroughRemote, id, tasks.NameGeneralDelete))
 }
 
 // RemotesContainerPullThroughSetLabel sets a label on a pull-through remote.
 func (s *Server) RemotesContainerPullThroughSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindPullThroughRemote, id)
+	s.respond(c, s.setLabel(c, models.KindPullThroughRemote, id))
 }
 
 // RemotesContainerPullThroughUnsetLabel removes a label from a pull-through remote.
 func (s *Server) RemotesContainerPullThroughUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindPullThroughRemote, id)
+	s.respond(c, s.unsetLabel(c, models.KindPullThroughRemote, id))
 }
 
 // RemotesList lists remotes of every kind.
@@ -209,5 +197,5 @@ func (s *Server) RemotesList(c *gin.Context, _ gen.RemotesListParams) {
 	spec := remoteListSpec(models.KindContainerRemote)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	listView[models.Remote](s, c, spec, genericRemote)
+	s.respond(c, listView[models.Remote](s, c, spec, genericRemote))
 }

@@ -81,14 +81,13 @@ func fieldParams(c *gin.Context) (fields, exclude []string) {
 }
 
 // renderObject sends one object with status code, honouring ?fields= and ?exclude_fields=.
-func (s *Server) renderObject(c *gin.Context, code int, obj models.Object) {
+func (s *Server) renderObject(c *gin.Context, code int, obj models.Object) error {
 	m, err := obj.Serialize(s.db, c.Request.Host)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	fields, exclude := fieldParams(c)
-	writeJSON(c, code, selectFields(m, fields, exclude))
+	return writeJSON(c, code, selectFields(m, fields, exclude))
 }
 
 // orderSQL turns ?ordering= into SQL using the spec's columns; Pulp's 400 for unknown keys.
@@ -137,8 +136,8 @@ func pageLink(c *gin.Context, limit, offset int) string {
 func list[T any, PT interface {
 	*T
 	models.Object
-}](s *Server, c *gin.Context, spec *models.ListSpec) {
-	listView[T, PT](s, c, spec, nil)
+}](s *Server, c *gin.Context, spec *models.ListSpec) error {
+	return listView[T, PT](s, c, spec, nil)
 }
 
 // listView is list with the results rendered through view (nil: as they are), for the
@@ -146,37 +145,33 @@ func list[T any, PT interface {
 func listView[T any, PT interface {
 	*T
 	models.Object
-}](s *Server, c *gin.Context, spec *models.ListSpec, view func(*gin.Context, map[string]any) map[string]any) {
+}](s *Server, c *gin.Context, spec *models.ListSpec, view func(*gin.Context, map[string]any) map[string]any) error {
 	lq := parseListQuery(c)
 	q, err := spec.Apply(s.db.WithContext(c), lq.filters)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	order, err := orderSQL(spec, lq.ordering)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	var rows []T
 	count, err := models.Page(q, order, lq.limit, lq.offset, &rows)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	results := make([]any, 0, len(rows))
 	for i := range rows {
 		m, err := PT(&rows[i]).Serialize(s.db, c.Request.Host)
 		if err != nil {
-			fail(c, err)
-			return
+			return err
 		}
 		if view != nil {
 			m = view(c, m)
 		}
 		results = append(results, selectFields(m, lq.fields, lq.exclude))
 	}
-	writePage(c, lq, count, results)
+	return writePage(c, lq, count, results)
 }
 
 // scopeType restricts a query to one pulp_type.
@@ -186,7 +181,7 @@ func scopeType(t string) func(*gorm.DB) *gorm.DB {
 
 // writePage sends one page of a list: count, absolute next/previous links (null at the ends)
 // and the rendered results.
-func writePage(c *gin.Context, lq listQuery, count int64, results []any) {
+func writePage(c *gin.Context, lq listQuery, count int64, results []any) error {
 	var next, prev any
 	if int64(lq.offset+lq.limit) < count {
 		next = pageLink(c, lq.limit, lq.offset+lq.limit)
@@ -194,5 +189,5 @@ func writePage(c *gin.Context, lq listQuery, count int64, results []any) {
 	if lq.offset > 0 {
 		prev = pageLink(c, lq.limit, max(lq.offset-lq.limit, 0))
 	}
-	writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
+	return writeJSON(c, http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
 }

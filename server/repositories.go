@@ -11,31 +11,32 @@ import (
 	"github.com/pulpgo/pulpgo/tasks"
 )
 
-func repositoryFields() []field {
-	return []field{
-		{name: "name", kind: fString, required: true, unique: true, ident: true},
-		{name: "description", kind: fString, nullable: true},
-		{name: "retain_repo_versions", kind: fInt, nullable: true, min: minOf(1)},
-		{name: "retain_checkpoints", kind: fInt, nullable: true, min: minOf(1)},
-		{name: "pulp_labels", kind: fLabels},
-		{name: "manifest_signing_service", kind: fRef, nullable: true, ignore: true},
+// repositoryRules are what both repositories' serializers add to their schemas.
+func repositoryRules() map[string]rule {
+	return map[string]rule{
+		"name": {unique: true, ident: true},
+		// There are no signing services: any href is refused, null is dropped.
+		"manifest_signing_service": {ignore: true},
 	}
 }
 
 var repositoryReadOnly = []string{"versions_href", "latest_version_href"}
 
 var containerRepositorySerializer = &serializer{
-	kind:  models.KindContainerRepository,
-	model: &models.Repository{},
-	fields: append(repositoryFields(),
-		field{name: "remote", key: "remote_id", kind: fRef, nullable: true, refKinds: []models.Kind{models.KindContainerRemote}}),
+	schema: "container.ContainerRepository",
+	kind:   models.KindContainerRepository,
+	model:  &models.Repository{},
+	rules: withRules(repositoryRules(), map[string]rule{
+		"remote": {key: "remote_id", refKinds: []models.Kind{models.KindContainerRemote}},
+	}),
 	readOnly: repositoryReadOnly,
 }
 
 var pushRepositorySerializer = &serializer{
+	schema:   "container.ContainerPushRepository",
 	kind:     models.KindPushRepository,
 	model:    &models.Repository{},
-	fields:   repositoryFields(),
+	rules:    repositoryRules(),
 	readOnly: repositoryReadOnly,
 }
 
@@ -64,62 +65,62 @@ func repositoryListSpec(k models.Kind) *models.ListSpec {
 
 // RepositoriesContainerContainerList lists container repositories.
 func (s *Server) RepositoriesContainerContainerList(c *gin.Context, _ gen.RepositoriesContainerContainerListParams) {
-	list[models.Repository](s, c, repositoryListSpec(models.KindContainerRepository))
+	s.respond(c, list[models.Repository](s, c, repositoryListSpec(models.KindContainerRepository)))
 }
 
 // RepositoriesContainerContainerCreate creates a container repository and its version 0 (201).
 func (s *Server) RepositoriesContainerContainerCreate(c *gin.Context) {
-	s.createNow(c, containerRepositorySerializer)
+	s.respond(c, s.createNow(c, containerRepositorySerializer))
 }
 
 // RepositoriesContainerContainerRead shows a container repository.
 func (s *Server) RepositoriesContainerContainerRead(c *gin.Context, id string, _ gen.RepositoriesContainerContainerReadParams) {
-	s.readObject(c, models.KindContainerRepository, id)
+	s.respond(c, s.readObject(c, models.KindContainerRepository, id))
 }
 
 // RepositoriesContainerContainerUpdate replaces a container repository.
 func (s *Server) RepositoriesContainerContainerUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerRepositorySerializer, id, modePut)
+	s.respond(c, s.updateObject(c, containerRepositorySerializer, id, modePut))
 }
 
 // RepositoriesContainerContainerPartialUpdate patches a container repository.
 func (s *Server) RepositoriesContainerContainerPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, containerRepositorySerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, containerRepositorySerializer, id, modePatch))
 }
 
 // RepositoriesContainerContainerDelete deletes a container repository (task).
 func (s *Server) RepositoriesContainerContainerDelete(c *gin.Context, id string) {
-	s.deleteObject(c, models.KindContainerRepository, id, tasks.NameGeneralDelete)
+	s.respond(c, s.deleteObject(c, models.KindContainerRepository, id, tasks.NameGeneralDelete))
 }
 
 // RepositoriesContainerContainerSetLabel sets a label on a container repository.
 func (s *Server) RepositoriesContainerContainerSetLabel(c *gin.Context, id string) {
-	s.setLabel(c, models.KindContainerRepository, id)
+	s.respond(c, s.setLabel(c, models.KindContainerRepository, id))
 }
 
 // RepositoriesContainerContainerUnsetLabel removes a label from a container repository.
 func (s *Server) RepositoriesContainerContainerUnsetLabel(c *gin.Context, id string) {
-	s.unsetLabel(c, models.KindContainerRepository, id)
+	s.respond(c, s.unsetLabel(c, models.KindContainerRepository, id))
 }
 
 // RepositoriesContainerContainerPushList lists push repositories.
 func (s *Server) RepositoriesContainerContainerPushList(c *gin.Context, _ gen.RepositoriesContainerContainerPushListParams) {
-	list[models.Repository](s, c, repositoryListSpec(models.KindPushRepository))
+	s.respond(c, list[models.Repository](s, c, repositoryListSpec(models.KindPushRepository)))
 }
 
 // RepositoriesContainerContainerPushRead shows a push repository.
 func (s *Server) RepositoriesContainerContainerPushRead(c *gin.Context, id string, _ gen.RepositoriesContainerContainerPushReadParams) {
-	s.readObject(c, models.KindPushRepository, id)
+	s.respond(c, s.readObject(c, models.KindPushRepository, id))
 }
 
 // RepositoriesContainerContainerPushUpdate replaces a push repository.
 func (s *Server) RepositoriesContainerContainerPushUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pushRepositorySerializer, id, modePut)
+	s.respond(c, s.updateObject(c, pushRepositorySerializer, id, modePut))
 }
 
 // RepositoriesContainerContainerPushPartialUpdate patches a push repository.
 func (s *Server) RepositoriesContainerContainerPushPartialUpdate(c *gin.Context, id string) {
-	s.updateObject(c, pushRepositorySerializer, id, modePatch)
+	s.respond(c, s.updateObject(c, pushRepositorySerializer, id, modePatch))
 }
 
 // RepositoriesList lists repositories of every kind.
@@ -127,13 +128,13 @@ func (s *Server) RepositoriesList(c *gin.Context, _ gen.RepositoriesListParams) 
 	spec := repositoryListSpec(models.KindContainerRepository)
 	spec.Scope = nil
 	spec.Columns["pulp_type"] = "pulp_type"
-	listView[models.Repository](s, c, spec, genericRepository)
+	s.respond(c, listView[models.Repository](s, c, spec, genericRepository))
 }
 
-func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) {
-	obj := s.getObject(c, k, id)
-	if obj == nil {
-		return
+func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) error {
+	obj, err := s.getObject(c, k, id)
+	if err != nil {
+		return err
 	}
 	repo := obj.(*models.Repository)
 	lq := parseListQuery(c)
@@ -159,32 +160,28 @@ func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) {
 		},
 		Order: "number DESC",
 	}
-	q, err := spec.Apply(q, lq.filters)
+	q, err = spec.Apply(q, lq.filters)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	order, err := orderSQL(spec, lq.ordering)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	var rows []models.RepositoryVersion
 	count, err := models.Page(q, order, lq.limit, lq.offset, &rows)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	results := make([]any, 0, len(rows))
 	for i := range rows {
 		m, err := models.SerializeVersion(s.db, repo, &rows[i])
 		if err != nil {
-			fail(c, err)
-			return
+			return err
 		}
 		results = append(results, selectFields(m, lq.fields, lq.exclude))
 	}
-	writePage(c, lq, count, results)
+	return writePage(c, lq, count, results)
 }
 
 // versionsWithContent keeps the versions of repo that hold every content unit in hrefs.
@@ -201,71 +198,67 @@ func versionsWithContent(q *gorm.DB, repo *models.Repository, hrefs []string) (*
 	return q, nil
 }
 
-func (s *Server) readVersion(c *gin.Context, k models.Kind, id string, number int64) {
-	obj := s.getObject(c, k, id)
-	if obj == nil {
-		return
+func (s *Server) readVersion(c *gin.Context, k models.Kind, id string, number int64) error {
+	obj, err := s.getObject(c, k, id)
+	if err != nil {
+		return err
 	}
 	repo := obj.(*models.Repository)
 	v, err := models.GetVersion(s.db.WithContext(c), repo, number)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	m, err := models.SerializeVersion(s.db, repo, v)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	fields, exclude := fieldParams(c)
-	writeJSON(c, http.StatusOK, selectFields(m, fields, exclude))
+	return writeJSON(c, http.StatusOK, selectFields(m, fields, exclude))
 }
 
-func (s *Server) deleteVersion(c *gin.Context, k models.Kind, id string, number int64) {
-	obj := s.getObject(c, k, id)
-	if obj == nil {
-		return
+func (s *Server) deleteVersion(c *gin.Context, k models.Kind, id string, number int64) error {
+	obj, err := s.getObject(c, k, id)
+	if err != nil {
+		return err
 	}
 	repo := obj.(*models.Repository)
 	v, err := models.GetVersion(s.db.WithContext(c), repo, number)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if countWhere(s.db, &models.Distribution{}, "repository_version_id = ?", v.ID) > 0 {
-		fail(c, models.NewValidationError("non_field_errors", models.ErrVersionInUse.Error()))
-		return
+		return models.NewValidationError("non_field_errors", models.ErrVersionInUse.Error())
 	}
-	s.dispatch(c, models.NewTask{Name: tasks.NameDeleteVersion, Exclusive: []string{k.PRNOf(repo.ID)},
+	return s.dispatch(c, models.NewTask{Name: tasks.NameDeleteVersion, Exclusive: []string{k.PRNOf(repo.ID)},
 		Args: tasks.VersionArgs{RepositoryID: repo.ID, Number: number}})
 }
 
 // RepositoriesContainerContainerVersionsList lists a container repository's versions.
 func (s *Server) RepositoriesContainerContainerVersionsList(c *gin.Context, id string, _ gen.RepositoriesContainerContainerVersionsListParams) {
-	s.listVersions(c, models.KindContainerRepository, id)
+	s.respond(c, s.listVersions(c, models.KindContainerRepository, id))
 }
 
 // RepositoriesContainerContainerVersionsRead shows one version of a container repository.
 func (s *Server) RepositoriesContainerContainerVersionsRead(c *gin.Context, id string, number int64, _ gen.RepositoriesContainerContainerVersionsReadParams) {
-	s.readVersion(c, models.KindContainerRepository, id, number)
+	s.respond(c, s.readVersion(c, models.KindContainerRepository, id, number))
 }
 
 // RepositoriesContainerContainerVersionsDelete deletes one version (task).
 func (s *Server) RepositoriesContainerContainerVersionsDelete(c *gin.Context, id string, number int64) {
-	s.deleteVersion(c, models.KindContainerRepository, id, number)
+	s.respond(c, s.deleteVersion(c, models.KindContainerRepository, id, number))
 }
 
 // RepositoriesContainerContainerPushVersionsList lists a push repository's versions.
 func (s *Server) RepositoriesContainerContainerPushVersionsList(c *gin.Context, id string, _ gen.RepositoriesContainerContainerPushVersionsListParams) {
-	s.listVersions(c, models.KindPushRepository, id)
+	s.respond(c, s.listVersions(c, models.KindPushRepository, id))
 }
 
 // RepositoriesContainerContainerPushVersionsRead shows one version of a push repository.
 func (s *Server) RepositoriesContainerContainerPushVersionsRead(c *gin.Context, id string, number int64, _ gen.RepositoriesContainerContainerPushVersionsReadParams) {
-	s.readVersion(c, models.KindPushRepository, id, number)
+	s.respond(c, s.readVersion(c, models.KindPushRepository, id, number))
 }
 
 // RepositoriesContainerContainerPushVersionsDelete deletes one version of a push repository.
 func (s *Server) RepositoriesContainerContainerPushVersionsDelete(c *gin.Context, id string, number int64) {
-	s.deleteVersion(c, models.KindPushRepository, id, number)
+	s.respond(c, s.deleteVersion(c, models.KindPushRepository, id, number))
 }

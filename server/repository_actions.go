@@ -28,12 +28,6 @@ const invalidTagMessage = "The provided tag is not valid. A tag may contain lowe
 	"alphabetic characters, digits, underscores, periods, and dashes. A tag must not start with a " +
 	"period or a dash."
 
-// manifestMediaTypes are the choices of ManifestCopy's media_types (MediaTypesEnum).
-var manifestMediaTypes = []string{
-	models.MediaTypeDockerSchema1, models.MediaTypeDockerManifest, models.MediaTypeDockerManifestList,
-	models.MediaTypeOCIManifest, models.MediaTypeOCIIndex,
-}
-
 // trimStrings returns a check that strips surrounding whitespace from the string fields
 // names, as DRF's CharField does, and reports those left blank.
 func trimStrings(names ...string) func(*Server, *input, *models.ValidationError) {
@@ -61,7 +55,7 @@ func checkTagName(s *Server, in *input, errs *models.ValidationError) {
 }
 
 var recursiveManageSerializer = &serializer{
-	fields: []field{{name: "content_units", kind: fStrings}},
+	schema: "RecursiveManage",
 	check: func(_ *Server, in *input, errs *models.ValidationError) {
 		units, _ := in.merged["content_units"].([]string)
 		if errs.Err() == nil && len(units) > 1 && contains(units, tasks.RemoveAllUnits) {
@@ -70,67 +64,47 @@ var recursiveManageSerializer = &serializer{
 	},
 }
 
-var tagImageSerializer = &serializer{
-	fields: []field{{name: "tag", kind: fString, required: true}, {name: "digest", kind: fString, required: true}},
-	check:  checkTagName,
+var tagImageSerializer = &serializer{schema: "TagImage", check: checkTagName}
+
+var untagImageSerializer = &serializer{schema: "UnTagImage", check: checkTagName}
+
+var removeImageSerializer = &serializer{schema: "RemoveImage", check: trimStrings("digest")}
+
+// copyRules are the sources of a copy: a container repository (its latest version) or a
+// version.
+func copyRules() map[string]rule {
+	return map[string]rule{
+		"source_repository":         {refKinds: []models.Kind{models.KindContainerRepository}},
+		"source_repository_version": {refKinds: []models.Kind{models.KindRepositoryVersion}},
+	}
 }
 
-var untagImageSerializer = &serializer{
-	fields: []field{{name: "tag", kind: fString, required: true}},
-	check:  checkTagName,
-}
+var tagCopySerializer = &serializer{schema: "TagCopy", rules: copyRules()}
 
-var removeImageSerializer = &serializer{
-	fields: []field{{name: "digest", kind: fString, required: true}},
-	check:  trimStrings("digest"),
-}
-
-func copyFields(extra ...field) []field {
-	return append([]field{
-		{name: "source_repository", kind: fRef, refKinds: []models.Kind{models.KindContainerRepository}},
-		{name: "source_repository_version", kind: fRef, refKinds: []models.Kind{models.KindRepositoryVersion}},
-	}, extra...)
-}
-
-var tagCopySerializer = &serializer{fields: copyFields(field{name: "names", kind: fStrings})}
-
-var manifestCopySerializer = &serializer{
-	fields: copyFields(field{name: "digests", kind: fStrings}, field{name: "media_types", kind: fStrings}),
-	check: func(_ *Server, in *input, errs *models.ValidationError) {
-		types, _ := in.merged["media_types"].([]string)
-		for _, t := range types {
-			if !contains(manifestMediaTypes, t) {
-				errs.Add("media_types", fmt.Sprintf("\"%s\" is not a valid choice.", t))
-				return
-			}
-		}
-	},
-}
+var manifestCopySerializer = &serializer{schema: "ManifestCopy", rules: copyRules()}
 
 // writableRepository loads the repository of kind k an action changes: Pulp's 404s, and the
-// read-only refusal for repositories of the pull-through cache. It answers itself and returns
-// nil on failure.
-func (s *Server) writableRepository(c *gin.Context, k models.Kind, id string) *models.Repository {
-	obj := s.getObject(c, k, id)
-	if obj == nil {
-		return nil
+// read-only refusal for repositories of the pull-through cache.
+func (s *Server) writableRepository(c *gin.Context, k models.Kind, id string) (*models.Repository, error) {
+	obj, err := s.getObject(c, k, id)
+	if err != nil {
+		return nil, err
 	}
 	repo := obj.(*models.Repository)
 	if err := repo.WritableCheck(); err != nil {
-		fail(c, err)
-		return nil
+		return nil, err
 	}
-	return repo
+	return repo, nil
 }
 
 // dispatchOn dispatches task name with args, reserving repo exclusively and shared (copy
 // sources) shared.
-func (s *Server) dispatchOn(c *gin.Context, repo *models.Repository, name string, args any, shared ...*models.Repository) {
+func (s *Server) dispatchOn(c *gin.Context, repo *models.Repository, name string, args any, shared ...*models.Repository) error {
 	nt := models.NewTask{Name: name, Exclusive: []string{repo.Kind().PRNOf(repo.ID)}, Args: args}
 	for _, r := range shared {
 		nt.Shared = append(nt.Shared, r.Kind().PRNOf(r.ID))
 	}
-	s.dispatch(c, nt)
+	return s.dispatch(c, nt)
 }
 
 // pyStr renders s as Python's repr of a str, which Pulp's messages embed.
@@ -232,55 +206,60 @@ func (s *Server) contentIDs(c *gin.Context, units []string) ([]string, error) {
 // RepositoriesContainerContainerAdd adds content units, recursively, in a new version (task
 // recursive_add_content).
 func (s *Server) RepositoriesContainerContainerAdd(c *gin.Context, id string) {
-	repo := s.writableRepository(c, models.KindContainerRepository, id)
-	if repo == nil {
-		return
+	s.respond(c, s.addContent(c, id))
+}
+
+func (s *Server) addContent(c *gin.Context, id string) error {
+	repo, err := s.writableRepository(c, models.KindContainerRepository, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, recursiveManageSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, recursiveManageSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	units, _ := in.merged["content_units"].([]string)
 	ids, err := s.contentIDs(c, units)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
-	s.dispatchOn(c, repo, tasks.NameRecursiveAdd, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: ids})
+	return s.dispatchOn(c, repo, tasks.NameRecursiveAdd, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: ids})
 }
 
 // RepositoriesContainerContainerRemove removes content units, recursively, in a new version
 // (task recursive_remove_content); ["*"] removes everything.
 func (s *Server) RepositoriesContainerContainerRemove(c *gin.Context, id string) {
-	repo := s.writableRepository(c, models.KindContainerRepository, id)
-	if repo == nil {
-		return
+	s.respond(c, s.removeContent(c, id))
+}
+
+func (s *Server) removeContent(c *gin.Context, id string) error {
+	repo, err := s.writableRepository(c, models.KindContainerRepository, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, recursiveManageSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, recursiveManageSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	units, _ := in.merged["content_units"].([]string)
 	ids := []string{tasks.RemoveAllUnits}
 	if !contains(units, tasks.RemoveAllUnits) {
-		var err error
 		if ids, err = s.contentIDs(c, units); err != nil {
-			fail(c, err)
-			return
+			return err
 		}
 	}
-	s.dispatchOn(c, repo, tasks.NameRecursiveRemove, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: ids})
+	return s.dispatchOn(c, repo, tasks.NameRecursiveRemove, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: ids})
 }
 
 // tag answers tag/ on a repository of kind k: the manifest must be in the latest version.
-func (s *Server) tag(c *gin.Context, k models.Kind, id string) {
-	repo := s.writableRepository(c, k, id)
-	if repo == nil {
-		return
+func (s *Server) tag(c *gin.Context, k models.Kind, id string) error {
+	repo, err := s.writableRepository(c, k, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, tagImageSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, tagImageSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	name, digest := in.merged["tag"].(string), in.merged["digest"].(string)
 	m, err := models.ManifestInVersion(s.db.WithContext(c), repo, repo.LatestNumber, digest)
@@ -288,65 +267,66 @@ func (s *Server) tag(c *gin.Context, k models.Kind, id string) {
 		err = models.NewValidationError("non_field_errors", models.ManifestMissingMessage(digest, repo))
 	}
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
-	s.dispatchOn(c, repo, tasks.NameTagImage, tasks.TagArgs{RepositoryID: repo.ID, ManifestID: m.ID, Tag: name})
+	return s.dispatchOn(c, repo, tasks.NameTagImage, tasks.TagArgs{RepositoryID: repo.ID, ManifestID: m.ID, Tag: name})
 }
 
 // untag answers untag/ on a repository of kind k: the tag must be in the latest version.
-func (s *Server) untag(c *gin.Context, k models.Kind, id string) {
-	repo := s.writableRepository(c, k, id)
-	if repo == nil {
-		return
+func (s *Server) untag(c *gin.Context, k models.Kind, id string) error {
+	repo, err := s.writableRepository(c, k, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, untagImageSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, untagImageSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	name := in.merged["tag"].(string)
 	ids, err := models.TagIDsInVersion(s.db.WithContext(c), repo, repo.LatestNumber, []string{name})
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if len(ids) == 0 {
-		fail(c, models.NewValidationError("non_field_errors", models.TagMissingMessage(name, repo)))
-		return
+		return models.NewValidationError("non_field_errors", models.TagMissingMessage(name, repo))
 	}
-	s.dispatchOn(c, repo, tasks.NameUntagImage, tasks.TagArgs{RepositoryID: repo.ID, Tag: name})
+	return s.dispatchOn(c, repo, tasks.NameUntagImage, tasks.TagArgs{RepositoryID: repo.ID, Tag: name})
 }
 
 // RepositoriesContainerContainerTag tags a manifest of the latest version (task tag_image).
 func (s *Server) RepositoriesContainerContainerTag(c *gin.Context, id string) {
-	s.tag(c, models.KindContainerRepository, id)
+	s.respond(c, s.tag(c, models.KindContainerRepository, id))
 }
 
 // RepositoriesContainerContainerUntag removes a tag (task untag_image).
 func (s *Server) RepositoriesContainerContainerUntag(c *gin.Context, id string) {
-	s.untag(c, models.KindContainerRepository, id)
+	s.respond(c, s.untag(c, models.KindContainerRepository, id))
 }
 
 // RepositoriesContainerContainerPushTag tags a manifest of a push repository.
 func (s *Server) RepositoriesContainerContainerPushTag(c *gin.Context, id string) {
-	s.tag(c, models.KindPushRepository, id)
+	s.respond(c, s.tag(c, models.KindPushRepository, id))
 }
 
 // RepositoriesContainerContainerPushUntag removes a tag from a push repository.
 func (s *Server) RepositoriesContainerContainerPushUntag(c *gin.Context, id string) {
-	s.untag(c, models.KindPushRepository, id)
+	s.respond(c, s.untag(c, models.KindPushRepository, id))
 }
 
 // RepositoriesContainerContainerPushRemoveImage removes a manifest of the latest version with
 // its tags, recursively (task recursive_remove_content).
 func (s *Server) RepositoriesContainerContainerPushRemoveImage(c *gin.Context, id string) {
-	repo := s.writableRepository(c, models.KindPushRepository, id)
-	if repo == nil {
-		return
+	s.respond(c, s.removeImage(c, id))
+}
+
+func (s *Server) removeImage(c *gin.Context, id string) error {
+	repo, err := s.writableRepository(c, models.KindPushRepository, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, removeImageSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, removeImageSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	digest := in.merged["digest"].(string)
 	db := s.db.WithContext(c)
@@ -355,16 +335,14 @@ func (s *Server) RepositoriesContainerContainerPushRemoveImage(c *gin.Context, i
 		err = models.NewValidationError("non_field_errors", models.ManifestMissingMessage(digest, repo))
 	}
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	units, err := models.TagIDsOfManifest(db, repo, repo.LatestNumber, m.ID)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	units = append(units, m.ID)
-	s.dispatchOn(c, repo, tasks.NameRecursiveRemove, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: units})
+	return s.dispatchOn(c, repo, tasks.NameRecursiveRemove, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: units})
 }
 
 // copySource resolves the source of a copy: source_repository (its latest version) or
@@ -411,29 +389,27 @@ func rawString(raw []byte) string {
 // copyContent answers copy_tags/ and copy_manifests/: units picks the ids to copy from the
 // source version; they are added recursively (task recursive_add_content).
 func (s *Server) copyContent(c *gin.Context, id string, ser *serializer,
-	units func(in *input, src *models.Repository, n int64) ([]string, error)) {
-	repo := s.writableRepository(c, models.KindContainerRepository, id)
-	if repo == nil {
-		return
+	units func(in *input, src *models.Repository, n int64) ([]string, error)) error {
+	repo, err := s.writableRepository(c, models.KindContainerRepository, id)
+	if err != nil {
+		return err
 	}
-	in := s.bind(c, ser, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, ser, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	src, n, err := s.copySource(c, in)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	ids, err := units(in, src, n)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if ids == nil {
 		ids = []string{}
 	}
-	s.dispatchOn(c, repo, tasks.NameRecursiveAdd, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: ids}, src)
+	return s.dispatchOn(c, repo, tasks.NameRecursiveAdd, tasks.ContentArgs{RepositoryID: repo.ID, ContentUnits: ids}, src)
 }
 
 // listParam returns the list field name of in, or nil when the body did not carry it.
@@ -447,15 +423,15 @@ func listParam(in *input, name string) []string {
 // RepositoriesContainerContainerCopyTags copies tags (all, or those in names) from a source
 // repository or version, with their manifests and blobs.
 func (s *Server) RepositoriesContainerContainerCopyTags(c *gin.Context, id string) {
-	s.copyContent(c, id, tagCopySerializer, func(in *input, src *models.Repository, n int64) ([]string, error) {
+	s.respond(c, s.copyContent(c, id, tagCopySerializer, func(in *input, src *models.Repository, n int64) ([]string, error) {
 		return models.TagIDsInVersion(s.db.WithContext(c), src, n, listParam(in, "names"))
-	})
+	}))
 }
 
 // RepositoriesContainerContainerCopyManifests copies manifests (filtered by digests and
 // media_types) from a source repository or version, with what they need.
 func (s *Server) RepositoriesContainerContainerCopyManifests(c *gin.Context, id string) {
-	s.copyContent(c, id, manifestCopySerializer, func(in *input, src *models.Repository, n int64) ([]string, error) {
+	s.respond(c, s.copyContent(c, id, manifestCopySerializer, func(in *input, src *models.Repository, n int64) ([]string, error) {
 		return models.ManifestIDsInVersion(s.db.WithContext(c), src, n, listParam(in, "digests"), listParam(in, "media_types"))
-	})
+	}))
 }

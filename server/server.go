@@ -61,6 +61,8 @@ type Server struct {
 	db     *gorm.DB
 	spec   *specIndex
 	apiDoc []byte
+	// fields are the serializers' field tables, derived from spec.
+	fields map[*serializer][]field
 }
 
 var _ gen.ServerInterface = (*Server)(nil)
@@ -78,15 +80,19 @@ func New(deps Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc}
+	fields, err := spec.compileSerializers()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc, fields: fields}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.RedirectTrailingSlash = true
 	r.HandleMethodNotAllowed = true
-	r.Use(recovery(deps.Logger), correlationID, s.allowHeader, s.authenticate, s.checkQuery)
-	r.NoRoute(func(c *gin.Context) { writeJSON(c, http.StatusNotFound, detail("Not found.")) })
+	r.Use(s.recovery, correlationID, s.allowHeader, s.authenticate, s.checkQuery)
+	r.NoRoute(func(c *gin.Context) { s.respond(c, errNotFound) })
 	r.NoMethod(s.noMethod)
-	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: paramError})
+	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: s.paramError})
 	return headAsGet{r}, nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"syscall"
 	"time"
@@ -46,7 +47,7 @@ func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
 		free := int64(st.Bavail) * int64(st.Bsize)
 		storage = map[string]any{"total": total, "used": total - int64(st.Bfree)*int64(st.Bsize), "free": free}
 	}
-	writeJSON(c, http.StatusOK, map[string]any{
+	s.respond(c, writeJSON(c, http.StatusOK, map[string]any{
 		"versions":            versions,
 		"online_workers":      online(models.AppWorker, workerTTL),
 		"online_api_apps":     online(models.AppAPI, apiAppTTL),
@@ -56,7 +57,7 @@ func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
 		"storage":             storage,
 		"content_settings":    map[string]any{"content_origin": nullable(s.deps.ContentOrigin), "content_path_prefix": "/pulp/content/"},
 		"domain_enabled":      false,
-	})
+	}))
 }
 
 // nullable is s, or nil (JSON null) when s is empty.
@@ -94,19 +95,25 @@ func (s *Server) WorkersList(c *gin.Context, _ gen.WorkersListParams) {
 		}
 		return q.Where("last_heartbeat >= ?", cutoff()), nil
 	}
-	list[models.AppStatus](s, c, spec)
+	s.respond(c, list[models.AppStatus](s, c, spec))
 }
 
 // WorkersRead shows a worker.
 func (s *Server) WorkersRead(c *gin.Context, id string, _ gen.WorkersReadParams) {
+	s.respond(c, s.readWorker(c, id))
+}
+
+func (s *Server) readWorker(c *gin.Context, id string) error {
 	if !models.ValidID(id) {
-		notFound(c)
-		return
+		return errNotFound
 	}
 	var a models.AppStatus
-	if err := s.db.WithContext(c).Take(&a, "id = ? AND app_type = ?", id, models.AppWorker).Error; err != nil {
-		fail(c, &models.NotFoundError{Model: "AppStatus", Ref: id})
-		return
+	err := s.db.WithContext(c).Take(&a, "id = ? AND app_type = ?", id, models.AppWorker).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return &models.NotFoundError{Model: "AppStatus", Ref: id}
 	}
-	s.renderObject(c, http.StatusOK, &a)
+	if err != nil {
+		return err
+	}
+	return s.renderObject(c, http.StatusOK, &a)
 }

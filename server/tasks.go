@@ -63,76 +63,79 @@ func (s *Server) taskListSpec() *models.ListSpec {
 
 // TasksList lists tasks, newest first.
 func (s *Server) TasksList(c *gin.Context, _ gen.TasksListParams) {
-	list[models.Task](s, c, s.taskListSpec())
+	s.respond(c, list[models.Task](s, c, s.taskListSpec()))
 }
 
 // TasksRead shows a task.
 func (s *Server) TasksRead(c *gin.Context, id string, _ gen.TasksReadParams) {
-	t := s.getTask(c, id)
-	if t != nil {
-		s.renderObject(c, http.StatusOK, t)
+	t, err := s.getTask(c, id)
+	if err == nil {
+		err = s.renderObject(c, http.StatusOK, t)
 	}
+	s.respond(c, err)
 }
 
-func (s *Server) getTask(c *gin.Context, id string) *models.Task {
+// getTask loads task id; a malformed id or a missing task is Pulp's 404.
+func (s *Server) getTask(c *gin.Context, id string) (*models.Task, error) {
 	if !models.ValidID(id) {
-		notFound(c)
-		return nil
+		return nil, errNotFound
 	}
-	t, err := models.GetTask(s.db.WithContext(c), id)
-	if err != nil {
-		fail(c, err)
-		return nil
-	}
-	return t
+	return models.GetTask(s.db.WithContext(c), id)
 }
 
-var cancelSerializer = &serializer{fields: []field{{name: "state", kind: fString, required: true}}}
+// cancelSerializer is Pulp's TaskCancelSerializer, whose state is required although its PATCH
+// schema lists no required field.
+var cancelSerializer = &serializer{schema: "PatchedTaskCancel", rules: map[string]rule{"state": {required: true}}}
 
 // TasksCancel cancels a task: 200 with the task (canceled or canceling), 409 with the task if
 // it had already finished.
 func (s *Server) TasksCancel(c *gin.Context, id string) {
-	if s.getTask(c, id) == nil {
-		return
+	s.respond(c, s.cancelTask(c, id))
+}
+
+func (s *Server) cancelTask(c *gin.Context, id string) error {
+	if _, err := s.getTask(c, id); err != nil {
+		return err
 	}
-	in := s.bind(c, cancelSerializer, modeCreate, nil)
-	if in == nil {
-		return
+	in, err := s.bind(c, cancelSerializer, modeCreate, nil)
+	if err != nil {
+		return err
 	}
 	if in.merged["state"] != models.TaskCanceled {
-		fail(c, models.NewValidationError("state", "The only acceptable value for 'state' is 'canceled'."))
-		return
+		return models.NewValidationError("state", "The only acceptable value for 'state' is 'canceled'.")
 	}
 	ok, err := models.CancelTask(s.db.WithContext(c), id)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	t, err := models.GetTask(s.db, id)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	code := http.StatusOK
 	if !ok {
 		code = http.StatusConflict
 	}
-	s.renderObject(c, code, t)
+	// A finished task's 409 carries the task, as Pulp's does: it is an answer, not an error.
+	return s.renderObject(c, code, t)
 }
 
-// TasksDelete deletes a finished task: 204, or 409 while it is unfinished.
+// TasksDelete deletes a finished task: 204, or 409 (no body) while it is unfinished.
 func (s *Server) TasksDelete(c *gin.Context, id string) {
-	if s.getTask(c, id) == nil {
-		return
+	s.respond(c, s.deleteTask(c, id))
+}
+
+func (s *Server) deleteTask(c *gin.Context, id string) error {
+	if _, err := s.getTask(c, id); err != nil {
+		return err
 	}
 	ok, err := models.DeleteTask(s.db.WithContext(c), id)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if !ok {
-		c.Status(http.StatusConflict)
-		return
+		return &apiError{status: http.StatusConflict}
 	}
 	c.Status(http.StatusNoContent)
+	return nil
 }
