@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/flight"
 	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
@@ -27,10 +28,11 @@ import (
 type Config struct {
 	DB      *gorm.DB
 	Storage storage.Driver
-	// StagingDir holds blobs being filled (same filesystem as Storage for a cheap commit).
-	StagingDir string
-	Recorder   Recorder
-	Logger     *slog.Logger
+	// Fills fetches blobs from upstreams into Storage, one fill per digest. The content app
+	// builds it (with its staging directory and Locker); Close waits for the fills.
+	Fills    *fill.Fills
+	Recorder Recorder
+	Logger   *slog.Logger
 	// TagFreshness is how long a tag is served without asking the upstream (0 = always ask).
 	TagFreshness time.Duration
 	// UpstreamTimeout bounds upstream manifest requests; past it the cache answers alone.
@@ -40,8 +42,6 @@ type Config struct {
 	// RecordQuiet is how long a repository must be quiet before what was pulled is recorded
 	// (default 300 ms), so that one pulled image becomes one repository version.
 	RecordQuiet time.Duration
-	// Locker coordinates fills across processes sharing Storage (nil: this process only).
-	Locker Locker
 	// NewNamesPerMinute bounds the images (repository, remote and distribution) one
 	// pull-through distribution creates per minute in this process, with a burst of as many;
 	// past it a pull of a new name is answered 429 and creates nothing. Zero means
@@ -55,7 +55,7 @@ const DefaultNewNamesPerMinute = 60
 // Cache serves images behind pull-through distributions.
 type Cache struct {
 	cfg      Config
-	fills    *Fills
+	fills    *fill.Fills
 	negative *negativeCache
 	batch    *batcher
 	tags     *tagStates
@@ -98,12 +98,12 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.NewNamesPerMinute == 0 {
 		cfg.NewNamesPerMinute = DefaultNewNamesPerMinute
 	}
-	if err := SweepStaging(cfg.StagingDir); err != nil {
-		return nil, fmt.Errorf("sweep staging dir %s: %w", cfg.StagingDir, err)
+	if cfg.Fills == nil {
+		return nil, errors.New("pullthrough: Config.Fills is required")
 	}
 	return &Cache{
 		cfg:            cfg,
-		fills:          NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger, fillOptions(cfg)...),
+		fills:          cfg.Fills,
 		negative:       newNegativeCache(cfg.NegativeTTL),
 		batch:          newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
 		tags:           newTagStates(),
@@ -114,13 +114,6 @@ func New(cfg Config) (*Cache, error) {
 		clients:        newClients(),
 		clientByRemote: lru.New(lru.Options[string, remoteClient]{MaxEntries: 10 * maxClients}),
 	}, nil
-}
-
-func fillOptions(cfg Config) []FillOption {
-	if cfg.Locker == nil {
-		return nil
-	}
-	return []FillOption{WithFillLocker(cfg.Locker)}
 }
 
 // Close records what is still pending and waits for running fills.

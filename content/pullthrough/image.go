@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
@@ -330,12 +331,12 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return &oci.BlobContent{Digest: digest, Size: size}, nil
 	}
 	open := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
-	fill, size, err := im.fill(ctx, digest, owner, open)
+	f, size, err := im.fill(ctx, digest, owner, open)
 	if err != nil {
 		return nil, upstreamError(err, unknown)
 	}
 	read := func(ctx context.Context, off int64) io.ReadCloser {
-		return &fillErrReader{ReadCloser: fill.NewReader(ctx, off), fill: fill, unknown: unknown}
+		return &fillErrReader{ReadCloser: f.NewReader(ctx, off), fill: f, unknown: unknown}
 	}
 	return &oci.BlobContent{Digest: digest, Size: size, Open: read}, nil
 }
@@ -345,21 +346,21 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 // mayServe allows it; if it fails, this image tries once with its own Source, so that another
 // image's upstream errors are not this one's. The grant of the digest is recorded when this
 // image's own fill has verified the bytes it fetched, before its readers get their end.
-func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*Fill, int64, error) {
+func (im *image) fill(ctx context.Context, digest, owner string, open fill.Source) (*fill.Fill, int64, error) {
 	for attempt := 0; ; attempt++ {
-		fill, started := im.c.fills.Claim(ctx, digest, owner, open, func() { im.c.grants.add(im.name, digest) })
+		f, started := im.c.fills.Claim(ctx, digest, owner, open, func() { im.c.grants.add(im.name, digest) })
 		switch {
 		case started:
-		case fill.Owner() == owner:
+		case f.Owner() == owner:
 			// Another client of this image started it: the same upstream answers for both.
 		default:
 			if ok, _ := im.mayServe(ctx, digest, false); !ok {
 				return nil, 0, oci.ErrBlobUnknown.WithDetail("digest", digest)
 			}
 		}
-		size, err := fill.Size(ctx)
+		size, err := f.Size(ctx)
 		if err != nil {
-			if ferr := fill.Err(); ferr != nil {
+			if ferr := f.Err(); ferr != nil {
 				if !started && attempt == 0 {
 					continue
 				}
@@ -367,13 +368,13 @@ func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*
 			}
 			return nil, 0, err
 		}
-		if started && !fill.Fetched() {
+		if started && !f.Fetched() {
 			// Another process stored it between our look and the fill: not our upstream's word.
 			if ok, _ := im.mayServe(ctx, digest, false); !ok {
 				return nil, 0, oci.ErrBlobUnknown.WithDetail("digest", digest)
 			}
 		}
-		return fill, size, nil
+		return f, size, nil
 	}
 }
 
@@ -381,7 +382,7 @@ func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*
 // registry error it maps to (an upstream failure is a 502 or 504, not a 500).
 type fillErrReader struct {
 	io.ReadCloser
-	fill    *Fill
+	fill    *fill.Fill
 	unknown *oci.Error
 }
 
