@@ -16,4 +16,10 @@
 // Locker extends that to processes that share a storage. A fill runs detached from the client
 // that started it (context.WithoutCancel plus a timeout), so it goes on when that client
 // leaves.
+//
+// Verification belongs to the reader (as go-containerregistry's internal/verify owns its
+// check): a Fill's reader hands out every byte the fill has written except the blob's last
+// one, which it holds back until the digest is verified, and ends with the fill's error
+// instead of io.EOF when the fill fails. A consumer that stops at the blob's announced length
+// therefore never gets a complete body of a blob that failed, and can copy plainly.
 package fill

@@ -170,6 +170,22 @@ func (f *Fill) fail(err error) (staging string) {
 	return f.staging
 }
 
+// readable returns how many bytes of the blob readers may have now; f.mu must be held. It is
+// every byte written, except the blob's last one until the digest is verified: the bytes that
+// complete a blob are what makes a consumer that counts them believe it has the blob, so they
+// go out only once they are known to be the right ones. With an announced size the last byte
+// is the one at size-1; without one, any byte written may be the last, so the latest one waits
+// for the next write or the verification.
+func (f *Fill) readable() int64 {
+	if f.verified {
+		return f.written
+	}
+	if f.sizeSet && f.written < f.size {
+		return f.written
+	}
+	return max(f.written-1, 0)
+}
+
 func (f *Fill) finalSize() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()

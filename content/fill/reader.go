@@ -13,10 +13,13 @@ import (
 // NewReader returns a reader of the blob from offset off. It reads the bytes already written
 // to the staging file through its own file handle, so it never slows the fill or other readers,
 // and waits for bytes not written yet (an offset beyond them waits too, which is how a Range
-// request is answered as soon as its bytes exist). It ends with io.EOF only once the whole blob
-// is verified; when the fill fails it returns the fill's error instead. After the commit it
-// reads from storage. Cancelling ctx stops this reader only. The reader is not safe for
-// concurrent use; Close releases its file handle.
+// request is answered as soon as its bytes exist). It never returns the blob's last byte
+// before the digest is verified (see Fill.readable), and ends with io.EOF only once the whole
+// blob is verified; when the fill fails it returns the fill's error instead. So a consumer that
+// stops at the blob's length (a Content-Length, a Range that reaches the end) has the whole
+// blob only when it is the blob it asked for. After the commit it reads from storage.
+// Cancelling ctx stops this reader only. The reader is not safe for concurrent use; Close
+// releases its file handle.
 func (f *Fill) NewReader(ctx context.Context, off int64) io.ReadCloser {
 	return &fillReader{f: f, ctx: ctx, off: off}
 }
@@ -96,7 +99,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			f.mu.Unlock()
 			return 0, err
 		}
-		if avail := f.written - r.off; avail > 0 {
+		if avail := f.readable() - r.off; avail > 0 {
 			f.mu.Unlock()
 			n, err := r.file.ReadAt(p[:min(int64(len(p)), avail)], r.off)
 			r.off += int64(n)
