@@ -17,6 +17,7 @@ import (
 
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/flight"
+	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
@@ -65,7 +66,7 @@ type Cache struct {
 	upstreamCalls flight.Group[tagState]
 	children      flight.Group[*childObjects]
 	grants        grants
-	manifests     *lru.Cache[string, *oci.Manifest] // parsed stored manifests by digest
+	store         *local.Store                      // what repositories and storage hold
 	childObjs     *lru.Cache[string, *childObjects] // objects of children by distribution
 	newNames      *lru.Cache[string, *rate.Limiter] // child creation budget by pull-through distribution
 
@@ -108,7 +109,7 @@ func New(cfg Config) (*Cache, error) {
 		batch:          newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
 		tags:           newTagStates(),
 		grants:         newGrants(),
-		manifests:      newManifestMemo(),
+		store:          local.New(cfg.DB, cfg.Storage, cfg.Logger),
 		childObjs:      lru.New(lru.Options[string, *childObjects]{MaxEntries: 10000, TTL: childTTL}),
 		newNames:       lru.New(lru.Options[string, *rate.Limiter]{MaxEntries: 10000}),
 		clients:        newClients(),
@@ -189,7 +190,8 @@ func (im *image) ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	im.repo, im.remote = objs.repo, objs.remote
+	im.setRepo(objs.repo)
+	im.remote = objs.remote
 	return nil
 }
 
