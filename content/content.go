@@ -1,7 +1,7 @@
 // Package content is the content app: the OCI/Docker registry API (/v2/) over pulpgo's
 // distributions, with the pull-through cache behind it. Its parts live in subpackages:
 // registry (HTTP handlers), pullthrough (the cache), upstream (the upstream registry client),
-// storage (blob storage) and oci (what they share).
+// fill (the fill engine), storage (blob storage) and oci (what they share).
 package content
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/pullthrough"
 	"github.com/pulpgo/pulpgo/content/registry"
 	"github.com/pulpgo/pulpgo/content/storage"
@@ -48,44 +49,49 @@ type Config struct {
 type App struct {
 	http.Handler
 	cache   *pullthrough.Cache
-	release func()
+	staging *fill.Staging
 }
 
 // New builds the content app.
 func New(cfg Config) (*App, error) {
-	var locker pullthrough.Locker
+	var fillOpts []fill.Option
 	if cfg.Redis != nil {
-		locker = redisLocker{rdb: cfg.Redis, ttl: fillLockTTL}
+		fillOpts = append(fillOpts, fill.WithLocker(redisLocker{rdb: cfg.Redis, ttl: fillLockTTL}))
 	}
-	staging, release, err := instanceStaging(filepath.Join(cfg.Storage.Dir(), ".fills"))
+	staging, err := fill.OpenStaging(filepath.Join(cfg.Storage.Dir(), stagingRoot))
 	if err != nil {
 		return nil, err
 	}
-	cache, err := pullthrough.New(pullthrough.Config{Locker: locker,
-		DB: cfg.DB, Storage: cfg.Storage, StagingDir: staging,
+	fills := fill.New(cfg.Storage, staging, cfg.Logger, fillOpts...)
+	cache, err := pullthrough.New(pullthrough.Config{Fills: fills,
+		DB: cfg.DB, Storage: cfg.Storage,
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
 		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute,
 	})
 	if err != nil {
-		release()
+		_ = staging.Close()
 		return nil, err
 	}
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
 		AdminPassword: cfg.AdminPassword, Logger: cfg.Logger})
 	if err != nil {
 		cache.Close()
-		release()
+		_ = staging.Close()
 		return nil, err
 	}
-	return &App{Handler: reg, cache: cache, release: release}, nil
+	return &App{Handler: reg, cache: cache, staging: staging}, nil
 }
+
+// stagingRoot is the directory below the storage root where the content processes keep their
+// fill.Staging directories: on the storage's filesystem, so that a fill's commit is a rename.
+const stagingRoot = ".fills"
 
 // Close records what the cache still holds, waits for running fills and removes this
 // process's staging directory.
 func (a *App) Close() {
 	a.cache.Close()
-	a.release()
+	_ = a.staging.Close()
 }
 
 // Mux sends registry paths (/v2/...) to reg and everything else to api, so that one port

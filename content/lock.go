@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulpgo/pulpgo/content/pullthrough"
+	"github.com/pulpgo/pulpgo/content/fill"
 )
 
 // redisLocker makes content processes that share storage fetch each blob once: the process
@@ -21,7 +21,7 @@ type redisLocker struct {
 	ttl time.Duration
 }
 
-var _ pullthrough.Locker = redisLocker{}
+var _ fill.Locker = redisLocker{}
 
 var unlockScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end return 0`)
 var refreshScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) end return 0`)

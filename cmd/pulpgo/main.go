@@ -105,12 +105,12 @@ func run(ctx context.Context, role string, cfg *config) error {
 	}
 	// serve owns its storage; roles that may share it with other processes sweep only what
 	// no write in progress can own.
-	sweep := store.SweepStaging
+	sweep := store.SweepWrites
 	if role != "serve" {
-		sweep = func() error { return store.SweepStagingOlderThan(time.Hour) }
+		sweep = func() error { return store.SweepWritesOlderThan(time.Hour) }
 	}
 	if err := sweep(); err != nil {
-		return fmt.Errorf("sweep storage staging: %w", err)
+		return fmt.Errorf("sweep unfinished storage writes: %w", err)
 	}
 
 	redisURL := cfg.RedisURL

@@ -29,7 +29,8 @@ type BlobContent struct {
 	ModTime time.Time
 	// File is the stored blob; the registry serves it with http.ServeContent (ranges, ETag).
 	File io.ReadSeekCloser
-	// Open returns a reader from offset that follows a fill in progress; it fails (never a clean
-	// io.EOF) if the fill fails.
+	// Open returns a reader from offset that follows a fill in progress. The reader owns the
+	// verification: it never returns the blob's last byte before the blob's digest is verified,
+	// and fails (never a clean io.EOF) if the fill fails; the registry copies it as it comes.
 	Open func(ctx context.Context, offset int64) io.ReadCloser
 }

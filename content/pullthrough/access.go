@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/pulpgo/pulpgo/content/lru"
-	"github.com/pulpgo/pulpgo/models"
 )
 
 // grants remembers which digests an image may serve from storage. Storage is shared by every
@@ -35,7 +34,7 @@ func (im *image) mayServe(ctx context.Context, digest string, manifest bool) (ok
 	if im.c.grants.has(im.name, digest) {
 		return true, false
 	}
-	if id := im.repoID(); id != "" && im.c.inRepository(ctx, id, digest, manifest) {
+	if im.holds(ctx, digest, manifest) {
 		im.c.grants.add(im.name, digest)
 		return true, false
 	}
@@ -61,17 +60,23 @@ func (im *image) mayServe(ctx context.Context, digest string, manifest bool) (ok
 	return true, true
 }
 
-// inRepository reports whether the latest version of the repository holds the blob or
-// manifest digest (a blob also counts when a manifest of the version lists it).
-func (c *Cache) inRepository(ctx context.Context, repoID, digest string, manifest bool) bool {
-	db := c.cfg.DB.WithContext(ctx)
-	members := db.Model(&models.RepositoryContent{}).Select("content_id").
-		Where("repository_id = ? AND version_removed IS NULL", repoID)
-	var n int64
-	if manifest {
-		db.Model(&models.Manifest{}).Where("digest = ? AND id IN (?)", digest, members).Count(&n)
-		return n > 0
+// holds reports whether the image's repository holds the blob or manifest digest as content of
+// its own (a failed lookup holds nothing).
+func (im *image) holds(ctx context.Context, digest string, manifest bool) bool {
+	held := im.held()
+	if held == nil {
+		return false
 	}
-	db.Model(&models.Blob{}).Where("digest = ? AND id IN (?)", digest, members).Count(&n)
-	return n > 0
+	var ok bool
+	var err error
+	if manifest {
+		ok, err = held.HasManifest(ctx, digest)
+	} else {
+		ok, err = held.HasBlob(ctx, digest)
+	}
+	if err != nil {
+		im.c.cfg.Logger.Warn("repository lookup failed", "name", im.name, "digest", digest, "err", err)
+		return false
+	}
+	return ok
 }

@@ -15,7 +15,9 @@ import (
 	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/flight"
+	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
@@ -27,10 +29,11 @@ import (
 type Config struct {
 	DB      *gorm.DB
 	Storage storage.Driver
-	// StagingDir holds blobs being filled (same filesystem as Storage for a cheap commit).
-	StagingDir string
-	Recorder   Recorder
-	Logger     *slog.Logger
+	// Fills fetches blobs from upstreams into Storage, one fill per digest. The content app
+	// builds it (with its staging directory and Locker); Close waits for the fills.
+	Fills    *fill.Fills
+	Recorder Recorder
+	Logger   *slog.Logger
 	// TagFreshness is how long a tag is served without asking the upstream (0 = always ask).
 	TagFreshness time.Duration
 	// UpstreamTimeout bounds upstream manifest requests; past it the cache answers alone.
@@ -40,8 +43,6 @@ type Config struct {
 	// RecordQuiet is how long a repository must be quiet before what was pulled is recorded
 	// (default 300 ms), so that one pulled image becomes one repository version.
 	RecordQuiet time.Duration
-	// Locker coordinates fills across processes sharing Storage (nil: this process only).
-	Locker Locker
 	// NewNamesPerMinute bounds the images (repository, remote and distribution) one
 	// pull-through distribution creates per minute in this process, with a burst of as many;
 	// past it a pull of a new name is answered 429 and creates nothing. Zero means
@@ -55,7 +56,7 @@ const DefaultNewNamesPerMinute = 60
 // Cache serves images behind pull-through distributions.
 type Cache struct {
 	cfg      Config
-	fills    *Fills
+	fills    *fill.Fills
 	negative *negativeCache
 	batch    *batcher
 	tags     *tagStates
@@ -65,7 +66,7 @@ type Cache struct {
 	upstreamCalls flight.Group[tagState]
 	children      flight.Group[*childObjects]
 	grants        grants
-	manifests     *lru.Cache[string, *oci.Manifest] // parsed stored manifests by digest
+	store         *local.Store                      // what repositories and storage hold
 	childObjs     *lru.Cache[string, *childObjects] // objects of children by distribution
 	newNames      *lru.Cache[string, *rate.Limiter] // child creation budget by pull-through distribution
 
@@ -98,29 +99,22 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.NewNamesPerMinute == 0 {
 		cfg.NewNamesPerMinute = DefaultNewNamesPerMinute
 	}
-	if err := SweepStaging(cfg.StagingDir); err != nil {
-		return nil, fmt.Errorf("sweep staging dir %s: %w", cfg.StagingDir, err)
+	if cfg.Fills == nil {
+		return nil, errors.New("pullthrough: Config.Fills is required")
 	}
 	return &Cache{
 		cfg:            cfg,
-		fills:          NewFills(cfg.Storage, cfg.StagingDir, cfg.Logger, fillOptions(cfg)...),
+		fills:          cfg.Fills,
 		negative:       newNegativeCache(cfg.NegativeTTL),
 		batch:          newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
 		tags:           newTagStates(),
 		grants:         newGrants(),
-		manifests:      newManifestMemo(),
+		store:          local.New(cfg.DB, cfg.Storage, cfg.Logger),
 		childObjs:      lru.New(lru.Options[string, *childObjects]{MaxEntries: 10000, TTL: childTTL}),
 		newNames:       lru.New(lru.Options[string, *rate.Limiter]{MaxEntries: 10000}),
 		clients:        newClients(),
 		clientByRemote: lru.New(lru.Options[string, remoteClient]{MaxEntries: 10 * maxClients}),
 	}, nil
-}
-
-func fillOptions(cfg Config) []FillOption {
-	if cfg.Locker == nil {
-		return nil
-	}
-	return []FillOption{WithFillLocker(cfg.Locker)}
 }
 
 // Close records what is still pending and waits for running fills.
@@ -196,7 +190,8 @@ func (im *image) ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	im.repo, im.remote = objs.repo, objs.remote
+	im.setRepo(objs.repo)
+	im.remote = objs.remote
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
@@ -144,7 +145,12 @@ func newCacheEnv(t *testing.T, upstreamURL string, cfg Config) *cacheEnv {
 		t.Fatal(err)
 	}
 	rec := &countingRecorder{count: map[RecordItem]int{}}
-	cfg.DB, cfg.Storage, cfg.StagingDir, cfg.Recorder = db, store, t.TempDir(), rec
+	staging, err := fill.OpenStaging(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fills := fill.New(store, staging, nil)
+	cfg.DB, cfg.Storage, cfg.Fills, cfg.Recorder = db, store, fills, rec
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	c, err := New(cfg)
 	if err != nil {
@@ -152,6 +158,8 @@ func newCacheEnv(t *testing.T, upstreamURL string, cfg Config) *cacheEnv {
 	}
 	t.Cleanup(func() {
 		c.Close()
+		fills.Wait()
+		_ = staging.Close()
 		_ = store.Close()
 		if sqlDB, err := db.DB(); err == nil {
 			_ = sqlDB.Close()
@@ -225,7 +233,8 @@ func TestFailedFillReadsAsUpstreamError(t *testing.T) {
 	if !errors.As(err, &oe) || oe.Status != http.StatusBadGateway {
 		t.Fatalf("read error %v, want one carrying the registry error %v", err, oci.ErrUpstreamBad)
 	}
-	if _, serr := e.store.Stat(context.Background(), mustBlobPath(d)); serr == nil {
+	p, _ := storage.BlobPath(d)
+	if _, serr := e.store.Stat(context.Background(), p); serr == nil {
 		t.Fatal("a blob that does not match its digest was stored")
 	}
 }

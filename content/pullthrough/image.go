@@ -9,13 +9,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pulpgo/pulpgo/content/fill"
+	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
 )
 
-// image is one pulled image: its repository, and the remote it is pulled from (nil when the
-// remote was deleted: then only what is cached is served).
+// image is one pulled image. It wraps the local image of its repository (what the repository
+// holds, content/local) and adds the upstream side: the remote it is pulled from (nil when the
+// remote was deleted: then only what is cached is served), the freshness of tags, fills,
+// recording and grants.
 type image struct {
 	c       *Cache
 	name    string
@@ -24,12 +28,30 @@ type image struct {
 	mu     sync.Mutex
 	repo   *models.Repository
 	remote *models.Remote
+	local  *local.Image // the repository's latest version; nil until the repository exists
 }
 
 var _ oci.Image = (*image)(nil)
 
 func (c *Cache) newImage(name string, repo *models.Repository, remote *models.Remote) *image {
-	return &image{c: c, name: name, repo: repo, remote: remote}
+	im := &image{c: c, name: name, remote: remote}
+	im.setRepo(repo)
+	return im
+}
+
+// setRepo sets the image's repository; im.mu must be held, or im not yet shared.
+func (im *image) setRepo(repo *models.Repository) {
+	im.repo = repo
+	if repo != nil {
+		im.local = im.c.store.Latest(im.name, repo.ID)
+	}
+}
+
+// held is the local image of the repository, nil before a first pull created it.
+func (im *image) held() *local.Image {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return im.local
 }
 
 // Name is the name the client pulls.
@@ -71,10 +93,11 @@ func (im *image) repoID() string {
 
 // Tags lists the tags recorded in the repository and those pulled but not yet recorded.
 func (im *image) Tags(ctx context.Context) ([]string, error) {
-	if im.repoID() == "" {
+	held := im.held()
+	if held == nil {
 		return []string{}, nil
 	}
-	names, err := im.c.recordedTags(ctx, im.repoID())
+	names, err := held.Tags(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +129,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		return nil, oci.ErrDigestInvalid.WithDetail("digest", digest)
 	}
 	unknown := oci.ErrManifestUnknown.WithDetail("reference", digest)
-	if m, err := im.c.storedManifest(ctx, digest); err == nil {
+	if m, err := im.c.store.Manifest(ctx, digest); err == nil {
 		ok, confirmed := im.mayServe(ctx, digest, true)
 		if !ok {
 			return nil, unknown
@@ -148,7 +171,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		return nil, err
 	}
 	im.c.batch.add(im.repoID(), RecordItem{Digest: m.digest})
-	return im.c.storedManifest(ctx, digest)
+	return im.c.store.Manifest(ctx, digest)
 }
 
 // fetchManifest GETs ref from the upstream, checks it against want (when ref is a digest)
@@ -174,7 +197,7 @@ func (im *image) fetchManifest(ctx context.Context, ref, want string) (*oci.Mani
 		im.c.cfg.Logger.Warn("upstream manifest does not have the digest asked for", "name", im.name, "want", want, "computed", m.Digest)
 		return nil, oci.ErrUpstreamBad
 	}
-	if err := im.c.storeManifest(ctx, m); err != nil {
+	if err := im.c.store.PutManifest(ctx, m); err != nil {
 		return nil, err
 	}
 	im.c.grants.add(im.name, m.Digest)
@@ -188,23 +211,23 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	}
 	var st tagState
 	known := false
-	if id := im.repoID(); id != "" {
-		st, known = im.c.tags.get(id, tag)
+	if held := im.held(); held != nil {
+		st, known = im.c.tags.get(im.repoID(), tag)
 		if !known {
-			if d, ok := im.c.recordedTag(ctx, id, tag); ok {
+			if d, err := held.TagDigest(ctx, tag); err == nil {
 				st, known = tagState{digest: d}, true
 			}
 		}
 	}
 	if known && im.c.cfg.TagFreshness > 0 && time.Since(st.checked) < im.c.cfg.TagFreshness {
-		if m, err := im.c.storedManifest(ctx, st.digest); err == nil {
+		if m, err := im.c.store.Manifest(ctx, st.digest); err == nil {
 			return m, nil
 		}
 	}
 	src := im.source()
 	if src == nil {
 		if known {
-			return im.c.storedManifest(ctx, st.digest)
+			return im.c.store.Manifest(ctx, st.digest)
 		}
 		return nil, unknown
 	}
@@ -223,7 +246,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	if err != nil {
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.
-			if m, serr := im.c.storedManifest(ctx, st.digest); serr == nil {
+			if m, serr := im.c.store.Manifest(ctx, st.digest); serr == nil {
 				im.c.cfg.Logger.Info("upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
 				return m, nil
 			}
@@ -234,7 +257,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 		}
 		return nil, err
 	}
-	return im.c.storedManifest(ctx, fresh.digest)
+	return im.c.store.Manifest(ctx, fresh.digest)
 }
 
 // refreshTag asks the upstream where tag points now: one HEAD, and a GET only for a digest
@@ -251,7 +274,7 @@ func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known 
 		return tagState{}, upstreamError(err, oci.ErrManifestUnknown.WithDetail("reference", tag))
 	}
 	digest := desc.Digest
-	if _, serr := im.c.storedManifest(ctx, digest); serr != nil {
+	if _, serr := im.c.store.Manifest(ctx, digest); serr != nil {
 		m, err := im.fetchManifest(context.WithoutCancel(ctx), tag, "")
 		if err != nil {
 			return tagState{}, err
@@ -286,13 +309,14 @@ func (im *image) flightKey(src *models.Remote, ref string) (string, error) {
 // (mayServe): its own fill delivered it, its repository holds it, or its upstream confirms it.
 func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobContent, error) {
 	unknown := oci.ErrBlobUnknown.WithDetail("digest", digest)
-	path, err := storage.BlobPath(digest)
-	if err != nil {
+	if _, err := storage.BlobPath(digest); err != nil {
 		return nil, oci.ErrDigestInvalid.WithDetail("digest", digest)
 	}
-	if bc, err := im.c.storedBlob(ctx, digest, path); err == nil {
+	if bc, err := im.c.store.Blob(ctx, digest); err == nil {
 		if ok, _ := im.mayServe(ctx, digest, false); !ok {
-			_ = bc.File.Close()
+			if bc.File != nil {
+				_ = bc.File.Close()
+			}
 			return nil, unknown
 		}
 		return bc, nil
@@ -330,12 +354,12 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return &oci.BlobContent{Digest: digest, Size: size}, nil
 	}
 	open := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
-	fill, size, err := im.fill(ctx, digest, owner, open)
+	f, size, err := im.fill(ctx, digest, owner, open)
 	if err != nil {
 		return nil, upstreamError(err, unknown)
 	}
 	read := func(ctx context.Context, off int64) io.ReadCloser {
-		return &fillErrReader{ReadCloser: fill.NewReader(ctx, off), fill: fill, unknown: unknown}
+		return &fillErrReader{ReadCloser: f.NewReader(ctx, off), fill: f, unknown: unknown}
 	}
 	return &oci.BlobContent{Digest: digest, Size: size, Open: read}, nil
 }
@@ -345,21 +369,21 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 // mayServe allows it; if it fails, this image tries once with its own Source, so that another
 // image's upstream errors are not this one's. The grant of the digest is recorded when this
 // image's own fill has verified the bytes it fetched, before its readers get their end.
-func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*Fill, int64, error) {
+func (im *image) fill(ctx context.Context, digest, owner string, open fill.Source) (*fill.Fill, int64, error) {
 	for attempt := 0; ; attempt++ {
-		fill, started := im.c.fills.Claim(ctx, digest, owner, open, func() { im.c.grants.add(im.name, digest) })
+		f, started := im.c.fills.Claim(ctx, digest, owner, open, func() { im.c.grants.add(im.name, digest) })
 		switch {
 		case started:
-		case fill.Owner() == owner:
+		case f.Owner() == owner:
 			// Another client of this image started it: the same upstream answers for both.
 		default:
 			if ok, _ := im.mayServe(ctx, digest, false); !ok {
 				return nil, 0, oci.ErrBlobUnknown.WithDetail("digest", digest)
 			}
 		}
-		size, err := fill.Size(ctx)
+		size, err := f.Size(ctx)
 		if err != nil {
-			if ferr := fill.Err(); ferr != nil {
+			if ferr := f.Err(); ferr != nil {
 				if !started && attempt == 0 {
 					continue
 				}
@@ -367,13 +391,13 @@ func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*
 			}
 			return nil, 0, err
 		}
-		if started && !fill.Fetched() {
+		if started && !f.Fetched() {
 			// Another process stored it between our look and the fill: not our upstream's word.
 			if ok, _ := im.mayServe(ctx, digest, false); !ok {
 				return nil, 0, oci.ErrBlobUnknown.WithDetail("digest", digest)
 			}
 		}
-		return fill, size, nil
+		return f, size, nil
 	}
 }
 
@@ -381,7 +405,7 @@ func (im *image) fill(ctx context.Context, digest, owner string, open Source) (*
 // registry error it maps to (an upstream failure is a 502 or 504, not a 500).
 type fillErrReader struct {
 	io.ReadCloser
-	fill    *Fill
+	fill    *fill.Fill
 	unknown *oci.Error
 }
 
@@ -393,17 +417,4 @@ func (r *fillErrReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// storedBlob opens a stored blob for serving.
-func (c *Cache) storedBlob(ctx context.Context, digest, path string) (*oci.BlobContent, error) {
-	op, ok := c.cfg.Storage.(storage.Opener)
-	if !ok {
-		return nil, fmt.Errorf("storage driver %T cannot open files for serving", c.cfg.Storage)
-	}
-	f, info, err := op.Open(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	return &oci.BlobContent{Digest: digest, Size: info.Size, ModTime: info.ModTime, File: f}, nil
 }

@@ -1,12 +1,10 @@
 package pullthrough
 
 import (
-	"context"
 	"strings"
 	"time"
 
 	"github.com/pulpgo/pulpgo/content/lru"
-	"github.com/pulpgo/pulpgo/models"
 )
 
 // tagState is what this process knows of a tag of a pulled image: the digest it points to
@@ -48,34 +46,4 @@ func (t *tagStates) names(repoID string) []string {
 		return true
 	})
 	return out
-}
-
-// recordedTag looks a tag up in the latest version of the repository.
-func (c *Cache) recordedTag(ctx context.Context, repoID, tag string) (string, bool) {
-	db := c.cfg.DB.WithContext(ctx)
-	var repo models.Repository
-	if err := db.Select("id", "latest_number").Take(&repo, "id = ?", repoID).Error; err != nil {
-		return "", false
-	}
-	members := models.PresentIn(db.Model(&models.RepositoryContent{}).Select("content_id"), repo.ID, repo.LatestNumber)
-	var digests []string
-	err := db.Model(&models.Tag{}).Joins("JOIN manifests ON manifests.id = tags.tagged_manifest_id").
-		Where("tags.name = ? AND tags.id IN (?)", tag, members).Limit(1).Pluck("manifests.digest", &digests).Error
-	if err != nil || len(digests) == 0 {
-		return "", false
-	}
-	return digests[0], true
-}
-
-// recordedTags lists the tags in the latest version of the repository.
-func (c *Cache) recordedTags(ctx context.Context, repoID string) ([]string, error) {
-	db := c.cfg.DB.WithContext(ctx)
-	var repo models.Repository
-	if err := db.Select("id", "latest_number").Take(&repo, "id = ?", repoID).Error; err != nil {
-		return nil, err
-	}
-	members := models.PresentIn(db.Model(&models.RepositoryContent{}).Select("content_id"), repo.ID, repo.LatestNumber)
-	var names []string
-	err := db.Model(&models.Tag{}).Where("id IN (?)", members).Distinct().Pluck("name", &names).Error
-	return names, err
 }

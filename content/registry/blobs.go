@@ -72,15 +72,16 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, img Image
 }
 
 // stream copies the blob from start (length bytes, or to its end when length is -1) to the
-// client through one pooled buffer, flushing as bytes arrive. A failure before the first
-// byte is an error response; a failure after the headers went out aborts the connection.
+// client through one pooled buffer, flushing as bytes arrive. It is a plain copy: the reader
+// decides which bytes may go out (a fill's reader holds the blob's last byte back until the
+// digest is verified, see oci.BlobContent.Open). A failure before the first byte is an error
+// response; a failure after the headers went out, or a body shorter than announced, aborts the
+// connection so that the client never mistakes it for a complete transfer.
 func (r *Registry) stream(w http.ResponseWriter, req *http.Request, bc *BlobContent, start, length int64, status int) {
 	rc := bc.Open(req.Context(), start)
 	defer func() { _ = rc.Close() }()
-	// A response that reaches the blob's end reads the reader to its end: a fill's reader ends
-	// only once the blob is verified, and a limit would end it before that.
 	var src io.Reader = rc
-	if length >= 0 && (bc.Size < 0 || start+length < bc.Size) {
+	if length >= 0 {
 		src = io.LimitReader(rc, length)
 	}
 	bp := r.bufs.Get().(*[]byte)
@@ -103,23 +104,6 @@ func (r *Registry) stream(w http.ResponseWriter, req *http.Request, bc *BlobCont
 	rc2 := http.NewResponseController(w)
 	var written int64
 	for {
-		if n > 0 && length >= 0 && written+int64(n) >= length {
-			// These bytes complete the body: send them only once the reader confirms its end,
-			// so that a client never gets a complete body of a blob that failed.
-			if written+int64(n) == length && rerr == nil {
-				var probe [1]byte
-				var m int
-				if m, rerr = readSome(src, probe[:]); m > 0 {
-					rerr = nil
-				}
-			}
-			if written+int64(n) > length || rerr == nil {
-				rerr = fmt.Errorf("blob %s: longer than its %d bytes", bc.Digest, length)
-			}
-			if rerr != io.EOF {
-				break
-			}
-		}
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
 				return // the client went away
@@ -136,7 +120,7 @@ func (r *Registry) stream(w http.ResponseWriter, req *http.Request, bc *BlobCont
 		return
 	}
 	if rerr == io.EOF {
-		rerr = io.ErrUnexpectedEOF
+		rerr = fmt.Errorf("blob %s: ended after %d of its %d bytes: %w", bc.Digest, written, length, io.ErrUnexpectedEOF)
 	}
 	if req.Context().Err() != nil {
 		r.log.Debug("blob transfer cancelled", "digest", bc.Digest, "written", written)

@@ -13,9 +13,9 @@ import (
 	"github.com/pulpgo/pulpgo/models"
 )
 
-// endingPullThrough serves one image whose blob reader yields data and then ends with end:
-// a fill whose bytes all arrived but failed verification (end is an error), or whose upstream
-// sent more than it announced.
+// endingPullThrough serves one image whose blob (of size bytes) has a reader that yields
+// data and then ends with end: io.EOF, or an error as a fill's reader returns one when the
+// fill fails (before the blob's last byte, which it holds back until verification).
 type endingPullThrough struct {
 	size int64
 	data []byte
@@ -45,25 +45,31 @@ func (img *endingImage) Blob(_ context.Context, digest string, _ bool) (*BlobCon
 	return &BlobContent{Digest: digest, Size: img.p.size, Open: open}, nil
 }
 
-// TestFillingBlobNeverEndsCleanUnverified checks that a client reading a blob still being
-// filled gets a complete body only when the reader confirms the end (a fill's reader does so
-// only once the digest is verified): a fill that fails after its last byte, or an upstream
-// that sends more than it announced, aborts the transfer.
-func TestFillingBlobNeverEndsCleanUnverified(t *testing.T) {
+// TestStreamAbortsUnlessTheReaderEnds checks that the registry's copy of a blob being filled
+// ends cleanly only when the reader gave every announced byte and io.EOF: a reader that fails
+// (at any point: a fill's reader fails before the last byte when verification fails) or ends
+// early aborts the transfer, so that the client never mistakes it for a complete one. That no
+// reader gets the last byte of an unverified blob is the fill's reader's rule (content/fill).
+func TestStreamAbortsUnlessTheReaderEnds(t *testing.T) {
 	f := newFixture(t)
 	data := bytes.Repeat([]byte("x"), 100_000)
 	d := oci.Digest(data)
+	n := int64(len(data))
+	mismatch := errors.New("digest mismatch")
 	tests := []struct {
 		name  string
 		p     *endingPullThrough
 		rng   string
 		clean bool
 	}{
-		{name: "verified", p: &endingPullThrough{size: int64(len(data)), data: data, end: io.EOF}, clean: true},
-		{name: "verification fails", p: &endingPullThrough{size: int64(len(data)), data: data, end: errors.New("digest mismatch")}},
-		{name: "verification fails, range to the end", p: &endingPullThrough{size: int64(len(data)), data: data, end: errors.New("digest mismatch")},
-			rng: fmt.Sprintf("bytes=%d-", len(data)-10)},
-		{name: "longer than announced", p: &endingPullThrough{size: int64(len(data)) - 1, data: data, end: io.EOF}},
+		{name: "verified", p: &endingPullThrough{size: n, data: data, end: io.EOF}, clean: true},
+		{name: "range to the end, verified", p: &endingPullThrough{size: n, data: data, end: io.EOF},
+			rng: fmt.Sprintf("bytes=%d-", n-10), clean: true},
+		{name: "verification fails", p: &endingPullThrough{size: n, data: data[:n-1], end: mismatch}},
+		{name: "verification fails, range to the end", p: &endingPullThrough{size: n, data: data[:n-1], end: mismatch},
+			rng: fmt.Sprintf("bytes=%d-", n-10)},
+		{name: "upstream fails mid-stream", p: &endingPullThrough{size: n, data: data[:n/2], end: errors.New("connection reset")}},
+		{name: "reader ends early", p: &endingPullThrough{size: n, data: data[:n-1], end: io.EOF}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

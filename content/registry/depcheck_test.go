@@ -10,11 +10,14 @@ import (
 )
 
 // TestImports keeps the registry's dependencies to what the design allows: the standard
-// library, gorm, and oci, storage and models of this module. The pull-through cache is reached
-// through the PullThrough interface only; server, gen and tasks are off limits.
+// library, gorm, and lru, local, oci, storage and models of this module. Ordinary
+// distributions are served by content/local's images; the pull-through cache is reached
+// through the PullThrough interface only (never content/pullthrough, nor the fill engine);
+// server, gen and tasks are off limits.
 func TestImports(t *testing.T) {
 	allowed := map[string]bool{
 		"gorm.io/gorm":                             true,
+		"github.com/pulpgo/pulpgo/content/local":   true,
 		"github.com/pulpgo/pulpgo/content/lru":     true,
 		"github.com/pulpgo/pulpgo/content/oci":     true,
 		"github.com/pulpgo/pulpgo/content/storage": true,

@@ -63,7 +63,7 @@ func (r *Registry) image(ctx context.Context, name string, admin bool) (Image, e
 		d := *t.dist
 		return r.cfg.PullThrough.Image(ctx, &d, t.upstream)
 	}
-	return &localImage{db: r.cfg.DB, store: r.cfg.Storage, log: r.log, name: name, repoID: t.repoID, version: t.version}, nil
+	return r.store.Image(name, t.repoID, t.version), nil
 }
 
 // resolve returns the target of name, from the cache when a recent answer is there.

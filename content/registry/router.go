@@ -14,6 +14,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 )
@@ -47,7 +48,8 @@ type Registry struct {
 	cfg   Config
 	log   *slog.Logger
 	names *nameCache
-	bufs  sync.Pool // *[]byte of copyBufferSize, for streaming blobs
+	store *local.Store // the content of ordinary distributions
+	bufs  sync.Pool    // *[]byte of copyBufferSize, for streaming blobs
 }
 
 var _ http.Handler = (*Registry)(nil)
@@ -67,7 +69,7 @@ func New(cfg Config) (*Registry, error) {
 	if ttl == 0 {
 		ttl = DefaultResolveTTL
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl)}
+	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), store: local.New(cfg.DB, cfg.Storage, cfg.Logger)}
 	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return r, nil
 }

@@ -15,12 +15,14 @@ import (
 	"time"
 )
 
-// stagingName is the directory inside the root where writers keep their temporary files.
+// writesDir is the directory inside the root where writers keep the temporary files of their
+// unfinished writes until Commit renames them into place. (Its name on disk predates the fill
+// engine's staging directories, which are another thing: see content/fill.)
 // Like every name beginning with ".", it is out of reach of the Driver methods.
-const stagingName = ".staging"
+const writesDir = ".staging"
 
 // Filesystem is a Driver that keeps objects as files under a root directory. Writers write to
-// a temporary file in a staging directory inside the root (so on the same filesystem) and
+// a temporary file in the directory of unfinished writes inside the root (so on the same filesystem) and
 // Commit renames it into place, so an object is either absent or complete.
 //
 // Object paths are slash-separated and relative; empty and absolute paths, paths that leave
@@ -39,7 +41,8 @@ var (
 )
 
 // NewFilesystem returns a Filesystem rooted at dir, creating dir and its staging directory if
-// needed. Call SweepStaging once at start to remove what a crash left behind, and Close when done.
+// needed. Call SweepWrites once at start to remove the unfinished writes a crash left behind,
+// and Close when done.
 func NewFilesystem(dir string) (*Filesystem, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -52,7 +55,7 @@ func NewFilesystem(dir string) (*Filesystem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open root: %w", err)
 	}
-	if err := root.MkdirAll(stagingName, 0o700); err != nil {
+	if err := root.MkdirAll(writesDir, 0o700); err != nil {
 		_ = root.Close()
 		return nil, fmt.Errorf("storage: create staging directory: %w", err)
 	}
@@ -67,21 +70,21 @@ func (s *Filesystem) Dir() string { return s.dir }
 // Close releases the root directory handle. Objects already opened stay readable.
 func (s *Filesystem) Close() error { return s.root.Close() }
 
-// SweepStaging deletes the temporary files that writers interrupted by a crash left in the
-// staging directory. Call it at start, before any writer exists.
-func (s *Filesystem) SweepStaging() error { return s.SweepStagingOlderThan(0) }
+// SweepWrites deletes the temporary files of unfinished writes, which writers interrupted by a
+// crash left behind. Call it at start, before any writer exists.
+func (s *Filesystem) SweepWrites() error { return s.SweepWritesOlderThan(0) }
 
-// SweepStagingOlderThan deletes staging files last written more than age ago: what a process
+// SweepWritesOlderThan deletes unfinished writes last written more than age ago: what a process
 // sharing the storage with others may sweep at start without touching their writes in progress.
-func (s *Filesystem) SweepStagingOlderThan(age time.Duration) error {
-	d, err := s.root.Open(stagingName)
+func (s *Filesystem) SweepWritesOlderThan(age time.Duration) error {
+	d, err := s.root.Open(writesDir)
 	if err != nil {
-		return fmt.Errorf("storage: sweep staging: %w", err)
+		return fmt.Errorf("storage: sweep unfinished writes: %w", err)
 	}
 	entries, err := d.ReadDir(-1)
 	_ = d.Close()
 	if err != nil {
-		return fmt.Errorf("storage: sweep staging: %w", err)
+		return fmt.Errorf("storage: sweep unfinished writes: %w", err)
 	}
 	var errs []error
 	cutoff := time.Now().Add(-age)
@@ -91,8 +94,8 @@ func (s *Filesystem) SweepStagingOlderThan(age time.Duration) error {
 				continue
 			}
 		}
-		if err := s.root.RemoveAll(path.Join(stagingName, e.Name())); err != nil {
-			errs = append(errs, fmt.Errorf("storage: sweep staging: %w", err))
+		if err := s.root.RemoveAll(path.Join(writesDir, e.Name())); err != nil {
+			errs = append(errs, fmt.Errorf("storage: sweep unfinished writes: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -263,7 +266,7 @@ func (s *Filesystem) copyIn(ctx context.Context, localPath, p string) error {
 
 func (s *Filesystem) createTemp() (string, *os.File, error) {
 	for range 10 {
-		tmp := path.Join(stagingName, "w-"+rand.Text())
+		tmp := path.Join(writesDir, "w-"+rand.Text())
 		f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			continue

@@ -59,7 +59,7 @@ func TestFilesystemStagingIsCleanedUp(t *testing.T) {
 	}
 }
 
-func TestFilesystemSweepStaging(t *testing.T) {
+func TestFilesystemSweepWrites(t *testing.T) {
 	dir := t.TempDir()
 	fs, err := storage.NewFilesystem(dir)
 	if err != nil {
@@ -78,11 +78,11 @@ func TestFilesystemSweepStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fs2.Close()
-	if err := fs2.SweepStaging(); err != nil {
+	if err := fs2.SweepWrites(); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(stagingEntries(t, fs2)); n != 0 {
-		t.Errorf("%d staging files left after SweepStaging", n)
+		t.Errorf("%d staging files left after SweepWrites", n)
 	}
 	if err := w.Commit(context.Background()); err == nil {
 		t.Error("Commit of a swept writer succeeded")

@@ -1,4 +1,4 @@
-package content
+package fill
 
 import (
 	"os"
@@ -6,15 +6,17 @@ import (
 	"testing"
 )
 
-// TestInstanceStaging checks that a process's fill staging directory survives another
-// process's start, and that a dead process's directory (its lock released) is swept.
-func TestInstanceStaging(t *testing.T) {
+// TestOpenStaging checks that a process's staging directory survives another process's
+// start, that a dead process's directory (its lock released) is swept, and that Close removes
+// the directory with its files.
+func TestOpenStaging(t *testing.T) {
 	root := t.TempDir()
-	live, releaseLive, err := instanceStaging(root)
+	liveStaging, err := OpenStaging(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer releaseLive()
+	defer liveStaging.Close()
+	live := liveStaging.Dir()
 	if err := os.WriteFile(filepath.Join(live, "fill-1.part"), []byte("in progress"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +35,11 @@ func TestInstanceStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other, releaseOther, err := instanceStaging(root)
+	otherStaging, err := OpenStaging(root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	other := otherStaging.Dir()
 	if other == live {
 		t.Fatal("two processes got the same staging directory")
 	}
@@ -48,8 +51,17 @@ func TestInstanceStaging(t *testing.T) {
 			t.Errorf("%s left by a dead process was not swept (err %v)", p, err)
 		}
 	}
-	releaseOther()
-	if _, err := os.Stat(other); !os.IsNotExist(err) {
-		t.Errorf("release left the staging directory %s", other)
+	file, err := otherStaging.createFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file.Close()
+	if err := otherStaging.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{other, other + ".lock"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("Close left %s (err %v)", p, err)
+		}
 	}
 }

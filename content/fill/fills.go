@@ -1,4 +1,4 @@
-package pullthrough
+package fill
 
 import (
 	"context"
@@ -26,23 +26,23 @@ type Source func(ctx context.Context) (body io.ReadCloser, size int64, err error
 // (for example in the database). It runs on the fill's detached context.
 type CommitFunc func(ctx context.Context, size int64) error
 
-// DefaultFillTimeout bounds one fill, from the upstream request to the commit.
-const DefaultFillTimeout = time.Hour
+// DefaultTimeout bounds one fill, from the upstream request to the commit.
+const DefaultTimeout = time.Hour
 
-// fillBufferSize is the size of the one buffer a fill copies upstream bytes through.
-const fillBufferSize = 64 << 10
+// bufferSize is the size of the one buffer a fill copies upstream bytes through.
+const bufferSize = 64 << 10
 
-// FillOption configures Fills.
-type FillOption func(*Fills)
+// Option configures Fills.
+type Option func(*Fills)
 
-// WithFillTimeout bounds each fill to d instead of DefaultFillTimeout.
-func WithFillTimeout(d time.Duration) FillOption {
+// WithTimeout bounds each fill to d instead of DefaultTimeout.
+func WithTimeout(d time.Duration) Option {
 	return func(fs *Fills) { fs.timeout = d }
 }
 
-// WithFillLocker makes fills take l's lock on their digest before fetching, so that content
+// WithLocker makes fills take l's lock on their digest before fetching, so that content
 // processes sharing one storage fetch each blob once. The default is NoLocker.
-func WithFillLocker(l Locker) FillOption {
+func WithLocker(l Locker) Option {
 	return func(fs *Fills) { fs.locker = l }
 }
 
@@ -51,31 +51,31 @@ func WithFillLocker(l Locker) FillOption {
 // digest join that fill until it ends. A fill that failed is forgotten, so the next Start
 // fetches again.
 type Fills struct {
-	driver     storage.Driver
-	stagingDir string
-	logger     *slog.Logger
-	timeout    time.Duration
-	locker     Locker
+	driver  storage.Driver
+	staging *Staging
+	logger  *slog.Logger
+	timeout time.Duration
+	locker  Locker
 
 	mu    sync.Mutex
 	fills map[string]*Fill // running fills by digest; also guards each Fill's hooks
 	wg    sync.WaitGroup
 }
 
-// NewFills returns Fills that commit to driver and stage under stagingDir, which is created
-// when needed. When stagingDir is on the same filesystem as a driver implementing storage.Mover,
-// a commit is a rename. A nil logger discards.
-func NewFills(driver storage.Driver, stagingDir string, logger *slog.Logger, opts ...FillOption) *Fills {
+// New returns Fills that commit to driver and write staging files in staging. When staging is
+// on the same filesystem as a driver implementing storage.Mover, a commit is a rename. A nil
+// logger discards.
+func New(driver storage.Driver, staging *Staging, logger *slog.Logger, opts ...Option) *Fills {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	fs := &Fills{
-		driver:     driver,
-		stagingDir: stagingDir,
-		logger:     logger,
-		timeout:    DefaultFillTimeout,
-		locker:     NoLocker{},
-		fills:      make(map[string]*Fill),
+		driver:  driver,
+		staging: staging,
+		logger:  logger,
+		timeout: DefaultTimeout,
+		locker:  NoLocker{},
+		fills:   make(map[string]*Fill),
 	}
 	for _, opt := range opts {
 		opt(fs)
@@ -210,7 +210,7 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	defer stop()
 	f.setSize(size)
 
-	file, err := createStagingFile(fs.stagingDir)
+	file, err := fs.staging.createFile()
 	if err != nil {
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
@@ -252,7 +252,7 @@ func copyHashing(ctx context.Context, f *Fill, file *os.File, body io.Reader, si
 	if size >= 0 {
 		body = io.LimitReader(body, size+1)
 	}
-	buf := make([]byte, fillBufferSize)
+	buf := make([]byte, bufferSize)
 	var total int64
 	for {
 		n, rerr := body.Read(buf)
@@ -319,30 +319,6 @@ func newHash(algorithm string) hash.Hash {
 		return sha512.New()
 	}
 	return sha256.New()
-}
-
-// DigestMismatchError reports upstream bytes whose digest is not the one that was asked for.
-type DigestMismatchError struct {
-	Digest string // wanted
-	Got    string // digest of the bytes upstream sent
-}
-
-// Error names the wanted digest and the one upstream delivered.
-func (e *DigestMismatchError) Error() string {
-	return fmt.Sprintf("blob %s: upstream sent content with digest %s", e.Digest, e.Got)
-}
-
-// SizeMismatchError reports upstream bytes whose length differs from the size upstream
-// announced. When upstream sent too much, Got counts only up to the first extra bytes.
-type SizeMismatchError struct {
-	Digest string
-	Want   int64
-	Got    int64
-}
-
-// Error names the announced and delivered sizes.
-func (e *SizeMismatchError) Error() string {
-	return fmt.Sprintf("blob %s: upstream announced %d bytes and sent %d", e.Digest, e.Want, e.Got)
 }
 
 // Running returns the fill of digest in progress, or nil.

@@ -1,4 +1,4 @@
-package pullthrough
+package fill
 
 import "context"
 

@@ -1,4 +1,4 @@
-package pullthrough
+package fill
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ type testEnv struct {
 }
 
 // newEnv returns Fills on a fresh filesystem driver, with the Move fast path or without.
-func newEnv(t *testing.T, move bool, opts ...FillOption) *testEnv {
+func newEnv(t *testing.T, move bool, opts ...Option) *testEnv {
 	t.Helper()
 	fsd, err := storage.NewFilesystem(t.TempDir())
 	if err != nil {
@@ -44,10 +44,14 @@ func newEnv(t *testing.T, move bool, opts ...FillOption) *testEnv {
 	if !move {
 		driver = noMover{fsd}
 	}
-	staging := filepath.Join(fsd.Dir(), ".fills")
-	fills := NewFills(driver, staging, nil, opts...)
-	t.Cleanup(fills.Wait) // runs before the driver is closed
-	return &testEnv{fills: fills, driver: driver, staging: staging}
+	staging, err := OpenStaging(filepath.Join(fsd.Dir(), ".fills"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = staging.Close() })
+	fills := New(driver, staging, nil, opts...)
+	t.Cleanup(fills.Wait) // runs before the staging directory and the driver are closed
+	return &testEnv{fills: fills, driver: driver, staging: staging.Dir()}
 }
 
 // drivers runs fn with the Move fast path and with the Writer path.
@@ -627,7 +631,7 @@ func TestFillRejectsInvalidDigest(t *testing.T) {
 }
 
 func TestFillTimeout(t *testing.T) {
-	env := newEnv(t, true, WithFillTimeout(time.Millisecond))
+	env := newEnv(t, true, WithTimeout(time.Millisecond))
 	_, digest := blob(9, 10)
 	src := newPipeSource(t, 10) // never fed: the upstream hangs
 	f := env.fills.Start(t.Context(), digest, src.source, nil)
@@ -656,7 +660,7 @@ func (l *recordingLocker) Lock(_ context.Context, digest string) (func(), error)
 
 func TestFillTakesTheLocker(t *testing.T) {
 	locker := &recordingLocker{}
-	env := newEnv(t, true, WithFillLocker(locker))
+	env := newEnv(t, true, WithLocker(locker))
 	data, digest := blob(10, 1000)
 	var calls atomic.Int32
 	f := env.fills.Start(t.Context(), digest, staticSource(data, int64(len(data)), &calls, nil), nil)
