@@ -15,22 +15,7 @@ import (
 
 // openDB opens and migrates the database of engine e (SQLite in a temporary directory when
 // e.DatabaseURL is empty); it is closed when t ends.
-func openDB(t *testing.T, e testenv.Engine) *gorm.DB {
-	t.Helper()
-	db, err := models.Open(e.DatabaseURL, t.TempDir())
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
-	})
-	if err := models.Migrate(db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return db
-}
+func openDB(t *testing.T, e testenv.Engine) *gorm.DB { return testenv.OpenDB(t, e) }
 
 // runDB runs fn once per engine with a fresh database, in parallel with other tests.
 func runDB(t *testing.T, fn func(t *testing.T, db *gorm.DB)) {

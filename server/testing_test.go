@@ -56,18 +56,7 @@ func newEnv(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job) *env {
 func newEnvPassword(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job, password string) *env {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := models.Open(e.DatabaseURL, t.TempDir())
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
-	})
-	if err := models.Migrate(db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := testenv.OpenDB(t, e)
 	redisURL := e.RedisURL
 	if redisURL == "" {
 		emb, err := tasks.StartEmbedded()

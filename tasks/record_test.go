@@ -12,6 +12,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
 // recordEnv is a repository in an SQLite database and a filesystem storage for RecordJob.
@@ -23,13 +24,7 @@ type recordEnv struct {
 
 func newRecordEnv(t *testing.T) *recordEnv {
 	t.Helper()
-	db, err := models.Open("", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := models.Migrate(db); err != nil {
-		t.Fatal(err)
-	}
+	db := testenv.OpenDB(t, testenv.Embedded())
 	store, err := storage.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

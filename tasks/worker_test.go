@@ -35,18 +35,7 @@ type rig struct {
 
 func newRig(t *testing.T, e testenv.Engine, jobs map[string]Job) *rig {
 	t.Helper()
-	db, err := models.Open(e.DatabaseURL, t.TempDir())
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
-	})
-	if err := models.Migrate(db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := testenv.OpenDB(t, e)
 	url := e.RedisURL
 	if url == "" {
 		emb, err := StartEmbedded()

@@ -37,18 +37,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	testenv.UseEncryptionKey()
-	db := must(models.Open("", t.TempDir()))
-	if err := models.Migrate(db); err != nil {
-		t.Fatal(err)
-	}
+	db := testenv.OpenDB(t, testenv.Embedded())
 	store := must(storage.NewFilesystem(t.TempDir()))
-	t.Cleanup(func() {
-		_ = store.Close()
-		if sqlDB, err := db.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
-	})
+	t.Cleanup(func() { _ = store.Close() })
 	f := &fixture{db: db, store: store, s: New(db, store, slog.New(slog.DiscardHandler))}
 	put := func(b []byte) string {
 		d := oci.Digest(b)

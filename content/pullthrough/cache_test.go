@@ -121,14 +121,7 @@ type cacheEnv struct {
 
 func newCacheEnv(t *testing.T, upstreamURL string, cfg Config) *cacheEnv {
 	t.Helper()
-	testenv.UseEncryptionKey()
-	db, err := models.Open("", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := models.Migrate(db); err != nil {
-		t.Fatal(err)
-	}
+	db := testenv.OpenDB(t, testenv.Embedded())
 	store, err := storage.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -102,25 +102,12 @@ func (f *fixture) dist(t testing.TB, d models.Distribution) *models.Distribution
 // (private).
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	testenv.UseEncryptionKey()
-	db, err := models.Open("", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := models.Migrate(db); err != nil {
-		t.Fatal(err)
-	}
+	db := testenv.OpenDB(t, testenv.Embedded())
 	store, err := storage.NewFilesystem(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = store.Close()
-		if sqlDB, err := db.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
-	})
+	t.Cleanup(func() { _ = store.Close() })
 	f := &fixture{db: db, store: store}
 	f.repo = &models.Repository{PulpType: models.KindContainerRepository.PulpType, Name: "test"}
 	if err := models.CreateRepository(db, f.repo); err != nil {
