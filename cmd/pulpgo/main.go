@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,11 +58,35 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if stopProfile := startCPUProfile(); stopProfile != nil {
+		defer stopProfile()
+	}
 	if err := run(ctx, role, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "pulpgo:", err)
 		stop()
 		os.Exit(1)
 	}
+}
+
+// startCPUProfile writes a CPU profile of the whole run to $PULPGO_CPUPROFILE.<pid> when that
+// variable is set (for the benchmarks: scripts/bench-pull.sh PROFILE=1), and returns what
+// stops it; nil when it is not set.
+func startCPUProfile() func() {
+	path := os.Getenv("PULPGO_CPUPROFILE")
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pulpgo: cpu profile:", err)
+		return nil
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "pulpgo: cpu profile:", err)
+		_ = f.Close()
+		return nil
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }
 }
 
 func newLogger(level string) *slog.Logger {
