@@ -81,12 +81,12 @@ func New(deps Deps) (http.Handler, error) {
 	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.RedirectTrailingSlash = true
+	r.RedirectTrailingSlash = false // slashRedirect only appends a slash
 	r.HandleMethodNotAllowed = true
 	r.Use(recovery(deps.Logger), correlationID, s.allowHeader, s.authenticate, s.checkQuery)
-	r.NoRoute(func(c *gin.Context) { writeJSON(c, http.StatusNotFound, detail("Not found.")) })
 	r.NoMethod(s.noMethod)
 	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: paramError})
+	r.NoRoute(slashRedirect(r))
 	return headAsGet{r}, nil
 }
 
