@@ -19,6 +19,7 @@ type opInfo struct {
 	id        string
 	anonymous bool
 	query     map[string]bool
+	boolean   map[string]bool // the query parameters of type boolean
 }
 
 // specIndex is openapi/pulp.yaml, parsed once, indexed by Gin route.
@@ -44,7 +45,7 @@ func loadSpec() (*specIndex, error) {
 			if !ok || strings.HasPrefix(method, "x-") {
 				continue
 			}
-			info := &opInfo{query: map[string]bool{}}
+			info := &opInfo{query: map[string]bool{}, boolean: map[string]bool{}}
 			info.id, _ = op["operationId"].(string)
 			_, secured := op["security"]
 			info.anonymous = !secured
@@ -53,6 +54,9 @@ func loadSpec() (*specIndex, error) {
 				pm := p.(map[string]any)
 				if pm["in"] == "query" {
 					info.query[pm["name"].(string)] = true
+					if sch, _ := pm["schema"].(map[string]any); sch["type"] == "boolean" {
+						info.boolean[pm["name"].(string)] = true
+					}
 				}
 			}
 			idx.ops[strings.ToUpper(method)+" "+ginPath] = info

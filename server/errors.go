@@ -64,6 +64,10 @@ func paramError(c *gin.Context, err error, code int) {
 			field = rest[:j]
 		}
 	}
+	if status, body, ok := djangoParamError(c, field, msg); ok {
+		writeJSON(c, status, body)
+		return
+	}
 	writeJSON(c, code, map[string][]string{field: {msg}})
 }
 

@@ -114,6 +114,18 @@ func (s *Server) checkQuery(c *gin.Context) {
 			}
 		}
 	}
+	// django-filter ignores a boolean it cannot read (online=perhaps filters nothing).
+	for name, vals := range q {
+		if op.boolean[name] {
+			if v, ok := djangoBoolean(vals[0]); !ok {
+				q.Del(name)
+				dropped = true
+			} else if v != vals[0] {
+				q[name] = []string{v}
+				dropped = true
+			}
+		}
+	}
 	if dropped {
 		c.Request.URL.RawQuery = q.Encode()
 	}
