@@ -103,6 +103,26 @@ func (s *Server) checkQuery(c *gin.Context) {
 			}
 		}
 	}
+	// A value a choice filter does not offer is django-filter's form error.
+	for name, vals := range q {
+		pc, ok := op.choices[name]
+		if !ok {
+			continue
+		}
+		for _, v := range vals {
+			items := []string{v}
+			if pc.comma {
+				items = strings.Split(v, ",")
+			}
+			for _, it := range items {
+				if !pc.values[it] {
+					writeJSON(c, http.StatusBadRequest, map[string][]string{name: {"Select a valid choice. " + it + " is not one of the available choices."}})
+					c.Abort()
+					return
+				}
+			}
+		}
+	}
 	// Pulp (DRF) ignores a limit or offset that is not an integer; the generated binder would
 	// reject it, so drop it here.
 	dropped := false

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -37,6 +39,9 @@ func (s *Server) taskListSpec() *models.ListSpec {
 		special[name+"__in"] = resources(excl)(nil)
 	}
 	special["created_resources"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
+		if err := s.checkURI(v); err != nil {
+			return nil, err
+		}
 		return q.Where("created_resources LIKE ?", "%\""+v+"\"%"), nil
 	}
 	special["worker"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
@@ -135,4 +140,22 @@ func (s *Server) TasksDelete(c *gin.Context, id string) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// checkURI checks an href or PRN as Pulp's NamedModelViewSet.get_resource does: one that
+// matches no URL is "URI not valid", one whose object does not exist "URI ... not found for
+// <model>.".
+func (s *Server) checkURI(v string) error {
+	r, ok := models.ParseRef(v)
+	if !ok {
+		return &models.BareListError{Msg: "URI not valid: " + v}
+	}
+	if r.Version != nil {
+		return nil
+	}
+	var nf *models.NotFoundError
+	if _, err := models.Get(s.db, r.Kind, r.ID); errors.As(err, &nf) {
+		return &models.BareListError{Msg: "URI " + v + " not found for " + strings.ToLower(r.Kind.Model) + "."}
+	}
+	return nil
 }
