@@ -67,3 +67,16 @@ func IsNotFound(err error) bool {
 	var nf *NotFoundError
 	return errors.As(err, &nf)
 }
+
+// PulpError is an error Pulp raises as a PulpException: a task that fails with one records
+// its code as the error's error_code, and its text starts with the code in brackets.
+type PulpError struct {
+	Code    string
+	Message string
+}
+
+func (e *PulpError) Error() string { return "[" + e.Code + "] " + e.Message }
+
+// ErrOnlyVersion is Pulp's RepositoryVersionDeleteError: a repository keeps one version at least.
+var ErrOnlyVersion = &PulpError{Code: "PLP0011",
+	Message: "Cannot delete repository version. Repositories must have at least one repository version."}

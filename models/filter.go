@@ -2,7 +2,6 @@ package models
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +26,6 @@ type ListSpec struct {
 	Special map[string]FilterFunc
 	// Order is the default ordering (SQL).
 	Order string
-	// Choices lists the values a field takes (a ChoiceFilter in Pulp): any other value of its
-	// exact filter is a validation error (its __in filter takes anything, as in Pulp).
-	Choices map[string][]string
 }
 
 // FilterError is a list filter Pulp would reject; Errors is rendered as {"errors": [...]}.
@@ -70,9 +66,6 @@ func (s *ListSpec) Apply(q *gorm.DB, params map[string]string) (*gorm.DB, error)
 		col, ok := s.Columns[field]
 		if !ok {
 			return nil, &FilterError{Msg: fmt.Sprintf("Invalid Filter: '%s'", name)}
-		}
-		if choices, ok := s.Choices[field]; ok && op == "" && !slices.Contains(choices, value) {
-			return nil, NewValidationError(name, fmt.Sprintf("Select a valid choice. %s is not one of the available choices.", value))
 		}
 		var err error
 		if q, err = lookup(q, col, op, value); err != nil {

@@ -137,7 +137,7 @@ func DeleteVersion(tx *gorm.DB, repo *Repository, n int64) error {
 		return err
 	}
 	if count <= 1 {
-		return NewValidationError("non_field_errors", "Cannot delete the only version of a repository.")
+		return ErrOnlyVersion
 	}
 	var nextV RepositoryVersion
 	err = tx.Where("repository_id = ? AND number > ?", repo.ID, n).Order("number").Take(&nextV).Error

@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"errors"
 	"reflect"
 	"sort"
 	"testing"
@@ -206,8 +207,8 @@ func TestRepositoryVersions(t *testing.T) {
 
 		t.Run("the only version cannot be deleted", func(t *testing.T) {
 			g := newRepo(t, db, "single", nil)
-			if err := g.deleteVersion(0); err == nil {
-				t.Error("deleted the only version")
+			if err := g.deleteVersion(0); !errors.Is(err, models.ErrOnlyVersion) {
+				t.Errorf("deleting the only version: %v, want %v", err, models.ErrOnlyVersion)
 			}
 			eqList(t, "versions", g.versions(), []int64{0})
 		})

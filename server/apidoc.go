@@ -19,6 +19,15 @@ type opInfo struct {
 	id        string
 	anonymous bool
 	query     map[string]bool
+	boolean   map[string]bool // the query parameters of type boolean
+	// choices are the query parameters with an enum: their values, and whether one parameter
+	// holds a comma-separated list of them (explode: false).
+	choices map[string]paramChoices
+}
+
+type paramChoices struct {
+	values map[string]bool
+	comma  bool
 }
 
 // specIndex is openapi/pulp.yaml, parsed once, indexed by Gin route.
@@ -44,7 +53,7 @@ func loadSpec() (*specIndex, error) {
 			if !ok || strings.HasPrefix(method, "x-") {
 				continue
 			}
-			info := &opInfo{query: map[string]bool{}}
+			info := &opInfo{query: map[string]bool{}, boolean: map[string]bool{}, choices: map[string]paramChoices{}}
 			info.id, _ = op["operationId"].(string)
 			_, secured := op["security"]
 			info.anonymous = !secured
@@ -53,6 +62,23 @@ func loadSpec() (*specIndex, error) {
 				pm := p.(map[string]any)
 				if pm["in"] == "query" {
 					info.query[pm["name"].(string)] = true
+					sch, _ := pm["schema"].(map[string]any)
+					if sch["type"] == "boolean" {
+						info.boolean[pm["name"].(string)] = true
+					}
+					enum, _ := sch["enum"].([]any)
+					comma := false
+					if items, ok := sch["items"].(map[string]any); ok && sch["type"] == "array" {
+						enum, _ = items["enum"].([]any)
+						comma = pm["explode"] == false
+					}
+					if len(enum) > 0 {
+						pc := paramChoices{values: map[string]bool{}, comma: comma}
+						for _, e := range enum {
+							pc.values[fmt.Sprint(e)] = true
+						}
+						info.choices[pm["name"].(string)] = pc
+					}
 				}
 			}
 			idx.ops[strings.ToUpper(method)+" "+ginPath] = info

@@ -13,13 +13,14 @@ import (
 )
 
 // versionOf resolves a repository_version filter value: a version href (or PRN), or a
-// repository href meaning its latest version.
+// repository href meaning its latest version. As Pulp's: a value that is no href is "URI not
+// valid", one that names no version "URI ... not found for repositoryversion.".
 func (s *Server) versionOf(v string) (*models.Repository, int64, error) {
 	r, ok := models.ParseRef(v)
-	bad := &models.BareListError{Msg: "URI couldn't be resolved: " + v}
 	if !ok {
-		return nil, 0, bad
+		return nil, 0, &models.BareListError{Msg: "URI not valid: " + v}
 	}
+	bad := &models.BareListError{Msg: "URI " + v + " not found for repositoryversion."}
 	if r.Kind == models.KindRepositoryVersion {
 		var ver models.RepositoryVersion
 		if err := s.db.Take(&ver, "id = ?", r.ID).Error; err != nil {
@@ -40,6 +41,9 @@ func (s *Server) versionOf(v string) (*models.Repository, int64, error) {
 	}
 	if r.Version == nil {
 		return repo, repo.LatestNumber, nil
+	}
+	if _, err := models.GetVersion(s.db, repo, *r.Version); err != nil {
+		return nil, 0, bad
 	}
 	return repo, *r.Version, nil
 }

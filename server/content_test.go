@@ -135,7 +135,7 @@ func TestContentLists(t *testing.T) {
 		}
 		t.Run("unresolvable version", func(t *testing.T) {
 			e.get(blobList+"?repository_version=/pulp/api/v3/nope/").bodyIs(t, http.StatusBadRequest,
-				`["URI couldn't be resolved: /pulp/api/v3/nope/"]`)
+				`["URI not valid: /pulp/api/v3/nope/"]`)
 			e.get(tagList+"?foo=1").bodyIs(t, http.StatusBadRequest, `{"errors": ["Invalid Filter: 'foo'"]}`)
 		})
 

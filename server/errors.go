@@ -122,6 +122,10 @@ func (s *Server) paramError(c *gin.Context, err error, code int) {
 			field = rest[:j]
 		}
 	}
+	if status, body, ok := djangoParamError(c, field, msg); ok {
+		s.respond(c, &apiError{status: status, body: body})
+		return
+	}
 	s.respond(c, &apiError{status: code, body: map[string][]string{field: {msg}}})
 }
 

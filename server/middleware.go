@@ -99,6 +99,25 @@ func (s *Server) checkQuery(c *gin.Context) {
 			}
 		}
 	}
+	// A value a choice filter does not offer is django-filter's form error.
+	for name, vals := range q {
+		pc, ok := op.choices[name]
+		if !ok {
+			continue
+		}
+		for _, v := range vals {
+			items := []string{v}
+			if pc.comma {
+				items = strings.Split(v, ",")
+			}
+			for _, it := range items {
+				if !pc.values[it] {
+					s.respond(c, models.NewValidationError(name, "Select a valid choice. "+it+" is not one of the available choices."))
+					return
+				}
+			}
+		}
+	}
 	// Pulp (DRF) ignores a limit or offset that is not an integer; the generated binder would
 	// reject it, so drop it here.
 	dropped := false
@@ -106,6 +125,18 @@ func (s *Server) checkQuery(c *gin.Context) {
 		if v, ok := q[name]; ok {
 			if _, err := strconv.Atoi(v[0]); err != nil {
 				q.Del(name)
+				dropped = true
+			}
+		}
+	}
+	// django-filter ignores a boolean it cannot read (online=perhaps filters nothing).
+	for name, vals := range q {
+		if op.boolean[name] {
+			if v, ok := djangoBoolean(vals[0]); !ok {
+				q.Del(name)
+				dropped = true
+			} else if v != vals[0] {
+				q[name] = []string{v}
 				dropped = true
 			}
 		}

@@ -144,9 +144,11 @@ func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) error {
 		Columns: map[string]string{"number": "number", "pulp_created": "pulp_created",
 			"pulp_last_updated": "pulp_last_updated", "pulp_id": "id"},
 		Special: map[string]models.FilterFunc{
-			"content": func(q *gorm.DB, v string) (*gorm.DB, error) { return versionsWithContent(q, repo, []string{v}) },
+			"content": func(q *gorm.DB, v string) (*gorm.DB, error) {
+				return s.versionsWithContent(c, q, repo, []string{v})
+			},
 			"content__in": func(q *gorm.DB, v string) (*gorm.DB, error) {
-				return versionsWithContent(q, repo, models.SplitList(v))
+				return s.versionsWithContent(c, q, repo, models.SplitList(v))
 			},
 			"pulp_href__in": func(q *gorm.DB, v string) (*gorm.DB, error) {
 				var nums []int64
@@ -184,16 +186,18 @@ func (s *Server) listVersions(c *gin.Context, k models.Kind, id string) error {
 	return writePage(c, lq, count, results)
 }
 
-// versionsWithContent keeps the versions of repo that hold every content unit in hrefs.
-func versionsWithContent(q *gorm.DB, repo *models.Repository, hrefs []string) (*gorm.DB, error) {
-	for _, h := range hrefs {
-		r, ok := models.ParseRef(h)
-		if !ok {
-			return nil, &models.BareListError{Msg: "URI couldn't be resolved: " + h}
-		}
+// versionsWithContent keeps the versions of repo that hold every content unit in hrefs; an
+// href that is not one, or names no content, is Pulp's 400 ("URI not valid: ...", "Could not
+// find the following content units: [...]").
+func (s *Server) versionsWithContent(c *gin.Context, q *gorm.DB, repo *models.Repository, hrefs []string) (*gorm.DB, error) {
+	ids, err := s.contentIDs(c, hrefs)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
 		q = q.Where(`EXISTS (SELECT 1 FROM repository_contents rc WHERE rc.repository_id = ? AND rc.content_id = ?
 			AND rc.version_added <= repository_versions.number AND (rc.version_removed IS NULL OR rc.version_removed > repository_versions.number))`,
-			repo.ID, r.ID)
+			repo.ID, id)
 	}
 	return q, nil
 }

@@ -87,12 +87,12 @@ func New(deps Deps) (http.Handler, error) {
 	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc, fields: fields}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.RedirectTrailingSlash = true
+	r.RedirectTrailingSlash = false // slashRedirect only appends a slash
 	r.HandleMethodNotAllowed = true
 	r.Use(s.recovery, correlationID, s.allowHeader, s.authenticate, s.checkQuery)
-	r.NoRoute(func(c *gin.Context) { s.respond(c, errNotFound) })
 	r.NoMethod(s.noMethod)
 	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: s.paramError})
+	r.NoRoute(slashRedirect(r, func(c *gin.Context) { s.respond(c, errNotFound) }))
 	return headAsGet{r}, nil
 }
 

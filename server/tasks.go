@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -37,6 +39,9 @@ func (s *Server) taskListSpec() *models.ListSpec {
 		special[name+"__in"] = resources(excl)(nil)
 	}
 	special["created_resources"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
+		if err := s.checkURI(v); err != nil {
+			return nil, err
+		}
 		return q.Where("created_resources LIKE ?", "%\""+v+"\"%"), nil
 	}
 	special["worker"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
@@ -56,8 +61,6 @@ func (s *Server) taskListSpec() *models.ListSpec {
 			"finished_at": "finished_at", "unblocked_at": "unblocked_at", "pulp_id": "id"},
 		Special: special,
 		Order:   "pulp_created DESC, id DESC",
-		Choices: map[string][]string{"state": {models.TaskWaiting, models.TaskSkipped, models.TaskRunning,
-			models.TaskCompleted, models.TaskFailed, models.TaskCanceled, models.TaskCanceling}},
 	}
 }
 
@@ -137,5 +140,23 @@ func (s *Server) deleteTask(c *gin.Context, id string) error {
 		return &apiError{status: http.StatusConflict}
 	}
 	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// checkURI checks an href or PRN as Pulp's NamedModelViewSet.get_resource does: one that
+// matches no URL is "URI not valid", one whose object does not exist "URI ... not found for
+// <model>.".
+func (s *Server) checkURI(v string) error {
+	r, ok := models.ParseRef(v)
+	if !ok {
+		return &models.BareListError{Msg: "URI not valid: " + v}
+	}
+	if r.Version != nil {
+		return nil
+	}
+	var nf *models.NotFoundError
+	if _, err := models.Get(s.db, r.Kind, r.ID); errors.As(err, &nf) {
+		return &models.BareListError{Msg: "URI " + v + " not found for " + strings.ToLower(r.Kind.Model) + "."}
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -162,6 +163,10 @@ func (w *Worker) handle(ctx context.Context, at *asynq.Task) error {
 	var errObj map[string]any
 	if runErr != nil {
 		errObj = map[string]any{"description": runErr.Error(), "traceback": ""}
+		var pe *models.PulpError
+		if errors.As(runErr, &pe) {
+			errObj["error_code"] = pe.Code
+		}
 		w.cfg.Logger.Info("task failed", "task", t.ID, "name", t.Name, "err", runErr)
 	}
 	if err := models.FinishTask(w.cfg.DB, t, created, result, errObj); err != nil {
