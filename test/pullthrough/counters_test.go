@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -15,8 +16,8 @@ const concurrentPulls = 20
 // window a tag pull costs one manifest HEAD (and no GET), shared by concurrent clients.
 func TestUpstreamRequests(t *testing.T) {
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
-		ctx := testCtx(t)
-		hub := startHub(t)
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
 		img, err := hub.PushLarge(ctx, "library/big", "1", 3, 3)
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
@@ -24,8 +25,8 @@ const faultWindow = time.Second
 // TestFaults breaks the upstream (down, 429, wrong bytes), the client (gone mid-blob) and the
 // request (bad names and digests) against one server on the embedded engine.
 func TestFaults(t *testing.T) {
-	ctx := testCtx(t)
-	hub := startHub(t)
+	ctx := client.Context(t)
+	hub := client.StartHub(t)
 	busybox, err := hub.PushSmall(ctx, "library/busybox", "latest")
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestFaults(t *testing.T) {
 		if _, _, _, err := e.reg.manifest(ctx, name, "1"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.reg.blob(ctx, name, img.Config.Digest); err != nil {
+		if _, err := e.reg.Blob(ctx, name, img.Config.Digest); err != nil {
 			t.Fatal(err)
 		}
 		hub.SetBlobThrottle(256 << 10) // 4 MiB take 16 s
@@ -121,7 +122,7 @@ func TestFaults(t *testing.T) {
 		}
 		for i := range 2 {
 			before := hub.CDNGets(layer)
-			if _, err := e.reg.blob(ctx, name, layer); err == nil {
+			if _, err := e.reg.Blob(ctx, name, layer); err == nil {
 				t.Fatalf("GET %s attempt %d: served corrupt bytes without an error", layer, i+1)
 			} else {
 				t.Logf("GET of the corrupt layer, attempt %d: %v", i+1, err)
@@ -180,8 +181,8 @@ func TestFaults(t *testing.T) {
 // the partial blob is never served, and that a full pull then works.
 func TestKilledMidFill(t *testing.T) {
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
-		ctx := testCtx(t)
-		hub := startHub(t)
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
 		img, err := hub.PushLarge(ctx, "library/large", "1", 4, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -198,7 +199,7 @@ func TestKilledMidFill(t *testing.T) {
 		t.Cleanup(func() { hub.SetBlobThrottle(0) })
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		resp, err := e.reg.request(fctx, http.MethodGet, "/v2/"+name+"/blobs/"+layer.Digest, nil)
+		resp, err := e.reg.Request(fctx, http.MethodGet, "/v2/"+name+"/blobs/"+layer.Digest, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +211,7 @@ func TestKilledMidFill(t *testing.T) {
 			t.Fatalf("read the first 64 KiB of the layer: %v", err)
 		}
 		var parts map[string]time.Time
-		poll(t, "a fill-*.part staging file under the data directory", func() (bool, string) {
+		client.Poll(t, "a fill-*.part staging file under the data directory", func() (bool, string) {
 			parts = stagingFiles(t, e.srv.DataDir)
 			return len(parts) > 0, "none found; the test cannot check the sweep"
 		})
@@ -232,12 +233,12 @@ func TestKilledMidFill(t *testing.T) {
 		// With the upstream down, the layer cannot be complete: it must not be served.
 		hub.SetDown(true)
 		start := time.Now()
-		n, err := e.reg.blob(ctx, name, layer.Digest)
+		n, err := e.reg.Blob(ctx, name, layer.Digest)
 		t.Logf("GET of the layer with the upstream down after the restart: %v after %s", err, time.Since(start).Round(time.Millisecond))
 		if err == nil {
 			t.Errorf("with the upstream down after the crash, the layer was served whole (%d bytes): from where?", n)
 		} else {
-			var re *regError
+			var re *client.RegistryError
 			if !errors.As(err, &re) {
 				t.Errorf("with the upstream down after the crash, GET of the layer started a 200 answer and failed (%v): partial data was served", err)
 			}
@@ -256,7 +257,7 @@ func readFirstBytesAndHangUp(t testing.TB, r *regClient, name, digest string, n 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, err := r.request(ctx, http.MethodGet, "/v2/"+name+"/blobs/"+digest, nil)
+	resp, err := r.Request(ctx, http.MethodGet, "/v2/"+name+"/blobs/"+digest, nil)
 	if err != nil {
 		t.Fatalf("GET %s: %v", digest, err)
 	}
@@ -275,7 +276,7 @@ func readFirstBytesAndHangUp(t testing.TB, r *regClient, name, digest string, n 
 func waitCommitted(t testing.TB, e *env, hub *upstream.Upstream, name string, blob upstream.Blob) {
 	t.Helper()
 	path := blobFile(t, e, blob.Digest)
-	poll(t, "blob "+blob.Digest+" to be committed to "+path, func() (bool, string) {
+	client.Poll(t, "blob "+blob.Digest+" to be committed to "+path, func() (bool, string) {
 		fi, err := os.Stat(path)
 		if err != nil {
 			return false, err.Error()
@@ -288,8 +289,8 @@ func waitCommitted(t testing.TB, e *env, hub *upstream.Upstream, name string, bl
 	hub.SetDown(true)
 	defer hub.SetDown(false)
 	var last error
-	pollFor(t, 10*time.Second, "the committed blob to be served with the upstream down", func() (bool, string) {
-		_, last = e.reg.blob(context.Background(), name, blob.Digest)
+	client.PollFor(t, 10*time.Second, "the committed blob to be served with the upstream down", func() (bool, string) {
+		_, last = e.reg.Blob(context.Background(), name, blob.Digest)
 		if last != nil {
 			return false, last.Error()
 		}

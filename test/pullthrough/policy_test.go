@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
@@ -14,8 +15,8 @@ import (
 // an excluded one, or one outside includes, is 404 NAME_UNKNOWN before any upstream request,
 // and nothing is created for it.
 func TestFilters(t *testing.T) {
-	ctx := testCtx(t)
-	hub := startHub(t)
+	ctx := client.Context(t)
+	hub := client.StartHub(t)
 	busybox, err := hub.PushSmall(ctx, "library/busybox", "latest")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestFilters(t *testing.T) {
 			t.Errorf("skopeo copy of the filtered %s: stderr lacks Pulp's \"Repository not found\":\n%s", path, r.Stderr)
 		}
 		for _, kind := range []string{"repositories", "remotes", "distributions"} {
-			if res := e.api.list(t, "/pulp/api/v3/"+kind+"/container/container/", url.Values{"name": {path}}); len(res) != 0 {
+			if res := e.api.List(t, "/pulp/api/v3/"+kind+"/container/container/", url.Values{"name": {path}}); len(res) != 0 {
 				t.Errorf("a filtered name created %s: %v", kind, res)
 			}
 		}
@@ -57,8 +58,8 @@ func TestFilters(t *testing.T) {
 // TestPrivate checks a private pull-through distribution: anonymous pulls get 401, the admin's
 // credentials pull, and the child distribution inherits private.
 func TestPrivate(t *testing.T) {
-	ctx := testCtx(t)
-	hub := startHub(t)
+	ctx := client.Context(t)
+	hub := client.StartHub(t)
 	busybox, err := hub.PushSmall(ctx, "library/busybox", "latest")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestPrivate(t *testing.T) {
 
 	if r, dir := skopeoCopy(t, e, name+":latest", "--src-creds", harness.Username+":"+harness.Password); r.Code != 0 {
 		// containers/image sends credentials only when the /v2/ ping challenged it.
-		ping, err := e.reg.request(ctx, http.MethodGet, "/v2/", nil)
+		ping, err := e.reg.Request(ctx, http.MethodGet, "/v2/", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +104,7 @@ func TestPrivate(t *testing.T) {
 	pt := e.api.byName(t, "/pulp/api/v3/distributions/container/pull-through/", cacheBase)
 	if guard, _ := pt["content_guard"].(string); !strings.HasPrefix(guard, "/pulp/api/v3/contentguards/core/content_redirect/") {
 		t.Errorf("pull-through distribution content_guard = %v, want the content redirect guard", pt["content_guard"])
-	} else if g := e.api.get(t, guard); g["name"] != "content redirect" {
+	} else if g := e.api.Get(t, guard); g["name"] != "content redirect" {
 		t.Errorf("pull-through distribution's guard %v, want the one named \"content redirect\"", g)
 	}
 	// Cached now, and still private.
@@ -113,7 +114,7 @@ func TestPrivate(t *testing.T) {
 	if r, _ := skopeoCopy(t, e, name+":latest"); r.Code == 0 {
 		t.Errorf("anonymous skopeo copy of the cached private image succeeded")
 	}
-	resp, err := e.reg.request(ctx, http.MethodGet, "/v2/"+name+"/manifests/latest", nil)
+	resp, err := e.reg.Request(ctx, http.MethodGet, "/v2/"+name+"/manifests/latest", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +127,8 @@ func TestPrivate(t *testing.T) {
 // TestReadOnly checks that the repository the cache created cannot be changed through the API
 // (400 "Repository is read-only.", nothing changes) but can be deleted.
 func TestReadOnly(t *testing.T) {
-	ctx := testCtx(t)
-	hub := startHub(t)
+	ctx := client.Context(t)
+	hub := client.StartHub(t)
 	busybox, err := hub.PushSmall(ctx, "library/busybox", "latest")
 	if err != nil {
 		t.Fatal(err)
@@ -137,8 +138,8 @@ func TestReadOnly(t *testing.T) {
 	const name = "docker-cache/library/busybox"
 	mustSkopeoCopy(t, e, name+":latest", busybox)
 	repo := e.api.waitRecorded(t, name, 1)
-	href := str(repo, "pulp_href")
-	_, tagged := e.api.tagsOf(t, str(repo, "latest_version_href"))
+	href := client.Str(repo, "pulp_href")
+	_, tagged := e.api.tagsOf(t, client.Str(repo, "latest_version_href"))
 
 	for _, c := range []struct {
 		method, path string
@@ -156,9 +157,9 @@ func TestReadOnly(t *testing.T) {
 		{http.MethodPost, href + "copy_tags/", map[string]any{"source_repository": href, "names": []string{"latest"}}},
 		{http.MethodPost, href + "copy_manifests/", map[string]any{"source_repository": href, "digests": []string{busybox.ManifestDigest}}},
 	} {
-		status, raw := e.api.do(t, c.method, c.path, c.body)
+		status, raw := e.api.Do(t, c.method, c.path, c.body)
 		if status == http.StatusAccepted {
-			task := e.api.get(t, str(decodeObject(t, raw), "task"))
+			task := e.api.Get(t, client.Str(client.DecodeObject(t, raw), "task"))
 			t.Errorf("%s %s %v: 202, task %v; want 400 read-only", c.method, c.path, c.body, task["pulp_href"])
 			continue
 		}
@@ -166,8 +167,8 @@ func TestReadOnly(t *testing.T) {
 			t.Errorf("%s %s %v: %d %s, want 400 read-only", c.method, c.path, c.body, status, raw)
 			continue
 		}
-		body := decodeObject(t, raw)
-		msg := str(body, "detail")
+		body := client.DecodeObject(t, raw)
+		msg := client.Str(body, "detail")
 		if msg == "" { // Pulp's field shape: {"non_field_errors": ["..."]} or {"field": ["..."]}
 			for _, v := range body {
 				if l, ok := v.([]any); ok && len(l) > 0 {
@@ -179,16 +180,16 @@ func TestReadOnly(t *testing.T) {
 			t.Errorf("%s %s: %s, want {\"detail\": \"Repository is read-only.\"}", c.method, c.path, raw)
 		}
 	}
-	after := e.api.get(t, href)
+	after := e.api.Get(t, href)
 	for _, k := range []string{"name", "description", "retain_repo_versions", "latest_version_href", "pulp_last_updated"} {
 		if !equalJSON(after[k], repo[k]) {
 			t.Errorf("repository %s changed from %v to %v", k, repo[k], after[k])
 		}
 	}
-	if tags, _ := e.api.tagsOf(t, str(after, "latest_version_href")); !equalJSON(tags, []string{"latest"}) {
+	if tags, _ := e.api.tagsOf(t, client.Str(after, "latest_version_href")); !equalJSON(tags, []string{"latest"}) {
 		t.Errorf("tags after the refused changes: %v, want [latest]", tags)
 	}
-	if versions := e.api.list(t, str(after, "versions_href"), nil); len(versions) != 1 {
+	if versions := e.api.List(t, client.Str(after, "versions_href"), nil); len(versions) != 1 {
 		t.Errorf("%d versions after the refused changes, want 1", len(versions))
 	}
 	// The cache itself still records into it: a new tag of the image makes version 2.
@@ -197,16 +198,16 @@ func TestReadOnly(t *testing.T) {
 	}
 	mustSkopeoCopy(t, e, name+":stable", busybox)
 	after = e.api.waitRecorded(t, name, 2)
-	if tags, _ := e.api.tagsOf(t, str(after, "latest_version_href")); !equalJSON(tags, []string{"latest", "stable"}) {
+	if tags, _ := e.api.tagsOf(t, client.Str(after, "latest_version_href")); !equalJSON(tags, []string{"latest", "stable"}) {
 		t.Errorf("tags after pulling :stable: %v, want [latest stable]", tags)
 	}
 
-	status, raw := e.api.do(t, http.MethodDelete, href, nil)
+	status, raw := e.api.Do(t, http.MethodDelete, href, nil)
 	if status != http.StatusAccepted {
 		t.Fatalf("DELETE %s: %d %s, want 202", href, status, raw)
 	}
-	e.api.waitTask(t, str(decodeObject(t, raw), "task"))
-	if status, raw := e.api.do(t, http.MethodGet, href, nil); status != http.StatusNotFound {
+	e.api.WaitTask(t, client.Str(client.DecodeObject(t, raw), "task"))
+	if status, raw := e.api.Do(t, http.MethodGet, href, nil); status != http.StatusNotFound {
 		t.Errorf("GET %s after delete: %d %s, want 404", href, status, raw)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -20,15 +21,15 @@ const seedPort = "24817"
 // the recording task put in the repository. It also copies both platforms of an index image
 // with skopeo.
 func TestSeedPodman(t *testing.T) {
-	needTools(t, "http", "jq", "podman", "skopeo")
+	client.NeedTools(t, "http", "jq", "podman", "skopeo")
 	ln, err := net.Listen("tcp", "127.0.0.1:"+seedPort)
 	if err != nil {
 		t.Fatalf("port %s is taken (%v): this test serves on Pulp's documented port 127.0.0.1:%s; stop whatever holds it (make run?)", seedPort, err, seedPort)
 	}
 	ln.Close()
 
-	ctx := testCtx(t)
-	hub := startHub(t)
+	ctx := client.Context(t)
+	hub := client.StartHub(t)
 	busybox, err := hub.PushSmall(ctx, "library/busybox", "latest")
 	if err != nil {
 		t.Fatal(err)
@@ -70,28 +71,28 @@ http ${BASE_ADDR}/pulp/api/v3/distributions/container/pull-through/ remote=${REM
 	repo := e.api.byName(t, "/pulp/api/v3/repositories/container/container/", path)
 	remote := e.api.byName(t, "/pulp/api/v3/remotes/container/container/", path)
 	child := e.api.byName(t, "/pulp/api/v3/distributions/container/container/", path)
-	if got := str(remote, "upstream_name"); got != "library/busybox" {
+	if got := client.Str(remote, "upstream_name"); got != "library/busybox" {
 		t.Errorf("child remote upstream_name %q, want library/busybox", got)
 	}
-	if got := strings.TrimRight(str(remote, "url"), "/"); got != hub.URL() {
+	if got := strings.TrimRight(client.Str(remote, "url"), "/"); got != hub.URL() {
 		t.Errorf("child remote url %q, want %q (copied from the pull-through remote)", got, hub.URL())
 	}
 	if got := repo["retain_repo_versions"]; got != 1.0 {
 		t.Errorf("child repository retain_repo_versions %v, want 1", got)
 	}
-	if str(child, "base_path") != path || str(child, "repository") != str(repo, "pulp_href") || str(child, "remote") != str(remote, "pulp_href") {
+	if client.Str(child, "base_path") != path || client.Str(child, "repository") != client.Str(repo, "pulp_href") || client.Str(child, "remote") != client.Str(remote, "pulp_href") {
 		t.Errorf("child distribution base_path %v repository %v remote %v; want %s, %s, %s",
 			child["base_path"], child["repository"], child["remote"], path, repo["pulp_href"], remote["pulp_href"])
 	}
 	pt := e.api.byName(t, "/pulp/api/v3/distributions/container/pull-through/", cacheBase)
-	if !equalJSON(pt["distributions"], []string{str(child, "pulp_href")}) {
+	if !equalJSON(pt["distributions"], []string{client.Str(child, "pulp_href")}) {
 		t.Errorf("pull-through distribution's distributions = %v, want [%s]", pt["distributions"], child["pulp_href"])
 	}
 
 	// The recording task: the latest version holds the tag, the manifest and its blobs.
 	repo = e.api.waitRecorded(t, path, 1)
-	versionHref := str(repo, "latest_version_href")
-	version := e.api.get(t, versionHref)
+	versionHref := client.Str(repo, "latest_version_href")
+	version := e.api.Get(t, versionHref)
 	if got, want := presentCounts(t, version), map[string]int{"container.tag": 1, "container.manifest": 1, "container.blob": len(busybox.Blobs())}; !equalJSON(got, want) {
 		t.Errorf("version %s content_summary.present counts %v, want %v", versionHref, got, want)
 	}
@@ -99,13 +100,13 @@ http ${BASE_ADDR}/pulp/api/v3/distributions/container/pull-through/ remote=${REM
 	if !slices.Equal(tags, []string{"latest"}) {
 		t.Fatalf("tags in %s: %v, want [latest]", versionHref, tags)
 	}
-	manifest := e.api.get(t, tagged["latest"])
+	manifest := e.api.Get(t, tagged["latest"])
 	var layers int64
 	for _, l := range busybox.Layers {
 		layers += l.Size
 	}
-	if str(manifest, "digest") != busybox.ManifestDigest || str(manifest, "type") != "image" ||
-		str(manifest, "architecture") != "amd64" || str(manifest, "os") != "linux" ||
+	if client.Str(manifest, "digest") != busybox.ManifestDigest || client.Str(manifest, "type") != "image" ||
+		client.Str(manifest, "architecture") != "amd64" || client.Str(manifest, "os") != "linux" ||
 		manifest["compressed_image_size"] != float64(layers) {
 		t.Errorf("tagged manifest digest %v type %v architecture %v os %v compressed_image_size %v; want %s image amd64 linux %d",
 			manifest["digest"], manifest["type"], manifest["architecture"], manifest["os"], manifest["compressed_image_size"],

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -13,10 +14,10 @@ import (
 // the repository with tag 10 (version 1); pulling debian:11 creates version 2 holding both
 // tags, and the previous version is gone. Checked through the API and through pulp-cli.
 func TestDebianTags(t *testing.T) {
-	needTools(t, "skopeo", "pulp")
+	client.NeedTools(t, "skopeo", "pulp")
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
-		ctx := testCtx(t)
-		hub := startHub(t)
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
 		debian, err := hub.PushDebianLike(ctx, "library/debian")
 		if err != nil {
 			t.Fatal(err)
@@ -29,11 +30,11 @@ func TestDebianTags(t *testing.T) {
 			mustSkopeoCopy(t, e, path+":"+img.Tag, img)
 			repo := e.api.waitRecorded(t, path, i+1)
 
-			versions := e.api.list(t, str(repo, "versions_href"), nil)
-			if len(versions) != 1 || str(versions[0], "pulp_href") != str(repo, "latest_version_href") {
+			versions := e.api.List(t, client.Str(repo, "versions_href"), nil)
+			if len(versions) != 1 || client.Str(versions[0], "pulp_href") != client.Str(repo, "latest_version_href") {
 				var hrefs []string
 				for _, v := range versions {
-					hrefs = append(hrefs, str(v, "pulp_href"))
+					hrefs = append(hrefs, client.Str(v, "pulp_href"))
 				}
 				t.Errorf("after pulling %s: versions %v, want only %s (retain_repo_versions 1)", img.Ref(), hrefs, repo["latest_version_href"])
 			}
@@ -41,14 +42,14 @@ func TestDebianTags(t *testing.T) {
 			for _, d := range debian[:i+1] {
 				wantTags = append(wantTags, d.Tag)
 			}
-			latest := str(repo, "latest_version_href")
+			latest := client.Str(repo, "latest_version_href")
 			tags, tagged := e.api.tagsOf(t, latest)
 			if !slices.Equal(tags, wantTags) {
 				t.Errorf("after pulling %s: tags in %s %v, want %v", img.Ref(), latest, tags, wantTags)
 			}
 			for _, d := range debian[:i+1] {
 				if href := tagged[d.Tag]; href != "" {
-					if got := str(e.api.get(t, href), "digest"); got != d.ManifestDigest {
+					if got := client.Str(e.api.Get(t, href), "digest"); got != d.ManifestDigest {
 						t.Errorf("tag %s points at %s, want %s", d.Tag, got, d.ManifestDigest)
 					}
 				}
@@ -64,7 +65,7 @@ func TestDebianTags(t *testing.T) {
 		if len(versions) != 1 || versions[0]["number"] != 2.0 {
 			t.Fatalf("pulp container repository version list: %s\nwant one version, number 2", out)
 		}
-		latest := str(versions[0], "pulp_href")
+		latest := client.Str(versions[0], "pulp_href")
 		for _, args := range [][]string{
 			{"--repository-version", latest},
 			{"--distribution", path},
@@ -76,7 +77,7 @@ func TestDebianTags(t *testing.T) {
 			}
 			var names []string
 			for _, tg := range tags {
-				names = append(names, str(tg, "name"))
+				names = append(names, client.Str(tg, "name"))
 			}
 			sort.Strings(names)
 			if !slices.Equal(names, []string{"10", "11"}) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
@@ -21,8 +22,8 @@ import (
 // admin's Basic credentials still pull everything.
 func TestFinding1PrivateParent(t *testing.T) {
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
-		ctx := testCtx(t)
-		hub := startHub(t)
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
 		imgs, err := hub.PushDebianLike(ctx, "library/debian")
 		if err != nil {
 			t.Fatal(err)
@@ -38,21 +39,21 @@ func TestFinding1PrivateParent(t *testing.T) {
 		}
 
 		e.api.patch(t, ptHref, map[string]any{"private": true})
-		if pt := e.api.get(t, ptHref); pt["private"] != true {
+		if pt := e.api.Get(t, ptHref); pt["private"] != true {
 			t.Fatalf("pull-through distribution private = %v after the PATCH", pt["private"])
 		}
 
 		// The registry reuses a name's resolution for up to a second (content/registry
 		// DefaultResolveTTL): allow that long for the change to reach the name, no more.
 		patched := time.Now()
-		pollFor(t, 3*time.Second, "anonymous HEAD of the cached tag to answer 401 after the PATCH", func() (bool, string) {
+		client.PollFor(t, 3*time.Second, "anonymous HEAD of the cached tag to answer 401 after the PATCH", func() (bool, string) {
 			a := e.reg.do(t, http.MethodHead, "/v2/"+name+"/manifests/10")
 			return a.Status == http.StatusUnauthorized, fmt.Sprintf("status %d", a.Status)
 		})
 		t.Logf("anonymous reads were refused %s after the PATCH's task completed", time.Since(patched).Round(time.Millisecond))
 
 		before := hub.Counts()
-		wrong := &regClient{base: e.srv.URL, c: newHTTPClient(), user: harness.Username, pass: "wrong" + harness.Password}
+		wrong := newRegClient(e.srv.URL, harness.Username, "wrong"+harness.Password)
 		paths := []string{
 			"/v2/" + name + "/manifests/11", // a new tag: never fetched
 			"/v2/" + name + "/manifests/10", // the cached tag

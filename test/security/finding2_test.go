@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -54,7 +55,7 @@ func TestFinding2BlobGrantAfterFill(t *testing.T) {
 		pub2Up := startHostile(t)
 		pub2Up.addImage("y", "1", nil, layer)
 		e.createCache(t, "pub2", pub2Up.url, nil, nil)
-		if _, err := e.reg.blob(testCtx(t), "pub2/y", l); err != nil {
+		if _, err := e.reg.Blob(client.Context(t), "pub2/y", l); err != nil {
 			t.Errorf("a public name whose upstream has the layer: %v", err)
 		}
 		expectStatus(t, e.reg, http.MethodHead, "/v2/pub2/y/blobs/"+l, http.StatusOK)
@@ -70,8 +71,8 @@ func TestFinding2JoinRunningFill(t *testing.T) {
 		e, privUp, _ := privateAndPublic(t, eng)
 		p := privUp.addImage("team/slow", "1", nil, randomBytes(t, 3<<20))
 		l := p.Layers[0]
-		ctx := testCtx(t)
-		if _, _, err := e.admin.manifest(ctx, "priv/team/slow", "1"); err != nil {
+		ctx := client.Context(t)
+		if _, _, _, err := e.admin.Manifest(ctx, "priv/team/slow", "1"); err != nil {
 			t.Fatal(err)
 		}
 
@@ -81,10 +82,10 @@ func TestFinding2JoinRunningFill(t *testing.T) {
 		fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		go func() {
-			_, err := e.admin.blob(fctx, "priv/team/slow", l)
+			_, err := e.admin.Blob(fctx, "priv/team/slow", l)
 			done <- err
 		}()
-		poll(t, "the private upstream to be asked for the layer", func() (bool, string) {
+		client.Poll(t, "the private upstream to be asked for the layer", func() (bool, string) {
 			return privUp.seenPath("/blobs/" + l), "no GET yet"
 		})
 		time.Sleep(300 * time.Millisecond) // let the fill learn the length
@@ -92,11 +93,11 @@ func TestFinding2JoinRunningFill(t *testing.T) {
 		pubPath := "/v2/pub/x/blobs/" + l
 		expectStatus(t, e.reg, http.MethodHead, pubPath, http.StatusNotFound)
 		hctx, hcancel := context.WithTimeout(ctx, 20*time.Second)
-		n, err := e.reg.blob(hctx, "pub/x", l)
+		n, err := e.reg.Blob(hctx, "pub/x", l)
 		hcancel()
 		if err == nil {
 			t.Errorf("anonymous GET %s joined the private fill and read %d bytes", pubPath, n)
-		} else if re, ok := err.(*regError); !ok || re.Status != http.StatusNotFound {
+		} else if re, ok := err.(*client.RegistryError); !ok || re.Status != http.StatusNotFound {
 			t.Errorf("anonymous GET %s while the private fill runs: %v, want 404", pubPath, err)
 		}
 		var adminErr error

@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -47,7 +48,7 @@ func TestFinding3Schema1Poisoning(t *testing.T) {
 
 		// The honest image: its real bytes, whose sha256 is X.
 		for _, c := range []*regClient{e.reg, e.admin} {
-			body, digest, err := c.manifest(testCtx(t), "honest/library/real", x)
+			body, _, digest, err := c.Manifest(client.Context(t), "honest/library/real", x)
 			if err != nil {
 				t.Fatalf("pull honest/library/real@%s: %v", x, err)
 			}
@@ -56,8 +57,8 @@ func TestFinding3Schema1Poisoning(t *testing.T) {
 			}
 		}
 		e.reg.mustPull(t, "honest/library/real", "1", x)
-		if b, err := os.ReadFile(blobFile(t, e, x)); err != nil || sha256Digest(b) != x {
-			t.Errorf("stored under %s: %d bytes hashing to %s (%v)", x, len(b), sha256Digest(b), err)
+		if b, err := os.ReadFile(blobFile(t, e, x)); err != nil || client.Digest(b) != x {
+			t.Errorf("stored under %s: %d bytes hashing to %s (%v)", x, len(b), client.Digest(b), err)
 		}
 	})
 }

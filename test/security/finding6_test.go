@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -66,7 +67,7 @@ func TestFinding6HugeManifests(t *testing.T) {
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				_, d, err := e.reg.manifest(testCtx(t), "big/"+name, "1")
+				_, _, d, err := e.reg.Manifest(client.Context(t), "big/"+name, "1")
 				if err == nil && d != digests[name] {
 					err = fmt.Errorf("got %s, want %s", d, digests[name])
 				}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pulpgo/pulpgo/test/client"
 )
 
 // hostile is a registry upstream of this package, on 127.0.0.1: just enough of /v2/ (GET /v2/,
@@ -108,7 +110,7 @@ func (h *hostile) addManifest(name string, body []byte, mediaType, claimed strin
 
 // addBlob serves b under name at its digest, and returns the digest.
 func (h *hostile) addBlob(name string, b []byte) string {
-	d := sha256Digest(b)
+	d := client.Digest(b)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.repo(name).blobs[d] = b
@@ -168,7 +170,7 @@ func (h *hostile) addImage(name, tag string, annotations map[string]string, laye
 		m["annotations"] = annotations
 	}
 	img.Manifest, _ = json.Marshal(m)
-	img.Digest = sha256Digest(img.Manifest)
+	img.Digest = client.Digest(img.Manifest)
 	h.addManifest(name, img.Manifest, mediaTypeOCIManifest, img.Digest, tag, img.Digest)
 	return img
 }
@@ -360,5 +362,5 @@ func schema1(name, tag, layer string) (body []byte, payloadDigest string) {
 		"         \"signature\": \"" + b64(make([]byte, 64)) + "\",\n" +
 		"         \"protected\": \"" + b64(protected) + "\"\n      }\n   ]"
 	body = []byte(payload[:formatLength] + sigs + tail)
-	return body, sha256Digest([]byte(payload))
+	return body, client.Digest([]byte(payload))
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -30,7 +31,7 @@ func TestNegativeCacheKeyedByCredentials(t *testing.T) {
 			t.Fatal("the upstream was never asked for secret/img: the test proves nothing")
 		}
 		a := e.reg.do(t, http.MethodGet, "/v2/cred/secret/img/manifests/"+img.Digest)
-		if a.Status != http.StatusOK || sha256Digest(a.Body) != img.Digest {
+		if a.Status != http.StatusOK || client.Digest(a.Body) != img.Digest {
 			t.Errorf("GET cred/secret/img@%s right after the anonymous 404: %d %.200s, want 200 with the manifest", img.Digest, a.Status, a.Body)
 		}
 		e.reg.mustPull(t, "cred/secret/img", "1", img.Digest)
@@ -53,7 +54,7 @@ func TestAdoptionForeignRemote(t *testing.T) {
 		e := startServer(t, eng)
 		e.createCache(t, "dh", honestUp.url, nil, nil)
 		const name = "dh/library/foo"
-		status, raw := e.api.do(t, http.MethodPost, remotesPath, map[string]any{
+		status, raw := e.api.Do(t, http.MethodPost, remotesPath, map[string]any{
 			"name": name, "url": foreignUp.url, "upstream_name": "library/foo",
 		})
 		if status != http.StatusCreated {
@@ -64,7 +65,7 @@ func TestAdoptionForeignRemote(t *testing.T) {
 			a := e.reg.do(t, http.MethodGet, "/v2/"+name+"/manifests/"+ref)
 			if a.Status == http.StatusOK {
 				// Fetch the blobs too, as a client would: through the adopted remote, if any.
-				_, err := e.reg.pull(testCtx(t), name, ref)
+				_, err := e.reg.pull(client.Context(t), name, ref)
 				t.Errorf("GET %s:%s: 200, want 404 (the hand-made remote is not the cache's); full pull: %v", name, ref, err)
 			} else if a.Status != http.StatusNotFound {
 				t.Errorf("GET %s:%s: %d %.200s, want 404", name, ref, a.Status, a.Body)
@@ -77,9 +78,9 @@ func TestAdoptionForeignRemote(t *testing.T) {
 			t.Errorf("a distribution %s was created over the hand-made remote", name)
 		}
 		// The hand-made remote is left as it was.
-		for _, r := range e.api.list(t, remotesPath, nil) {
-			if str(r, "name") == name && str(r, "url") != foreignUp.url {
-				t.Errorf("the hand-made remote's url is now %q", str(r, "url"))
+		for _, r := range e.api.List(t, remotesPath, nil) {
+			if client.Str(r, "name") == name && client.Str(r, "url") != foreignUp.url {
+				t.Errorf("the hand-made remote's url is now %q", client.Str(r, "url"))
 			}
 		}
 	})

@@ -1,0 +1,146 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/pulpgo/pulpgo/test/upstream"
+)
+
+// ManifestAccept is the Accept header of Registry.Manifest when Registry.Accept is empty:
+// every image and index type, as podman sends.
+var ManifestAccept = strings.Join([]string{
+	upstream.MediaTypeOCIIndex, upstream.MediaTypeDockerManifestList,
+	upstream.MediaTypeOCIManifest, upstream.MediaTypeDockerManifest,
+}, ", ")
+
+// Registry talks to the registry API (/v2/) the way a container client does, checking
+// every digest it is given and throwing the blob bytes away.
+type Registry struct {
+	// Base is the server's URL, without a trailing slash.
+	Base string
+	// HTTP sends the requests (NewHTTPClient, usually).
+	HTTP *http.Client
+	// User and Pass are sent as Basic credentials when User is not empty; anonymous
+	// otherwise.
+	User, Pass string
+	// Accept is the Accept header of manifest requests; empty means ManifestAccept.
+	Accept string
+}
+
+// RegistryError is an answer other than 200 to Manifest or Blob.
+type RegistryError struct {
+	Method, Path string
+	Status       int
+	Body         string
+}
+
+func (e *RegistryError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, strings.TrimSpace(e.Body))
+}
+
+// ErrorBody is the distribution spec's error body ({"errors":[...]}).
+type ErrorBody struct {
+	Errors []struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Detail  any    `json:"detail"`
+	} `json:"errors"`
+}
+
+// ManifestAccept returns the Accept header of r's manifest requests.
+func (r *Registry) ManifestAccept() string {
+	if r.Accept == "" {
+		return ManifestAccept
+	}
+	return r.Accept
+}
+
+// Request sends method path with the headers (and r's credentials); the path, query
+// included, goes on the request line byte for byte: no escaping, no cleaning.
+func (r *Registry) Request(ctx context.Context, method, path string, hdr http.Header) (*http.Response, error) {
+	u, err := url.Parse(r.Base)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.Base+"/", nil)
+	if err != nil {
+		return nil, err
+	}
+	u.Opaque = path // the request line carries the path byte for byte: no escaping, no cleaning
+	req.URL = u
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	if r.User != "" {
+		req.SetBasicAuth(r.User, r.Pass)
+	}
+	return r.HTTP.Do(req)
+}
+
+// Manifest GETs /v2/<name>/manifests/<ref>, checks that Docker-Content-Digest is the sha256
+// of the body (and equals ref when ref is a digest), and returns the body, its Content-Type
+// and its digest. An answer other than 200 is a *RegistryError.
+func (r *Registry) Manifest(ctx context.Context, name, ref string) (body []byte, mediaType, digest string, err error) {
+	path := "/v2/" + name + "/manifests/" + ref
+	resp, err := r.Request(ctx, http.MethodGet, path, http.Header{"Accept": {r.ManifestAccept()}})
+	if err != nil {
+		return nil, "", "", fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("GET %s: read: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", "", &RegistryError{"GET", path, resp.StatusCode, string(body)}
+	}
+	digest = Digest(body)
+	if h := resp.Header.Get("Docker-Content-Digest"); h != digest {
+		return nil, "", "", fmt.Errorf("GET %s: Docker-Content-Digest %q, body hashes to %s", path, h, digest)
+	}
+	if strings.HasPrefix(ref, "sha256:") && ref != digest {
+		return nil, "", "", fmt.Errorf("GET %s: body hashes to %s", path, digest)
+	}
+	return body, resp.Header.Get("Content-Type"), digest, nil
+}
+
+// Blob GETs /v2/<name>/blobs/<digest> (following redirects), reads it all and checks its
+// sha256 and Content-Length; it returns the number of bytes read. An answer other than 200
+// is a *RegistryError.
+func (r *Registry) Blob(ctx context.Context, name, digest string) (int64, error) {
+	path := "/v2/" + name + "/blobs/" + digest
+	resp, err := r.Request(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, &RegistryError{"GET", path, resp.StatusCode, string(b)}
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("GET %s: body cut after %d bytes: %w", path, n, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+		return n, fmt.Errorf("GET %s: %d bytes hash to %s", path, n, got)
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != n {
+		return n, fmt.Errorf("GET %s: Content-Length %d, read %d", path, resp.ContentLength, n)
+	}
+	return n, nil
+}
+
+// Digest returns "sha256:<hex>" of b.
+func Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
