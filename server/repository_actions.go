@@ -210,11 +210,7 @@ func (s *Server) RepositoriesContainerContainerAdd(c *gin.Context, id string) {
 }
 
 func (s *Server) addContent(c *gin.Context, id string) error {
-	repo, err := s.writableRepository(c, models.KindContainerRepository, id)
-	if err != nil {
-		return err
-	}
-	in, err := s.bind(c, recursiveManageSerializer, modeCreate, nil)
+	repo, in, err := s.actionInput(c, models.KindContainerRepository, id, recursiveManageSerializer)
 	if err != nil {
 		return err
 	}
@@ -233,11 +229,7 @@ func (s *Server) RepositoriesContainerContainerRemove(c *gin.Context, id string)
 }
 
 func (s *Server) removeContent(c *gin.Context, id string) error {
-	repo, err := s.writableRepository(c, models.KindContainerRepository, id)
-	if err != nil {
-		return err
-	}
-	in, err := s.bind(c, recursiveManageSerializer, modeCreate, nil)
+	repo, in, err := s.actionInput(c, models.KindContainerRepository, id, recursiveManageSerializer)
 	if err != nil {
 		return err
 	}
@@ -253,11 +245,7 @@ func (s *Server) removeContent(c *gin.Context, id string) error {
 
 // tag answers tag/ on a repository of kind k: the manifest must be in the latest version.
 func (s *Server) tag(c *gin.Context, k models.Kind, id string) error {
-	repo, err := s.writableRepository(c, k, id)
-	if err != nil {
-		return err
-	}
-	in, err := s.bind(c, tagImageSerializer, modeCreate, nil)
+	repo, in, err := s.actionInput(c, k, id, tagImageSerializer)
 	if err != nil {
 		return err
 	}
@@ -274,11 +262,7 @@ func (s *Server) tag(c *gin.Context, k models.Kind, id string) error {
 
 // untag answers untag/ on a repository of kind k: the tag must be in the latest version.
 func (s *Server) untag(c *gin.Context, k models.Kind, id string) error {
-	repo, err := s.writableRepository(c, k, id)
-	if err != nil {
-		return err
-	}
-	in, err := s.bind(c, untagImageSerializer, modeCreate, nil)
+	repo, in, err := s.actionInput(c, k, id, untagImageSerializer)
 	if err != nil {
 		return err
 	}
@@ -320,11 +304,7 @@ func (s *Server) RepositoriesContainerContainerPushRemoveImage(c *gin.Context, i
 }
 
 func (s *Server) removeImage(c *gin.Context, id string) error {
-	repo, err := s.writableRepository(c, models.KindPushRepository, id)
-	if err != nil {
-		return err
-	}
-	in, err := s.bind(c, removeImageSerializer, modeCreate, nil)
+	repo, in, err := s.actionInput(c, models.KindPushRepository, id, removeImageSerializer)
 	if err != nil {
 		return err
 	}
@@ -390,11 +370,7 @@ func rawString(raw []byte) string {
 // source version; they are added recursively (task recursive_add_content).
 func (s *Server) copyContent(c *gin.Context, id string, ser *serializer,
 	units func(in *input, src *models.Repository, n int64) ([]string, error)) error {
-	repo, err := s.writableRepository(c, models.KindContainerRepository, id)
-	if err != nil {
-		return err
-	}
-	in, err := s.bind(c, ser, modeCreate, nil)
+	repo, in, err := s.actionInput(c, models.KindContainerRepository, id, ser)
 	if err != nil {
 		return err
 	}
@@ -434,4 +410,18 @@ func (s *Server) RepositoriesContainerContainerCopyManifests(c *gin.Context, id 
 	s.respond(c, s.copyContent(c, id, manifestCopySerializer, func(in *input, src *models.Repository, n int64) ([]string, error) {
 		return models.ManifestIDsInVersion(s.db.WithContext(c), src, n, listParam(in, "digests"), listParam(in, "media_types"))
 	}))
+}
+
+// actionInput starts a content action on repository id of kind k: the repository, which must
+// be writable, and the body bound to ser.
+func (s *Server) actionInput(c *gin.Context, k models.Kind, id string, ser *serializer) (*models.Repository, *input, error) {
+	repo, err := s.writableRepository(c, k, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	in, err := s.bind(c, ser, modeCreate, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo, in, nil
 }
