@@ -69,9 +69,8 @@ func main() {
 }
 
 // startCPUProfile writes a CPU profile of the whole run to $PULPGO_CPUPROFILE.<pid> when that
-// variable is set (for the benchmarks: PULPGO_CPUPROFILE=... bash scripts/bench-pull.sh, see
-// docs/benchmarks.md), and returns what
-// stops it; nil when it is not set.
+// variable is set (for the benchmarks: see docs/benchmarks.md), and returns what stops it; nil
+// when it is not set.
 func startCPUProfile() func() {
 	path := os.Getenv("PULPGO_CPUPROFILE")
 	if path == "" {
