@@ -2524,6 +2524,13 @@ type AsyncOperationResponse struct {
 	Task string `json:"task"`
 }
 
+// ContainerRepositorySyncURL defines model for ContainerRepositorySyncURL.
+type ContainerRepositorySyncURL struct {
+	Mirror     *bool   `json:"mirror,omitempty"`
+	Remote     *string `json:"remote,omitempty"`
+	SignedOnly *bool   `json:"signed_only,omitempty"`
+}
+
 // ContentGuardResponse defines model for ContentGuardResponse.
 type ContentGuardResponse struct {
 	Description     *string    `json:"description"`
@@ -2634,6 +2641,12 @@ type MultipleArtifactContentResponse struct {
 	PulpLabels      map[string]*string     `json:"pulp_labels"`
 	PulpLastUpdated *time.Time             `json:"pulp_last_updated,omitempty"`
 	VulnReport      *string                `json:"vuln_report,omitempty"`
+}
+
+// OrphansCleanup defines model for OrphansCleanup.
+type OrphansCleanup struct {
+	ContentHrefs         *[]interface{} `json:"content_hrefs,omitempty"`
+	OrphanProtectionTime *int64         `json:"orphan_protection_time,omitempty"`
 }
 
 // PaginatedContentGuardResponseList defines model for PaginatedContentGuardResponseList.
@@ -4344,6 +4357,9 @@ type DistributionsContainerPullThroughSetLabelJSONRequestBody = SetLabel
 // DistributionsContainerPullThroughUnsetLabelJSONRequestBody defines body for DistributionsContainerPullThroughUnsetLabel for application/json ContentType.
 type DistributionsContainerPullThroughUnsetLabelJSONRequestBody = UnsetLabel
 
+// OrphansCleanupCleanupJSONRequestBody defines body for OrphansCleanupCleanup for application/json ContentType.
+type OrphansCleanupCleanupJSONRequestBody = OrphansCleanup
+
 // PulpContainerNamespacesCreateJSONRequestBody defines body for PulpContainerNamespacesCreate for application/json ContentType.
 type PulpContainerNamespacesCreateJSONRequestBody = ContainerContainerNamespace
 
@@ -4415,6 +4431,9 @@ type RepositoriesContainerContainerRemoveJSONRequestBody = RecursiveManage
 
 // RepositoriesContainerContainerSetLabelJSONRequestBody defines body for RepositoriesContainerContainerSetLabel for application/json ContentType.
 type RepositoriesContainerContainerSetLabelJSONRequestBody = SetLabel
+
+// RepositoriesContainerContainerSyncJSONRequestBody defines body for RepositoriesContainerContainerSync for application/json ContentType.
+type RepositoriesContainerContainerSyncJSONRequestBody = ContainerRepositorySyncURL
 
 // RepositoriesContainerContainerTagJSONRequestBody defines body for RepositoriesContainerContainerTag for application/json ContentType.
 type RepositoriesContainerContainerTagJSONRequestBody = TagImage
@@ -4529,6 +4548,9 @@ type ServerInterface interface {
 	// LivezRead Inspect liveness of Pulp's REST API.
 	// (GET /pulp/api/v3/livez/)
 	LivezRead(c *gin.Context, params LivezReadParams)
+
+	// (POST /pulp/api/v3/orphans/cleanup/)
+	OrphansCleanupCleanup(c *gin.Context)
 	// PulpContainerNamespacesList List container namespaces
 	// (GET /pulp/api/v3/pulp_container/namespaces/)
 	PulpContainerNamespacesList(c *gin.Context, params PulpContainerNamespacesListParams)
@@ -4658,6 +4680,9 @@ type ServerInterface interface {
 	// RepositoriesContainerContainerSetLabel Set a label
 	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/set_label/)
 	RepositoriesContainerContainerSetLabel(c *gin.Context, pulpId string)
+	// RepositoriesContainerContainerSync Sync from a remote
+	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/sync/)
+	RepositoriesContainerContainerSync(c *gin.Context, pulpId string)
 	// RepositoriesContainerContainerTag Create a Tag
 	// (POST /pulp/api/v3/repositories/container/container/{pulp_id}/tag/)
 	RepositoriesContainerContainerTag(c *gin.Context, pulpId string)
@@ -7111,6 +7136,19 @@ func (siw *ServerInterfaceWrapper) LivezRead(c *gin.Context) {
 	}
 
 	siw.Handler.LivezRead(c, params)
+}
+
+// OrphansCleanupCleanup operation middleware
+func (siw *ServerInterfaceWrapper) OrphansCleanupCleanup(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.OrphansCleanupCleanup(c)
 }
 
 // PulpContainerNamespacesList operation middleware
@@ -10129,6 +10167,31 @@ func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerSetLabel(c *gin
 	siw.Handler.RepositoriesContainerContainerSetLabel(c, pulpId)
 }
 
+// RepositoriesContainerContainerSync operation middleware
+func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerSync(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RepositoriesContainerContainerSync(c, pulpId)
+}
+
 // RepositoriesContainerContainerTag operation middleware
 func (siw *ServerInterfaceWrapper) RepositoriesContainerContainerTag(c *gin.Context) {
 
@@ -11446,6 +11509,7 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.POST(options.BaseURL+"/pulp/api/v3/distributions/container/pull-through/:pulp_id/unset_label/", wrapper.DistributionsContainerPullThroughUnsetLabel)
 	router.GET(options.BaseURL+"/pulp/api/v3/docs/api.json", wrapper.DocsApiJsonGet)
 	router.GET(options.BaseURL+"/pulp/api/v3/livez/", wrapper.LivezRead)
+	router.POST(options.BaseURL+"/pulp/api/v3/orphans/cleanup/", wrapper.OrphansCleanupCleanup)
 	router.GET(options.BaseURL+"/pulp/api/v3/pulp_container/namespaces/", wrapper.PulpContainerNamespacesList)
 	router.POST(options.BaseURL+"/pulp/api/v3/pulp_container/namespaces/", wrapper.PulpContainerNamespacesCreate)
 	router.DELETE(options.BaseURL+"/pulp/api/v3/pulp_container/namespaces/:pulp_id/", wrapper.PulpContainerNamespacesDelete)
@@ -11489,6 +11553,7 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/copy_tags/", wrapper.RepositoriesContainerContainerCopyTags)
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/remove/", wrapper.RepositoriesContainerContainerRemove)
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/set_label/", wrapper.RepositoriesContainerContainerSetLabel)
+	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/sync/", wrapper.RepositoriesContainerContainerSync)
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/tag/", wrapper.RepositoriesContainerContainerTag)
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/unset_label/", wrapper.RepositoriesContainerContainerUnsetLabel)
 	router.POST(options.BaseURL+"/pulp/api/v3/repositories/container/container/:pulp_id/untag/", wrapper.RepositoriesContainerContainerUntag)

@@ -228,7 +228,7 @@ var serializers = []*serializer{
 	namespaceSerializer, contentRedirectGuardSerializer,
 	setLabelSerializer, unsetLabelSerializer, cancelSerializer,
 	recursiveManageSerializer, tagImageSerializer, untagImageSerializer, removeImageSerializer,
-	tagCopySerializer, manifestCopySerializer,
+	tagCopySerializer, manifestCopySerializer, syncSerializer, orphansCleanupSerializer,
 }
 
 // compileSerializers derives the field table of every serializer.
