@@ -65,7 +65,8 @@ func Migrate(db *gorm.DB) error {
 	return withMigrationLock(db, func(tx *gorm.DB) error {
 		if err := tx.AutoMigrate(&Remote{}, &Repository{}, &RepositoryVersion{}, &RepositoryContent{},
 			&Distribution{}, &Namespace{}, &Blob{}, &Manifest{}, &ManifestBlob{}, &ManifestListManifest{},
-			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{}, &EncryptionKeyCheck{}, &ContentGuard{}); err != nil {
+			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{}, &EncryptionKeyCheck{}, &ContentGuard{},
+			&RemoteArtifact{}); err != nil {
 			return err
 		}
 		return checkKey(tx)
