@@ -228,3 +228,13 @@ func (c *limitConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// ReadFrom hands a copy into the connection to the TCP connection's own ReadFrom, which sends
+// files with sendfile (stored blobs through http.ServeContent, a fill's staging file) instead
+// of copying them through the process's memory.
+func (c *limitConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}

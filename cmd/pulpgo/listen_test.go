@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,40 @@ func TestConnectionLimits(t *testing.T) {
 	status, err := get(third, rd, "X-Big: "+strings.Repeat("a", 100<<10)+"\r\n")
 	if err != nil || !strings.HasPrefix(status, "431") {
 		t.Errorf("a 100 KiB header: %q, %v; want 431", status, err)
+	}
+}
+
+// readFromConn is a net.Conn that records what its ReadFrom was given.
+type readFromConn struct {
+	net.Conn
+	from []io.Reader
+}
+
+func (c *readFromConn) ReadFrom(r io.Reader) (int64, error) {
+	c.from = append(c.from, r)
+	return io.Copy(io.Discard, r)
+}
+
+// TestLimitConnKeepsReadFrom checks that the connection-limiting wrapper hands copies to the
+// TCP connection's own ReadFrom (which is how net/http sends files with sendfile), with the
+// reader it was given, instead of hiding it behind a generic copy.
+func TestLimitConnKeepsReadFrom(t *testing.T) {
+	inner := &readFromConn{}
+	var c net.Conn = &limitConn{Conn: inner, release: func() {}}
+	rf, ok := c.(io.ReaderFrom)
+	if !ok {
+		t.Fatal("limitConn is not an io.ReaderFrom: net/http would copy files through memory")
+	}
+	f, err := os.Open("listen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lr := &io.LimitedReader{R: f, N: 100}
+	if n, err := rf.ReadFrom(lr); n != 100 || err != nil {
+		t.Fatalf("ReadFrom: %d, %v; want 100, nil", n, err)
+	}
+	if len(inner.from) != 1 || inner.from[0] != io.Reader(lr) {
+		t.Fatalf("the TCP connection's ReadFrom got %v, want the reader itself", inner.from)
 	}
 }

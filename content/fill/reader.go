@@ -34,18 +34,15 @@ type fillReader struct {
 	closed bool
 }
 
-var _ io.ReadCloser = (*fillReader)(nil)
+var (
+	_ io.ReadCloser = (*fillReader)(nil)
+	_ io.WriterTo   = (*fillReader)(nil)
+)
 
 // Read reads the next bytes of the blob, waiting for them if the fill has not written them yet.
 func (r *fillReader) Read(p []byte) (int, error) {
-	if r.closed {
-		return 0, fmt.Errorf("read blob %s: %w", r.f.digest, os.ErrClosed)
-	}
-	if err := r.ctx.Err(); err != nil {
+	if err := r.usable(); err != nil {
 		return 0, err
-	}
-	if r.off < 0 {
-		return 0, fmt.Errorf("read blob %s: negative offset %d", r.f.digest, r.off)
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -55,6 +52,88 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		r.off += int64(n)
 		return n, err
 	}
+	avail, err := r.next()
+	if err != nil {
+		return 0, err
+	}
+	if r.stored != nil {
+		return r.Read(p)
+	}
+	n, err := r.file.ReadAt(p[:min(int64(len(p)), avail)], r.off)
+	r.off += int64(n)
+	if n > 0 {
+		return n, nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return 0, fmt.Errorf("read blob %s: staging file: %w", r.f.digest, err)
+}
+
+// WriteTo writes the rest of the blob to w as the fill makes it readable. When w reads from
+// files (a net/http response without chunking, over TCP) the bytes go from the staging file
+// or storage to the socket with sendfile, never through this process's memory; otherwise it
+// copies through a buffer. It ends like Read: nil at the verified end, the fill's error when
+// the fill fails, and w's error when w fails.
+func (r *fillReader) WriteTo(w io.Writer) (int64, error) {
+	rf, ok := w.(io.ReaderFrom)
+	if !ok {
+		return io.CopyBuffer(w, onlyReader{r}, make([]byte, bufferSize))
+	}
+	var total int64
+	for {
+		if err := r.usable(); err != nil {
+			return total, err
+		}
+		if r.stored != nil {
+			n, err := rf.ReadFrom(r.stored)
+			r.off += n
+			return total + n, err
+		}
+		avail, err := r.next()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if r.stored != nil {
+			continue
+		}
+		if _, err := r.file.Seek(r.off, io.SeekStart); err != nil {
+			return total, fmt.Errorf("read blob %s: staging file: %w", r.f.digest, err)
+		}
+		n, err := rf.ReadFrom(&io.LimitedReader{R: r.file, N: avail})
+		r.off += n
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < avail {
+			return total, fmt.Errorf("read blob %s: staging file: %w", r.f.digest, io.ErrUnexpectedEOF)
+		}
+	}
+}
+
+// usable checks the reader before any read: open, its context live, its offset valid.
+func (r *fillReader) usable() error {
+	if r.closed {
+		return fmt.Errorf("read blob %s: %w", r.f.digest, os.ErrClosed)
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	if r.off < 0 {
+		return fmt.Errorf("read blob %s: negative offset %d", r.f.digest, r.off)
+	}
+	return nil
+}
+
+// next waits until bytes at r.off may be read and says how many, from r.file (the staging
+// file, opened on the first call); once the blob is committed before the staging file was
+// opened, it sets r.stored instead and returns 0. It returns io.EOF at the verified end and
+// the fill's error when the fill fails.
+func (r *fillReader) next() (int64, error) {
 	f := r.f
 	for {
 		f.mu.Lock()
@@ -71,7 +150,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 					return 0, fmt.Errorf("read blob %s: %w", f.digest, err)
 				}
 				r.stored = rc
-				return r.Read(p)
+				return 0, nil
 			case f.err != nil:
 				err := f.err
 				f.mu.Unlock()
@@ -101,15 +180,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		}
 		if avail := f.readable() - r.off; avail > 0 {
 			f.mu.Unlock()
-			n, err := r.file.ReadAt(p[:min(int64(len(p)), avail)], r.off)
-			r.off += int64(n)
-			if n > 0 {
-				return n, nil
-			}
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, fmt.Errorf("read blob %s: staging file: %w", f.digest, err)
+			return avail, nil
 		}
 		if f.verified {
 			f.mu.Unlock()
@@ -122,6 +193,9 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		}
 	}
 }
+
+// onlyReader hides a reader's WriteTo, so that io.Copy does not call it back.
+type onlyReader struct{ io.Reader }
 
 func (r *fillReader) wait(changed <-chan struct{}) error {
 	select {

@@ -2,7 +2,10 @@ package fill
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net"
+	"sync"
 	"testing"
 )
 
@@ -35,6 +38,7 @@ func TestReaderHoldsBackTheLastByteUntilVerified(t *testing.T) {
 			whole := readAsync(t.Context(), f, 0, len(data)) // stops at the blob's length
 			last := readAsync(t.Context(), f, n-1, 1)        // a range of the last byte
 			unbounded := readAsync(t.Context(), f, n/2, -1)  // reads to the end
+			copied := writeToAsync(t.Context(), f, n/3)      // WriteTo, as the registry streams
 			src.feed(t, tt.body)                             // every byte written, the stream still open
 			waitWritten(t, f, n)
 
@@ -50,13 +54,15 @@ func TestReaderHoldsBackTheLastByteUntilVerified(t *testing.T) {
 				t.Fatalf("a reader of the whole blob returned before verification: %d bytes, %v", len(res.data), res.err)
 			case res := <-last:
 				t.Fatalf("a reader of the last byte returned before verification: %d bytes, %v", len(res.data), res.err)
+			case res := <-copied:
+				t.Fatalf("WriteTo returned before verification: %d bytes, %v", len(res.data), res.err)
 			default:
 			}
 
 			src.pw.Close() // upstream ends: the fill verifies the digest
 			rest, err := io.ReadAll(r)
 			results := map[string]readResult{"whole": recv(t, whole), "last": recv(t, last), "unbounded": recv(t, unbounded),
-				"first": {data: append(got[:k], rest...), err: err}}
+				"copied": recv(t, copied), "first": {data: append(got[:k], rest...), err: err}}
 			for name, res := range results {
 				if tt.verified && res.err != nil {
 					t.Errorf("%s reader: %v after %d bytes, want the blob", name, res.err, len(res.data))
@@ -66,7 +72,8 @@ func TestReaderHoldsBackTheLastByteUntilVerified(t *testing.T) {
 				}
 			}
 			if tt.verified && (!bytes.Equal(results["first"].data, data) || !bytes.Equal(results["whole"].data, data) ||
-				!bytes.Equal(results["last"].data, data[n-1:]) || !bytes.Equal(results["unbounded"].data, data[n/2:])) {
+				!bytes.Equal(results["last"].data, data[n-1:]) || !bytes.Equal(results["unbounded"].data, data[n/2:]) ||
+				!bytes.Equal(results["copied"].data, data[n/3:])) {
 				t.Error("a reader got other bytes than the blob's")
 			}
 			waitDone(t, f)
@@ -123,4 +130,96 @@ func TestReaderUnknownSizeFollowsTheFill(t *testing.T) {
 	}
 	waitDone(t, f)
 	env.wantStored(t, digest, data)
+}
+
+// lockedBuffer is an io.ReaderFrom that a test reads while another goroutine writes to it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) ReadFrom(r io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{b}, r, make([]byte, 1000))
+}
+
+// writeToAsync copies the blob from off with the reader's WriteTo into an io.ReaderFrom, in a
+// goroutine.
+func writeToAsync(ctx context.Context, f *Fill, off int64) <-chan readResult {
+	ch := make(chan readResult, 1)
+	go func() {
+		r := f.NewReader(ctx, off)
+		defer r.Close()
+		var b lockedBuffer
+		_, err := r.(io.WriterTo).WriteTo(&b)
+		ch <- readResult{data: b.buf.Bytes(), err: err}
+	}()
+	return ch
+}
+
+// TestReaderWriteToSendsTheStagingFile checks WriteTo into a TCP connection (whose ReadFrom
+// uses sendfile for files): the peer gets the blob as the fill writes it, and all of it once
+// the digest is verified, from the staging file and, for a reader that starts after the
+// commit, from storage.
+func TestReaderWriteToSendsTheStagingFile(t *testing.T) {
+	data, digest := blob(14, 3<<20)
+	env := newEnv(t, true)
+	src := newPipeSource(t, int64(len(data)))
+	f := env.fills.Start(t.Context(), digest, src.source, nil)
+
+	send := func(off int64) (<-chan readResult, <-chan error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		got := make(chan readResult, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- readResult{err: err}
+				return
+			}
+			defer c.Close()
+			b, err := io.ReadAll(c)
+			got <- readResult{data: b, err: err}
+		}()
+		sent := make(chan error, 1)
+		go func() {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				sent <- err
+				return
+			}
+			r := f.NewReader(t.Context(), off)
+			defer r.Close()
+			_, err = r.(io.WriterTo).WriteTo(c)
+			c.Close()
+			sent <- err
+		}()
+		return got, sent
+	}
+	got, sent := send(1000)
+	src.feed(t, data[:len(data)/2])
+	src.feed(t, data[len(data)/2:])
+	src.pw.Close()
+	if err := recv(t, sent); err != nil {
+		t.Fatalf("WriteTo from the staging file: %v", err)
+	}
+	if res := recv(t, got); res.err != nil || !bytes.Equal(res.data, data[1000:]) {
+		t.Fatalf("the peer got %d bytes (%v), want %d bytes of the blob", len(res.data), res.err, len(data)-1000)
+	}
+	waitDone(t, f)
+	got, sent = send(7)
+	if err := recv(t, sent); err != nil {
+		t.Fatalf("WriteTo from storage: %v", err)
+	}
+	if res := recv(t, got); res.err != nil || !bytes.Equal(res.data, data[7:]) {
+		t.Fatalf("the peer got %d bytes (%v) from storage, want %d", len(res.data), res.err, len(data)-7)
+	}
 }

@@ -411,10 +411,21 @@ type fillErrReader struct {
 
 func (r *fillErrReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
+	return n, r.mapErr(err)
+}
+
+// WriteTo hands the copy to the fill's reader (which sends a staging file with sendfile).
+func (r *fillErrReader) WriteTo(w io.Writer) (int64, error) {
+	n, err := r.ReadCloser.(io.WriterTo).WriteTo(w)
+	return n, r.mapErr(err)
+}
+
+// mapErr wraps the fill's failure in the registry error it maps to.
+func (r *fillErrReader) mapErr(err error) error {
 	if err != nil && err != io.EOF {
 		if ferr := r.fill.Err(); ferr != nil && err == ferr {
 			err = fmt.Errorf("%w: %w", upstreamError(ferr, r.unknown), ferr)
 		}
 	}
-	return n, err
+	return err
 }

@@ -103,6 +103,18 @@ func (r *Registry) stream(w http.ResponseWriter, req *http.Request, bc *BlobCont
 	w.WriteHeader(status)
 	rc2 := http.NewResponseController(w)
 	var written int64
+	if wt, ok := rc.(io.WriterTo); ok && rerr == nil && n > 0 && (length < 0 || start+length == bc.Size) {
+		// The rest runs to the blob's end: the reader copies it itself (a fill's reader sends
+		// its staging file with sendfile).
+		if _, err := w.Write(buf[:n]); err != nil {
+			return // the client went away
+		}
+		m, err := wt.WriteTo(w)
+		written, n, rerr = int64(n)+m, 0, err
+		if rerr == nil {
+			rerr = io.EOF
+		}
+	}
 	for {
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
