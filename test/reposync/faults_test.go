@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
@@ -200,6 +201,39 @@ func TestSyncWithPull(t *testing.T) {
 			if front, cdn := hub.BlobGets(layer), hub.CDNGets(layer); front != 1 || cdn != 1 {
 				t.Errorf("pull first %v: layer fetched %d times at the front and %d at the CDN, want 1 and 1", pullFirst, front, cdn)
 			}
+		}
+	})
+}
+
+// TestSyncThrottled checks that a sync the upstream throttles (429 with Retry-After) waits as
+// long as it is asked to, retries, and completes.
+func TestSyncThrottled(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
+		if _, err := hub.PushSmall(ctx, "library/app", "1"); err != nil {
+			t.Fatal(err)
+		}
+		e := startServer(t, eng)
+		remote := e.createRemote(t, "app", hub.URL(), "library/app", nil)
+		repo := e.createRepo(t, "app", nil)
+		hub.Reset()
+		hub.SetRetryAfter(2 * time.Second)
+		hub.SetTooManyRequests(true)
+		href := e.startSync(t, repo, map[string]any{"remote": remote})
+		client.Poll(t, "the upstream to throttle the sync", func() (bool, string) { return hub.Counts().TooManyRequests > 0, "" })
+		hub.SetTooManyRequests(false)
+		task := e.api.WaitTask(t, href)
+		if n := hub.Counts().TooManyRequests; n != 1 {
+			t.Errorf("%d requests throttled, want 1 (the retry waits for Retry-After)", n)
+		}
+		started, _ := time.Parse(time.RFC3339Nano, client.Str(task, "started_at"))
+		finished, _ := time.Parse(time.RFC3339Nano, client.Str(task, "finished_at"))
+		if d := finished.Sub(started); d < 1900*time.Millisecond {
+			t.Errorf("the throttled sync took %s, less than the 2 s Retry-After", d)
+		}
+		if len(created(task)) != 1 {
+			t.Errorf("the throttled sync created %v", created(task))
 		}
 	})
 }
