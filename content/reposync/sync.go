@@ -424,7 +424,7 @@ func (r *run) download(digest string) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("download blob %s of %s: %w", digest, r.name, err)
+		return fmt.Errorf("download blobs of %s: %w", r.name, err)
 	}
 	r.artifacts.Add(1)
 	return nil

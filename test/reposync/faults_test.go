@@ -80,7 +80,7 @@ func TestSyncFailures(t *testing.T) {
 			hub.SetBlobThrottle(0)
 			desc := fmt.Sprint(task["error"].(map[string]any)["description"])
 			t.Logf("error: %s", desc)
-			for _, want := range []string{"sync of repository big from remote big failed", "download blob sha256:", "library/big"} {
+			for _, want := range []string{"sync of repository big from remote big failed", "download blobs of library/big", "get blob library/big@sha256:"} {
 				if !strings.Contains(desc, want) {
 					t.Errorf("error description %q does not say %q", desc, want)
 				}
@@ -117,6 +117,29 @@ func TestSyncFailures(t *testing.T) {
 				}
 			}
 			e.checkStorage(t)
+		})
+
+		t.Run("manifest-not-found", func(t *testing.T) {
+			// A digest in includes that the upstream does not have: its GET answers 404.
+			missing := "sha256:" + strings.Repeat("ab", 32)
+			remote := e.createRemote(t, "missing", hub.URL(), "library/big", map[string]any{"includes": []string{missing}})
+			repo := e.createRepo(t, "missing", nil)
+			v0 := e.latest(t, repo)
+			hub.Reset()
+			task := e.waitFailed(t, e.startSync(t, repo, map[string]any{"remote": remote}))
+			desc := fmt.Sprint(task["error"].(map[string]any)["description"])
+			t.Logf("error: %s", desc)
+			for _, want := range []string{"fetch manifest library/big@" + missing, "404"} {
+				if !strings.Contains(desc, want) {
+					t.Errorf("error description %q does not say %q", desc, want)
+				}
+			}
+			if c := hub.Counts(); c.ManifestGets != 1 {
+				t.Errorf("a 404 was asked %d times, want once (not retried)", c.ManifestGets)
+			}
+			if l := e.latest(t, repo); l != v0 {
+				t.Errorf("latest version %s after a failed sync, want %s", l, v0)
+			}
 		})
 
 		t.Run("corrupt-blob", func(t *testing.T) {
