@@ -49,18 +49,6 @@ fakehub_pid=""
 pulpgo_pid=""
 failed=0
 
-stop_pid() {
-	local pid=$1 i
-	[[ -n "$pid" ]] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -96,15 +84,7 @@ mkdir -p "$tmp/fakehub-tmp"
 TMPDIR="$tmp/fakehub-tmp" "$tmp/fakehub" -images tags -tags "$TAGS" -tag-mib "$TAG_MIB" \
 	>"$tmp/fakehub.json" 2>"$logs/fakehub.log" &
 fakehub_pid=$!
-for ((i = 0; i < 6000; i++)); do
-	[[ -s "$tmp/fakehub.json" ]] && break
-	kill -0 "$fakehub_pid" 2>/dev/null || {
-		tail -n 20 "$logs/fakehub.log" >&2
-		die "fakehub exited before it was ready"
-	}
-	sleep 0.1
-done
-[[ -s "$tmp/fakehub.json" ]] || die "fakehub was not ready within 600 s"
+wait_ready fakehub "$fakehub_pid" "$tmp/fakehub.json" "$logs/fakehub.log" 600
 hub_url=$(jq -r .url "$tmp/fakehub.json")
 counts_url=$(jq -r .counts "$tmp/fakehub.json")
 nblobs=$(jq '[.images[] | .config.digest, .layers[].digest] | unique | length' "$tmp/fakehub.json")

@@ -180,7 +180,7 @@ func (e *env) pullAll(ctx context.Context, name, ref string) (string, []string, 
 	if err != nil {
 		return "", nil, err
 	}
-	m, err := parse(body)
+	m, err := client.ParseRefs(body)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s:%s: %w", name, ref, err)
 	}
@@ -188,7 +188,7 @@ func (e *env) pullAll(ctx context.Context, name, ref string) (string, []string, 
 	if strings.Contains(mt, "index") || strings.Contains(mt, "list") {
 		images = nil
 		for _, c := range m.Manifests {
-			b, _, _, err := e.reg.Manifest(ctx, name, c.Digest)
+			b, _, _, err := e.reg.Manifest(ctx, name, c)
 			if err != nil {
 				return "", nil, err
 			}
@@ -197,11 +197,11 @@ func (e *env) pullAll(ctx context.Context, name, ref string) (string, []string, 
 	}
 	var blobs []string
 	for _, raw := range images {
-		im, err := parse(raw)
+		im, err := client.ParseRefs(raw)
 		if err != nil {
 			return "", nil, err
 		}
-		for _, d := range append([]string{im.Config.Digest}, im.layerDigests()...) {
+		for _, d := range append([]string{im.Config}, im.Layers...) {
 			if _, err := e.reg.Blob(ctx, name, d); err != nil {
 				return "", nil, err
 			}

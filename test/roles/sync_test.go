@@ -4,29 +4,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/pulpgo/pulpgo/test/harness"
-	"github.com/pulpgo/pulpgo/test/testenv"
-	"github.com/pulpgo/pulpgo/test/upstream"
 )
 
 // TestSplitRolesSyncWithPull runs api, worker and content apart: a sync on the worker and a
 // pull through the content app of the same blob at the same moment make one upstream GET of
 // it (the fill lock in Redis), and the sync completes with the blob the pull stored.
 func TestSplitRolesSyncWithPull(t *testing.T) {
-	bin := harness.Binary(t)
 	ctx := t.Context()
-	up, err := upstream.Start(ctx, upstream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	img, err := up.PushLarge(ctx, "library/large", "latest", 16, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(),
-		"--db-encryption-key", testenv.KeyFile(t)}
+	bin, up, img, common := splitSetup(t, 16, 1)
 	a := startRole(t, bin, "api", common...)
 	startRole(t, bin, "worker", common...)
 	c := startRole(t, bin, "content", common...)
@@ -39,16 +24,9 @@ func TestSplitRolesSyncWithPull(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	createCache(t, base, up.URL())
 	var obj map[string]any
-	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/pull-through/", map[string]any{"name": "hub", "url": up.URL()}, &obj); code != 201 {
-		t.Fatalf("create pull-through remote: %d %v", code, obj)
-	}
 	var task map[string]string
-	if code := api(t, "POST", base+"/pulp/api/v3/distributions/container/pull-through/",
-		map[string]any{"name": "hub", "base_path": "hub", "remote": obj["pulp_href"]}, &task); code != 202 {
-		t.Fatalf("create distribution: %d %v", code, task)
-	}
-	waitTask(t, base, task["task"])
 	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/container/",
 		map[string]any{"name": "large", "url": up.URL(), "upstream_name": "library/large"}, &obj); code != 201 {
 		t.Fatalf("create remote: %d %v", code, obj)
@@ -58,14 +36,7 @@ func TestSplitRolesSyncWithPull(t *testing.T) {
 		t.Fatalf("create repository: %d %v", code, obj)
 	}
 	repo := obj["pulp_href"].(string)
-	waitFor(t, "the content app up", func() bool {
-		resp, err := http.Get("http://" + c.addr + "/v2/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusUnauthorized
-	})
+	waitContent(t, c)
 
 	layer := img.Layers[0].Digest
 	up.Reset()
