@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -40,7 +42,11 @@ const (
 // store, then one transaction records it as manifest, blob and tag content of a new version
 // of the repository (none when nothing changed), with the remote artifacts of the blobs it
 // did not download. A failed sync changes no version.
-func SyncJob(store storage.Driver, syncer Syncer) Job {
+// It logs what each sync took to logger (nil: slog.Default()).
+func SyncJob(store storage.Driver, syncer Syncer, logger *slog.Logger) Job {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	return func(ctx context.Context, db *gorm.DB, t *models.Task) ([]string, any, error) {
 		var a SyncArgs
 		if err := json.Unmarshal(t.Args, &a); err != nil {
@@ -59,11 +65,13 @@ func SyncJob(store storage.Driver, syncer Syncer) Job {
 			return nil, nil, err
 		}
 		progress := models.NewProgress(db, t.ID)
+		began := time.Now()
 		found, err := syncer.Sync(ctx, models.SyncRequest{Remote: &remote, Held: held}, progress)
 		if err != nil {
 			progress.Fail()
 			return nil, nil, fmt.Errorf("sync of repository %s from remote %s failed: %w", repo.Name, remote.Name, err)
 		}
+		walked := time.Now()
 		var created []string
 		var result any
 		var ch models.SyncChange
@@ -98,6 +106,9 @@ func SyncJob(store storage.Driver, syncer Syncer) Job {
 		if a.Mirror {
 			progress.Bar(msgUnassociating, codeUnassocating, nil).FinishAt(ch.Removed)
 		}
+		logger.Info("repository synced", "task", t.ID, "repository", repo.Name, "remote", remote.Name,
+			"tags", len(found.Tags), "added", ch.Added, "removed", ch.Removed, "deferred", len(found.Deferred),
+			"walk", walked.Sub(began).Round(time.Millisecond), "record", time.Since(walked).Round(time.Millisecond))
 		return created, result, nil
 	}
 }

@@ -178,7 +178,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
 			Concurrency: cfg.Concurrency, Versions: server.VersionMap(),
 			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store),
-				tasks.NameSync: tasks.SyncJob(store, syncer)}})
+				tasks.NameSync: tasks.SyncJob(store, syncer, log)}})
 		if err := worker.Start(); err != nil {
 			return err
 		}
