@@ -50,19 +50,15 @@ type App struct {
 	http.Handler
 	cache   *pullthrough.Cache
 	staging *fill.Staging
+	fills   *fill.Fills
 }
 
 // New builds the content app.
 func New(cfg Config) (*App, error) {
-	var fillOpts []fill.Option
-	if cfg.Redis != nil {
-		fillOpts = append(fillOpts, fill.WithLocker(redisLocker{rdb: cfg.Redis, ttl: fillLockTTL}))
-	}
-	staging, err := fill.OpenStaging(filepath.Join(cfg.Storage.Dir(), stagingRoot))
+	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	fills := fill.New(cfg.Storage, staging, cfg.Logger, fillOpts...)
 	cache, err := pullthrough.New(pullthrough.Config{Fills: fills,
 		DB: cfg.DB, Storage: cfg.Storage,
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
@@ -80,8 +76,27 @@ func New(cfg Config) (*App, error) {
 		_ = staging.Close()
 		return nil, err
 	}
-	return &App{Handler: reg, cache: cache, staging: staging}, nil
+	return &App{Handler: reg, cache: cache, staging: staging, fills: fills}, nil
 }
+
+// NewFills returns the fill engine of one process over store, with its own staging directory
+// (close it when the process ends): with rdb set, fills take a Redis lock per digest, so that
+// every process sharing the storage (content apps, workers syncing) fetches a blob once.
+func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog.Logger) (*fill.Fills, *fill.Staging, error) {
+	var opts []fill.Option
+	if rdb != nil {
+		opts = append(opts, fill.WithLocker(redisLocker{rdb: rdb, ttl: fillLockTTL}))
+	}
+	staging, err := fill.OpenStaging(filepath.Join(store.Dir(), stagingRoot))
+	if err != nil {
+		return nil, nil, err
+	}
+	return fill.New(store, staging, logger, opts...), staging, nil
+}
+
+// Fills is the app's fill engine, for the worker of the same process to share (a sync and a
+// pull of one blob then make one upstream request).
+func (a *App) Fills() *fill.Fills { return a.fills }
 
 // stagingRoot is the directory below the storage root where the content processes keep their
 // fill.Staging directories: on the storage's filesystem, so that a fill's commit is a rename.

@@ -90,19 +90,6 @@ own_failures=0 # of those, runs against the upstream directly or against pulpgo
 t_start=$SECONDS
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.
-stop_pid() {
-	local pid=$1 i
-	[[ -n "$pid" ]] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -155,15 +142,7 @@ mkdir -p "$tmp/fakehub-tmp"
 TMPDIR="$tmp/fakehub-tmp" "$tmp/fakehub" -images small,large -large-mib "$LARGE_MIB" -large-layers "$LARGE_LAYERS" \
 	>"$tmp/fakehub.json" 2>"$logs/fakehub.log" &
 fakehub_pid=$!
-for ((i = 0; i < 3000; i++)); do
-	[[ -s "$tmp/fakehub.json" ]] && break
-	kill -0 "$fakehub_pid" 2>/dev/null || {
-		tail -n 20 "$logs/fakehub.log" >&2
-		die "fakehub exited before it was ready"
-	}
-	sleep 0.1
-done
-[[ -s "$tmp/fakehub.json" ]] || die "fakehub was not ready within 300 s"
+wait_ready fakehub "$fakehub_pid" "$tmp/fakehub.json" "$logs/fakehub.log" 300
 hub_url=$(jq -r .url "$tmp/fakehub.json")
 counts_url=$(jq -r '.counts // empty' "$tmp/fakehub.json")
 [[ -n "$counts_url" ]] || die "fakehub prints no counts URL (test/upstream/cmd/fakehub/counts.go)"

@@ -36,3 +36,31 @@ start_service() {
 	done
 	die "could not start $kind: see the errors above"
 }
+
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.
+stop_pid() {
+	local pid=$1 i
+	[[ -n "$pid" ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# wait_ready NAME PID FILE LOG SECONDS: wait until the process PID (NAME) has written its ready
+# line to FILE; die with the end of LOG if it exits first, or after SECONDS.
+wait_ready() {
+	local name=$1 pid=$2 file=$3 log=$4 secs=$5 i
+	for ((i = 0; i < secs * 10; i++)); do
+		[[ -s "$file" ]] && return 0
+		kill -0 "$pid" 2>/dev/null || {
+			tail -n 20 "$log" >&2
+			die "$name exited before it was ready"
+		}
+		sleep 0.1
+	done
+	die "$name was not ready within $secs s"
+}

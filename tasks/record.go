@@ -45,7 +45,7 @@ func RecordJob(store storage.Driver) Job {
 			if err := tx.Take(&repo, "id = ?", a.RepositoryID).Error; err != nil {
 				return fmt.Errorf("repository %s: %w", a.RepositoryID, err)
 			}
-			r := &recording{ctx: ctx, tx: tx, store: store, seen: map[string]string{}, added: map[string]bool{}}
+			r := newRecording(ctx, tx, store)
 			var remove []models.ContentRef
 			tagged := map[string]string{} // tag name → id of the tag added for it so far
 			for _, it := range a.Items {
@@ -100,6 +100,10 @@ type recording struct {
 	add   []models.ContentRef
 	added map[string]bool   // ids in add: each content unit is added once
 	seen  map[string]string // manifest digest → id
+}
+
+func newRecording(ctx context.Context, tx *gorm.DB, store storage.Driver) *recording {
+	return &recording{ctx: ctx, tx: tx, store: store, seen: map[string]string{}, added: map[string]bool{}}
 }
 
 // addRef adds c to the version unless it is added already.

@@ -18,6 +18,9 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content"
+	"github.com/pulpgo/pulpgo/content/fill"
+	"github.com/pulpgo/pulpgo/content/local"
+	"github.com/pulpgo/pulpgo/content/reposync"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/server"
@@ -156,11 +159,26 @@ func run(ctx context.Context, role string, cfg *config) error {
 	dispatcher := tasks.NewDispatcher(db, redisOpt)
 	defer dispatcher.Close()
 
+	// In serve, the content app and the worker share one fill engine: a sync and a pull of the
+	// same blob make one upstream request.
+	var reg *content.App
+	if role == "serve" || role == "content" {
+		if reg, err = newContent(cfg, db, store, dispatcher, rdb, log); err != nil {
+			return err
+		}
+		defer reg.Close()
+	}
 	var worker *tasks.Worker
 	if role == "serve" || role == "worker" {
+		syncer, closeSyncer, err := newSyncer(db, store, reg, rdb, log)
+		if err != nil {
+			return err
+		}
+		defer closeSyncer()
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
 			Concurrency: cfg.Concurrency, Versions: server.VersionMap(),
-			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store)}})
+			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store),
+				tasks.NameSync: tasks.SyncJob(store, syncer, log)}})
 		if err := worker.Start(); err != nil {
 			return err
 		}
@@ -185,20 +203,10 @@ func run(ctx context.Context, role string, cfg *config) error {
 		handler = api
 		apps = append(apps, models.AppAPI)
 		if role == "serve" {
-			reg, err := newContent(cfg, db, store, dispatcher, rdb, log)
-			if err != nil {
-				return err
-			}
-			defer reg.Close()
 			handler = content.Mux(reg, api)
 			apps = append(apps, models.AppContent)
 		}
 	case "content":
-		reg, err := newContent(cfg, db, store, dispatcher, rdb, log)
-		if err != nil {
-			return err
-		}
-		defer reg.Close()
 		handler = reg
 		apps = append(apps, models.AppContent)
 	}
@@ -210,6 +218,26 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
 		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb})
+}
+
+// newSyncer returns the upstream side of repository syncs for the worker: on the fills of
+// the content app of this process (reg), or on its own (locked across processes through rdb).
+// Its upstream requests get the client's own timeouts, not the cache's short budget. The
+// returned function releases what it opened.
+func newSyncer(db *gorm.DB, store *storage.Filesystem, reg *content.App, rdb redis.UniversalClient, log *slog.Logger) (*reposync.Syncer, func(), error) {
+	closeFn := func() {}
+	var fills *fill.Fills
+	if reg != nil {
+		fills = reg.Fills()
+	} else {
+		f, staging, err := content.NewFills(store, rdb, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		fills, closeFn = f, func() { f.Wait(); _ = staging.Close() }
+	}
+	return reposync.New(reposync.Config{Storage: store, Store: local.New(db, store, log), Fills: fills,
+		Logger: log}), closeFn, nil
 }
 
 // heartbeats reports the API and content apps of this process in /status/.

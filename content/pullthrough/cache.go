@@ -331,7 +331,7 @@ func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, ptRemo
 // (URL, credentials, TLS, proxy, headers).
 func sameUpstream(a, b *models.Remote, timeout time.Duration) bool {
 	return a.PulpType == b.PulpType && a.UpstreamName == b.UpstreamName &&
-		settingsKey(upstreamConfig(a, timeout)) == settingsKey(upstreamConfig(b, timeout))
+		settingsKey(UpstreamConfig(a, timeout)) == settingsKey(UpstreamConfig(b, timeout))
 }
 
 // settingsKey is the hash of an upstream configuration (which holds secrets: only the hash is
@@ -369,7 +369,7 @@ func (c *Cache) remoteClient(remote *models.Remote) (remoteClient, error) {
 	if rc, ok := c.clientByRemote.Get(alias); ok {
 		return rc, nil
 	}
-	cfg := upstreamConfig(remote, c.cfg.UpstreamTimeout)
+	cfg := UpstreamConfig(remote, c.cfg.UpstreamTimeout)
 	key := settingsKey(cfg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -396,8 +396,9 @@ func newClients() *lru.Cache[string, *upstream.Client] {
 // maxClients bounds the upstream clients kept (one per distinct remote settings).
 const maxClients = 256
 
-// upstreamConfig is what a remote says about its upstream, as the upstream client takes it.
-func upstreamConfig(remote *models.Remote, timeout time.Duration) upstream.Config {
+// UpstreamConfig is what a remote says about its upstream, as the upstream client takes it
+// (the cache and repository sync build their clients from it).
+func UpstreamConfig(remote *models.Remote, timeout time.Duration) upstream.Config {
 	str := func(p *string) string {
 		if p == nil {
 			return ""

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Sentinels wrapped by *Error.Err. The first four reject a caller's input before any request
@@ -59,6 +60,9 @@ type Error struct {
 	Message string
 	// Err is the cause: a network error, a timeout, or one of the package's sentinels.
 	Err error
+	// RetryAfter is how long a 429 answer asked the client to wait (its Retry-After in
+	// seconds); 0 when it named no delay.
+	RetryAfter time.Duration
 }
 
 // Error renders the operation, the object and the cause; rejected input is quoted.
@@ -194,8 +198,9 @@ func statusError(op, repo, ref string, resp *http.Response) *Error {
 		e.Code = "TOOMANYREQUESTS"
 	}
 	if ra := resp.Header.Get("Retry-After"); ra != "" && resp.StatusCode == http.StatusTooManyRequests {
-		if s, err := strconv.Atoi(ra); err == nil {
+		if s, err := strconv.Atoi(ra); err == nil && s >= 0 {
 			e.Message += fmt.Sprintf(" (retry after %ds)", s)
+			e.RetryAfter = time.Duration(s) * time.Second
 		}
 	}
 	return e

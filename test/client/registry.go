@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,4 +144,38 @@ func (r *Registry) Blob(ctx context.Context, name, digest string) (int64, error)
 func Digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Refs are the digests a manifest refers to: the manifests an index lists, or an image's
+// config and layers.
+type Refs struct {
+	Manifests []string
+	Config    string
+	Layers    []string
+}
+
+// ParseRefs reads the references of a manifest or index.
+func ParseRefs(raw []byte) (Refs, error) {
+	var m struct {
+		Manifests []struct {
+			Digest string `json:"digest"`
+		} `json:"manifests"`
+		Config struct {
+			Digest string `json:"digest"`
+		} `json:"config"`
+		Layers []struct {
+			Digest string `json:"digest"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Refs{}, fmt.Errorf("parse manifest: %w", err)
+	}
+	r := Refs{Config: m.Config.Digest}
+	for _, c := range m.Manifests {
+		r.Manifests = append(r.Manifests, c.Digest)
+	}
+	for _, l := range m.Layers {
+		r.Layers = append(r.Layers, l.Digest)
+	}
+	return r, nil
 }

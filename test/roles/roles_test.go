@@ -139,20 +139,9 @@ func TestSplitRolesRequireKey(t *testing.T) {
 // TestSplitRoles runs api, worker and two content apps sharing PostgreSQL, Redis and storage:
 // both content apps pull the same image at once, and the upstream serves each blob once.
 func TestSplitRoles(t *testing.T) {
-	bin := harness.Binary(t)
 	ctx := t.Context()
-	up, err := upstream.Start(ctx, upstream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	img, err := up.PushLarge(ctx, "library/large", "latest", 24, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(),
-		"--db-encryption-key", testenv.KeyFile(t), "--log-level", "debug"}
+	bin, up, img, common := splitSetup(t, 24, 3)
+	common = append(common, "--log-level", "debug")
 	a := startRole(t, bin, "api", common...)
 	startRole(t, bin, "worker", common...)
 	c1 := startRole(t, bin, "content", common...)
@@ -173,25 +162,9 @@ func TestSplitRoles(t *testing.T) {
 		return len(status.OnlineWorkers) == 1 && len(status.OnlineContentApps) >= 1 && len(status.OnlineAPIApps) == 1
 	})
 
-	var remote map[string]any
-	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/pull-through/", map[string]any{"name": "hub", "url": up.URL()}, &remote); code != 201 {
-		t.Fatalf("create remote: %d %v", code, remote)
-	}
-	var task map[string]string
-	if code := api(t, "POST", base+"/pulp/api/v3/distributions/container/pull-through/",
-		map[string]any{"name": "hub", "base_path": "hub", "remote": remote["pulp_href"]}, &task); code != 202 {
-		t.Fatalf("create distribution: %d %v", code, task)
-	}
-	waitTask(t, base, task["task"])
+	createCache(t, base, up.URL())
 	for _, c := range []*proc{c1, c2} {
-		waitFor(t, "content app "+c.addr+" up", func() bool {
-			resp, err := http.Get("http://" + c.addr + "/v2/")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusUnauthorized
-		})
+		waitContent(t, c)
 	}
 
 	up.Reset()
@@ -230,6 +203,55 @@ func TestSplitRoles(t *testing.T) {
 		api(t, "GET", base+"/pulp/api/v3/repositories/container/container/?name=hub/library/large", nil, &repos)
 		return len(repos.Results) == 1 && strings.HasSuffix(repos.Results[0].LatestVersionHref, "/versions/1/")
 	})
+}
+
+// createCache creates the pull-through remote and distribution "hub" (base path hub) for the
+// upstream at upstreamURL through the API at base.
+func createCache(t *testing.T, base, upstreamURL string) {
+	t.Helper()
+	var remote map[string]any
+	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/pull-through/", map[string]any{"name": "hub", "url": upstreamURL}, &remote); code != 201 {
+		t.Fatalf("create remote: %d %v", code, remote)
+	}
+	var task map[string]string
+	if code := api(t, "POST", base+"/pulp/api/v3/distributions/container/pull-through/",
+		map[string]any{"name": "hub", "base_path": "hub", "remote": remote["pulp_href"]}, &task); code != 202 {
+		t.Fatalf("create distribution: %d %v", code, task)
+	}
+	waitTask(t, base, task["task"])
+}
+
+// waitContent waits until the content app c answers /v2/.
+func waitContent(t *testing.T, c *proc) {
+	t.Helper()
+	waitFor(t, "content app "+c.addr+" up", func() bool {
+		resp, err := http.Get("http://" + c.addr + "/v2/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	})
+}
+
+// splitSetup builds the server and starts an upstream holding library/large:latest (mib MiB
+// in layers layers); it returns the binary, the upstream, the image and the arguments every
+// role shares (one PostgreSQL database, one Redis database, one data directory, one key).
+func splitSetup(t *testing.T, mib, layers int) (string, *upstream.Upstream, upstream.Image, []string) {
+	t.Helper()
+	bin := harness.Binary(t)
+	up, err := upstream.Start(t.Context(), upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	img, err := up.PushLarge(t.Context(), "library/large", "latest", mib, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(),
+		"--db-encryption-key", testenv.KeyFile(t)}
+	return bin, up, img, common
 }
 
 func waitTask(t *testing.T, base, href string) {

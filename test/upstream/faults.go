@@ -14,6 +14,7 @@ type faults struct {
 	corrupt  atomic.Bool
 	delay    atomic.Int64 // time.Duration
 	throttle atomic.Int64 // bytes per second, 0 = unthrottled
+	retry    atomic.Int64 // Retry-After of 429 answers, in seconds; 0 = none
 }
 
 // SetDown makes every front and CDN request fail (true) or work again
@@ -26,6 +27,10 @@ func (u *Upstream) SetDown(down bool) { u.faults.down.Store(down) }
 // TOOMANYREQUESTS error, like Docker Hub's pull rate limit. /token and the
 // CDN keep working.
 func (u *Upstream) SetTooManyRequests(on bool) { u.faults.tooMany.Store(on) }
+
+// SetRetryAfter makes the 429 answers of SetTooManyRequests carry
+// Retry-After: d (whole seconds; 0 = no header, the default).
+func (u *Upstream) SetRetryAfter(d time.Duration) { u.faults.retry.Store(int64(d / time.Second)) }
 
 // SetCorrupt makes the CDN flip the first byte of every blob body it sends.
 // The length stays the same, so only a client that checks digests notices.

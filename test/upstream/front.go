@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -84,6 +85,9 @@ func (u *Upstream) serveV2(w http.ResponseWriter, r *http.Request) {
 	}
 	if u.faults.tooMany.Load() {
 		u.counts.add(func(c *Counts) *int { return &c.TooManyRequests })
+		if s := u.faults.retry.Load(); s > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(s, 10))
+		}
 		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
 			"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading.")
 		return

@@ -193,6 +193,34 @@ func (u *Upstream) PushLarge(ctx context.Context, name, tag string, totalMiB, la
 	return u.push(ctx, name, tag, pushDocker, func(l *layout) (descriptor, error) { return l.putImage(spec) })
 }
 
+// PushTags pushes tags "t1" to "t<n>" of name, each its own Docker schema 2 image: a small
+// layer that every tag shares, a layer of randMiB MiB of random bytes of its own, and its own
+// config. It is what a repository sync benchmark walks.
+func (u *Upstream) PushTags(ctx context.Context, name string, n, randMiB int) ([]Image, error) {
+	if n <= 0 || randMiB <= 0 {
+		return nil, fmt.Errorf("push tags of %s: want n > 0 and randMiB > 0, got %d and %d", name, n, randMiB)
+	}
+	shared := textLayer("etc", textFile{"etc/shared", "one layer every tag of " + name + " shares\n"})
+	var out []Image
+	for i := 1; i <= n; i++ {
+		own := func(tw *tar.Writer) error {
+			var seed [32]byte
+			_, _ = crand.Read(seed[:])
+			if err := tarDir(tw, "data"); err != nil {
+				return err
+			}
+			return tarStream(tw, "data/random.bin", 0o644, int64(randMiB)*MiB, rand.NewChaCha8(seed))
+		}
+		spec := imageSpec{arch: "amd64", cmd: []string{"sh"}, level: gzip.NoCompression, layers: []func(*tar.Writer) error{shared, own}}
+		img, err := u.push(ctx, name, fmt.Sprintf("t%d", i), pushDocker, func(l *layout) (descriptor, error) { return l.putImage(spec) })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, img)
+	}
+	return out, nil
+}
+
 // textFile is a small file of a textLayer.
 type textFile struct{ name, content string }
 

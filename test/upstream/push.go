@@ -130,3 +130,23 @@ func (u *Upstream) describe(ctx context.Context, name, ref string) (Image, error
 	}
 	return img, nil
 }
+
+// DeleteManifest deletes the manifest name@digest from the registry together with every tag
+// that names it: an upstream that dropped an image, for syncs in mirror mode. The front stays
+// read-only; only the test deletes.
+func (u *Upstream) DeleteManifest(ctx context.Context, name, digest string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.registryURL()+"/v2/"+name+"/manifests/"+digest, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("delete %s@%s: %w", name, digest, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("delete %s@%s: registry answered %s: %s", name, digest, resp.Status, body)
+	}
+	return nil
+}

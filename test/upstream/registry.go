@@ -76,7 +76,7 @@ storage:
   filesystem:
     rootdirectory: %s
   delete:
-    enabled: false
+    enabled: true
   maintenance:
     uploadpurging:
       enabled: false

@@ -61,9 +61,11 @@ type ready struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fakehub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	images := fs.String("images", "small,index,debian", "comma-separated images to push: small, index, debian, large")
+	images := fs.String("images", "small,index,debian", "comma-separated images to push: small, index, debian, large, tags")
 	largeMiB := fs.Int("large-mib", 300, "total size of the large image, in MiB")
 	largeLayers := fs.Int("large-layers", 4, "number of layers of the large image")
+	tags := fs.Int("tags", 50, "number of tags of library/tags (images: tags)")
+	tagMiB := fs.Int("tag-mib", 1, "size of the random layer of each tag of library/tags, in MiB")
 	username := fs.String("username", "", "require these HTTP Basic credentials at /token (default: anonymous tokens)")
 	password := fs.String("password", "", "password for -username")
 	if err := fs.Parse(args); err != nil {
@@ -98,10 +100,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			pushed, err = u.PushDebianLike(ctx, "library/debian")
 		case "large":
 			pushed, err = one(u.PushLarge(ctx, "library/large", "latest", *largeMiB, *largeLayers))
+		case "tags":
+			pushed, err = u.PushTags(ctx, "library/tags", *tags, *tagMiB)
 		case "":
 			continue
 		default:
-			return fmt.Errorf("unknown image %q (want small, index, debian or large)", name)
+			return fmt.Errorf("unknown image %q (want small, index, debian, large or tags)", name)
 		}
 		if err != nil {
 			return err

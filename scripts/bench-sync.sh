@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# bench-sync.sh: repository sync benchmark of pulpgo against a local Docker Hub, with skopeo
+# sync of the same tags as the reference.
+#
+#   bash scripts/bench-sync.sh
+#
+# Environment (all optional):
+#   TAGS=50          tags of library/tags upstream; each image has a layer all tags share, a
+#                    random layer of its own and its own config
+#   TAG_MIB=1        size of each tag's random layer, in MiB
+#   SKOPEO_REPEAT=3  skopeo sync runs into a new directory, best kept
+#   KEEP_LOGS=0      1 keeps the logs (they are kept anyway when something failed)
+#   PULPGO_BIN=      a prebuilt pulpgo to test instead of building ./cmd/pulpgo
+#
+# What it does, everything on 127.0.0.1: builds pulpgo and fakehub (test/upstream/cmd/fakehub)
+# and starts fakehub with library/tags; starts pulpgo serve (embedded defaults); then times,
+# from the POST to the task's end, with the upstream requests each caused:
+#   immediate   a first sync of every tag into a new repository (policy immediate)
+#   unchanged   a second sync of the same repository (nothing changed upstream)
+#   on_demand   a first sync into another new repository from an on_demand remote
+#   skopeo      skopeo sync of library/tags into a new dir: (best of SKOPEO_REPEAT)
+# and prints a table and the ratio immediate / skopeo against its goal (<= 0.5).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+TAGS=${TAGS:-50}
+TAG_MIB=${TAG_MIB:-1}
+SKOPEO_REPEAT=${SKOPEO_REPEAT:-3}
+KEEP_LOGS=${KEEP_LOGS:-0}
+IMAGE=library/tags
+AUTH=(-u admin:password)
+
+say() { echo "bench-sync.sh: $*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+for tool in go curl jq docker-registry skopeo awk column; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (apt-get install -y docker-registry skopeo jq curl)"
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-sync.XXXXXX")
+logs="$tmp/logs"
+mkdir -p "$logs"
+fakehub_pid=""
+pulpgo_pid=""
+failed=0
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pid "$pulpgo_pid"
+	stop_pid "$fakehub_pid"
+	if ((rc != 0 || failed > 0)) || [[ "$KEEP_LOGS" == 1 ]]; then
+		local kept
+		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-sync-logs.XXXXXX")
+		cp -r "$logs" "$kept/" 2>/dev/null || true
+		say "logs kept in $kept"
+	fi
+	rm -rf "$tmp" 2>/dev/null || true
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+
+say "building pulpgo and fakehub in $tmp"
+if [[ -n "${PULPGO_BIN:-}" ]]; then
+	pulpgo=$PULPGO_BIN
+else
+	pulpgo="$tmp/pulpgo"
+	go build -o "$pulpgo" ./cmd/pulpgo
+fi
+go build -o "$tmp/fakehub" ./test/upstream/cmd/fakehub
+
+say "starting fakehub with $IMAGE: $TAGS tags, each a shared layer + $TAG_MIB MiB of its own + a config"
+mkdir -p "$tmp/fakehub-tmp"
+TMPDIR="$tmp/fakehub-tmp" "$tmp/fakehub" -images tags -tags "$TAGS" -tag-mib "$TAG_MIB" \
+	>"$tmp/fakehub.json" 2>"$logs/fakehub.log" &
+fakehub_pid=$!
+wait_ready fakehub "$fakehub_pid" "$tmp/fakehub.json" "$logs/fakehub.log" 600
+hub_url=$(jq -r .url "$tmp/fakehub.json")
+counts_url=$(jq -r .counts "$tmp/fakehub.json")
+nblobs=$(jq '[.images[] | .config.digest, .layers[].digest] | unique | length' "$tmp/fakehub.json")
+bytes=$(jq '[.images[] | .config, .layers[]] | unique_by(.digest) | map(.size) | add' "$tmp/fakehub.json")
+say "fakehub at $hub_url: $TAGS tags, $nblobs distinct blobs, $bytes bytes"
+
+port=$(free_port)
+base="http://127.0.0.1:$port"
+"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" >"$logs/pulpgo.log" 2>&1 &
+pulpgo_pid=$!
+for ((i = 0; i < 300; i++)); do
+	curl -fs "$base/pulp/api/v3/status/" >/dev/null 2>&1 && break
+	kill -0 "$pulpgo_pid" 2>/dev/null || die "pulpgo exited: $(tail -n 5 "$logs/pulpgo.log")"
+	sleep 0.1
+done
+
+api() { # METHOD PATH [JSON]
+	if [[ $# -ge 3 ]]; then
+		curl -fsS "${AUTH[@]}" -X "$1" -H 'Content-Type: application/json' -d "$3" "$base$2"
+	else
+		curl -fsS "${AUTH[@]}" -X "$1" "$base$2"
+	fi
+}
+
+# now_ms prints the time in milliseconds.
+now_ms() { date +%s%3N; }
+
+# counts prints the upstream counters as JSON.
+counts() { curl -fsS "$counts_url"; }
+
+results="$tmp/results.tsv"
+printf 'run\tseconds\tversion\ttag lists\tmanifest HEADs\tmanifest GETs\tblob GETs\n' >"$results"
+
+# sync_run NAME REPO_HREF REMOTE_HREF: time one sync and record its row.
+sync_run() {
+	local name=$1 repo=$2 remote=$3 before after t0 t1 task state href
+	before=$(counts)
+	t0=$(now_ms)
+	href=$(api POST "${repo}sync/" "{\"remote\": \"$remote\"}" | jq -r .task)
+	for ((i = 0; i < 60000; i++)); do
+		task=$(api GET "$href")
+		state=$(jq -r .state <<<"$task")
+		[[ "$state" == completed || "$state" == failed || "$state" == canceled ]] && break
+		sleep 0.01
+	done
+	t1=$(now_ms)
+	after=$(counts)
+	if [[ "$state" != completed ]]; then
+		failed=$((failed + 1))
+		say "FAILED: $name: $state: $(jq -c .error <<<"$task")"
+	fi
+	jq -r -n --arg name "$name" --argjson a "$after" --argjson b "$before" --arg s "$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1000 }')" \
+		--arg v "$(jq -r '.created_resources[0] // "none" | sub(".*/versions/"; "") | rtrimstr("/")' <<<"$task")" \
+		'[$name, $s, $v, ($a.tag_lists - $b.tag_lists), ($a.manifest_heads - $b.manifest_heads), ($a.manifest_gets - $b.manifest_gets), ($a.blob_gets - $b.blob_gets)] | @tsv' >>"$results"
+	echo $((t1 - t0)) >"$tmp/ms-$name"
+}
+
+remote=$(api POST /pulp/api/v3/remotes/container/container/ "{\"name\": \"tags\", \"url\": \"$hub_url\", \"upstream_name\": \"$IMAGE\"}" | jq -r .pulp_href)
+repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags"}' | jq -r .pulp_href)
+say "immediate sync"
+sync_run immediate "$repo" "$remote"
+say "unchanged re-sync"
+sync_run unchanged "$repo" "$remote"
+od_remote=$(api POST /pulp/api/v3/remotes/container/container/ "{\"name\": \"tags-od\", \"url\": \"$hub_url\", \"upstream_name\": \"$IMAGE\", \"policy\": \"on_demand\"}" | jq -r .pulp_href)
+od_repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags-od"}' | jq -r .pulp_href)
+say "on_demand sync"
+sync_run on_demand "$od_repo" "$od_remote"
+
+best=""
+hub_host=${hub_url#http://}
+for ((r = 1; r <= SKOPEO_REPEAT; r++)); do
+	say "skopeo sync $r of $SKOPEO_REPEAT"
+	before=$(counts)
+	dest="$tmp/skopeo-$r"
+	mkdir -p "$dest"
+	t0=$(now_ms)
+	if ! skopeo sync --src docker --dest dir --src-tls-verify=false "$hub_host/$IMAGE" "$dest" >"$logs/skopeo-$r.log" 2>&1; then
+		failed=$((failed + 1))
+		say "FAILED: skopeo sync: $(tail -n 3 "$logs/skopeo-$r.log")"
+		continue
+	fi
+	t1=$(now_ms)
+	after=$(counts)
+	ms=$((t1 - t0))
+	if [[ -z "$best" || $ms -lt $best ]]; then
+		best=$ms
+		jq -r -n --argjson a "$after" --argjson b "$before" --arg s "$(awk -v d=$ms 'BEGIN { printf "%.2f", d / 1000 }')" \
+			'["skopeo sync (dir:)", $s, "-", ($a.tag_lists - $b.tag_lists), ($a.manifest_heads - $b.manifest_heads), ($a.manifest_gets - $b.manifest_gets), ($a.blob_gets - $b.blob_gets)] | @tsv' >"$tmp/skopeo-row"
+	fi
+	rm -rf "$dest"
+done
+[[ -f "$tmp/skopeo-row" ]] && cat "$tmp/skopeo-row" >>"$results"
+
+echo
+echo "repository sync of $IMAGE: $TAGS tags, $nblobs distinct blobs, $bytes bytes (pulpgo $("$pulpgo" --version 2>/dev/null || git rev-parse --short HEAD))"
+column -t -s $'\t' "$results"
+if [[ -n "$best" ]]; then
+	awk -v p="$(cat "$tmp/ms-immediate")" -v s="$best" 'BEGIN { r = p / s; printf "immediate / skopeo: %.2fx (goal <= 0.5x): %s\n", r, (r <= 0.5 ? "met" : "NOT met") }'
+fi
+((failed == 0)) || exit 1

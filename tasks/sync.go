@@ -1,0 +1,158 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// NameSync is Pulp's name of the repository sync task.
+const NameSync = "pulp_container.app.tasks.synchronize.synchronize"
+
+// SyncArgs are the arguments of synchronize.
+type SyncArgs struct {
+	RepositoryID string `json:"repository_id"`
+	RemoteID     string `json:"remote_id"`
+	Mirror       bool   `json:"mirror"`
+	SignedOnly   bool   `json:"signed_only"`
+}
+
+// Syncer is the upstream side of a sync (content/reposync implements it): it walks the
+// remote's upstream repository, stores what it finds, and reports it.
+type Syncer interface {
+	Sync(ctx context.Context, req models.SyncRequest, progress *models.Progress) (*models.SyncResult, error)
+}
+
+// Progress report names and codes of the version a sync makes, as pulpcore names them.
+const (
+	msgAssociating   = "Associating Content"
+	codeAssociating  = "associating.content"
+	msgUnassociating = "Un-Associating Content"
+	codeUnassocating = "unassociating.content"
+)
+
+// SyncJob returns the synchronize job: syncer fetches what the remote's upstream holds into
+// store, then one transaction records it as manifest, blob and tag content of a new version
+// of the repository (none when nothing changed), with the remote artifacts of the blobs it
+// did not download. A failed sync changes no version.
+// It logs what each sync took to logger (nil: slog.Default()).
+func SyncJob(store storage.Driver, syncer Syncer, logger *slog.Logger) Job {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func(ctx context.Context, db *gorm.DB, t *models.Task) ([]string, any, error) {
+		var a SyncArgs
+		if err := json.Unmarshal(t.Args, &a); err != nil {
+			return nil, nil, fmt.Errorf("decode arguments of task %s: %w", t.ID, err)
+		}
+		var repo models.Repository
+		if err := db.Take(&repo, "id = ?", a.RepositoryID).Error; err != nil {
+			return nil, nil, fmt.Errorf("repository %s: %w", a.RepositoryID, err)
+		}
+		var remote models.Remote
+		if err := db.Take(&remote, "id = ?", a.RemoteID).Error; err != nil {
+			return nil, nil, fmt.Errorf("remote %s: %w", a.RemoteID, err)
+		}
+		held, err := models.TagDigestsInVersion(db, &repo, repo.LatestNumber)
+		if err != nil {
+			return nil, nil, err
+		}
+		progress := models.NewProgress(db, t.ID)
+		began := time.Now()
+		found, err := syncer.Sync(ctx, models.SyncRequest{Remote: &remote, Held: held}, progress)
+		if err != nil {
+			progress.Fail()
+			return nil, nil, fmt.Errorf("sync of repository %s from remote %s failed: %w", repo.Name, remote.Name, err)
+		}
+		walked := time.Now()
+		var created []string
+		var result any
+		var ch models.SyncChange
+		err = db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Take(&repo, "id = ?", a.RepositoryID).Error; err != nil {
+				return fmt.Errorf("repository %s: %w", a.RepositoryID, err)
+			}
+			add, err := recordSynced(ctx, tx, store, found)
+			if err != nil {
+				return err
+			}
+			v, change, err := models.SyncVersion(tx, &repo, add, a.Mirror)
+			ch = change
+			if err != nil {
+				return err
+			}
+			if v != nil {
+				created = append(created, repo.VersionHref(v.Number))
+				if result, err = models.SerializeVersion(tx, &repo, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			progress.Fail()
+			return nil, nil, fmt.Errorf("record the sync of repository %s from remote %s: %w", repo.Name, remote.Name, err)
+		}
+		// Written once the version is committed: on SQLite the task row cannot be written
+		// while the transaction holds the database.
+		progress.Bar(msgAssociating, codeAssociating, nil).FinishAt(ch.Added)
+		if a.Mirror {
+			progress.Bar(msgUnassociating, codeUnassocating, nil).FinishAt(ch.Removed)
+		}
+		logger.Info("repository synced", "task", t.ID, "repository", repo.Name, "remote", remote.Name,
+			"tags", len(found.Tags), "added", ch.Added, "removed", ch.Removed, "deferred", len(found.Deferred),
+			"walk", walked.Sub(began).Round(time.Millisecond), "record", time.Since(walked).Round(time.Millisecond))
+		return created, result, nil
+	}
+}
+
+// recordSynced turns what a sync found into content (stored manifests become manifest and
+// blob content as pulled ones do; tags their tag content) and records the remote artifacts
+// of deferred blobs. It returns the content of the synced state, each unit once.
+func recordSynced(ctx context.Context, tx *gorm.DB, store storage.Driver, found *models.SyncResult) ([]models.ContentRef, error) {
+	r := newRecording(ctx, tx, store)
+	for _, tg := range found.Tags {
+		id, err := r.manifest(tg.Digest)
+		if err != nil {
+			return nil, err
+		}
+		tag, err := models.GetOrCreateTag(tx, tg.Name, id)
+		if err != nil {
+			return nil, err
+		}
+		r.addRef(models.ContentRef{Type: models.KindTag.PulpType, ID: tag.ID})
+	}
+	for _, d := range found.Digests {
+		if _, err := r.manifest(d); err != nil {
+			return nil, err
+		}
+	}
+	if len(found.Deferred) > 0 {
+		digests := make([]string, len(found.Deferred))
+		for i, ra := range found.Deferred {
+			digests[i] = ra.Digest
+		}
+		ids, err := models.BlobIDsByDigest(tx, digests)
+		if err != nil {
+			return nil, err
+		}
+		ras := make([]models.RemoteArtifact, 0, len(found.Deferred))
+		for _, ra := range found.Deferred {
+			if id, ok := ids[ra.Digest]; ok {
+				ra.BlobID = id
+				ras = append(ras, ra)
+			}
+		}
+		if err := models.RecordRemoteArtifacts(tx, ras); err != nil {
+			return nil, err
+		}
+	}
+	return r.add, nil
+}

@@ -1,0 +1,85 @@
+package reposync
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/test/client"
+	"github.com/pulpgo/pulpgo/test/testenv"
+)
+
+// TestSyncOnDemand checks the on_demand and streamed policies: manifests and config blobs are
+// stored, layers are recorded as blob content with a remote artifact each (remote, upstream
+// name, digest, size) and never downloaded.
+func TestSyncOnDemand(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		hub := client.StartHub(t)
+		imgs := pushSet(t, hub, "library/app")
+		e := startServer(t, eng)
+		for _, policy := range []string{"on_demand", "streamed"} {
+			remote := e.createRemote(t, policy, hub.URL(), "library/app", map[string]any{"policy": policy})
+			repo := e.createRepo(t, policy, nil)
+			hub.Reset()
+			e.sync(t, repo, map[string]any{"remote": remote})
+			v := e.latest(t, repo)
+			blobs := e.digests(t, "blobs", v)
+			layers := map[string]int64{}
+			for tag, im := range imgs {
+				if len(im.Children) > 0 {
+					for _, c := range im.Children {
+						for _, l := range c.Layers {
+							layers[l.Digest] = l.Size
+						}
+					}
+				}
+				for _, l := range im.Layers {
+					layers[l.Digest] = l.Size
+				}
+				for _, b := range im.Blobs() {
+					if !slices.Contains(blobs, b.Digest) {
+						t.Errorf("%s: blob %s of %s is not in the version", policy, b.Digest, tag)
+					}
+				}
+			}
+			for d := range layers {
+				if n := hub.BlobGets(d); n != 0 {
+					t.Errorf("%s: layer %s fetched %d times, want 0", policy, d, n)
+				}
+			}
+			for _, b := range allBlobs(imgs) {
+				if _, layer := layers[b.Digest]; !layer && policy == "on_demand" && !e.storedBlob(t, b.Digest) {
+					t.Errorf("%s: config blob %s not stored", policy, b.Digest)
+				}
+			}
+
+			db, err := models.Open(eng.DatabaseURL, e.srv.DataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ras []models.RemoteArtifact
+			if err := db.Joins("JOIN remotes ON remotes.id = remote_artifacts.remote_id").
+				Where("remotes.name = ?", policy).Find(&ras).Error; err != nil {
+				t.Fatal(err)
+			}
+			if sqlDB, err := db.DB(); err == nil {
+				_ = sqlDB.Close()
+			}
+			got := map[string]int64{}
+			for _, ra := range ras {
+				got[ra.Digest] = ra.Size
+				if ra.UpstreamName != "library/app" || ra.BlobID == "" {
+					t.Errorf("%s: remote artifact %+v", policy, ra)
+				}
+			}
+			if len(got) != len(layers) {
+				t.Errorf("%s: %d remote artifacts, want one per layer (%d): %v", policy, len(got), len(layers), got)
+			}
+			for d, size := range layers {
+				if got[d] != size {
+					t.Errorf("%s: remote artifact of layer %s: size %d, want %d", policy, d, got[d], size)
+				}
+			}
+		}
+	})
+}
