@@ -219,6 +219,14 @@ func (e *env) recordManifestOnly(t testing.TB, repoName, digest, tag string) {
 	}
 }
 
+// setUpstreamName points the remote artifacts of digest at another upstream repository.
+func (e *env) setUpstreamName(t testing.TB, digest, name string) {
+	t.Helper()
+	if err := e.db.Model(&models.RemoteArtifact{}).Where("digest = ?", digest).Update("upstream_name", name).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // fromRegistry GETs /v2/<name>/<rest> from the upstream's registry behind the front.
 func (e *env) fromRegistry(t testing.TB, name, rest, accept string) []byte {
 	t.Helper()

@@ -155,7 +155,7 @@ func TestOnDemand(t *testing.T) {
 			wantGets(t, e.hub, f.img, 1, "after a Range request and a pull")
 		})
 
-		// Wrong bytes or an upstream that is down: the client gets an error, nothing is kept,
+		// Wrong bytes, an upstream that is down or does not have the blob: the client gets an error, nothing is kept,
 		// and a pull once the upstream is fixed works.
 		t.Run("faults", func(t *testing.T) {
 			f := e.onDemand(t, "faulty", "on_demand", 1, 1, nil)
@@ -178,6 +178,16 @@ func TestOnDemand(t *testing.T) {
 			}
 			if e.stored(t, layer.Digest) {
 				t.Fatal("a layer was kept while the upstream was down")
+			}
+			// An upstream that does not have the blob (any more): BLOB_UNKNOWN.
+			e.setUpstreamName(t, layer.Digest, "ondemand/gone")
+			resp, body = get(t, e.reg, http.MethodGet, path, nil)
+			e.setUpstreamName(t, layer.Digest, f.img.Name)
+			if resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte("BLOB_UNKNOWN")) {
+				t.Errorf("GET of a blob the upstream does not have: %d %s; want 404 BLOB_UNKNOWN", resp.StatusCode, short(body))
+			}
+			if e.stored(t, layer.Digest) {
+				t.Fatal("a layer was kept after an upstream 404")
 			}
 			if err := pull(ctx, e.reg, "faulty", f.img); err != nil {
 				t.Fatalf("pull after the upstream recovered: %v", err)
