@@ -312,6 +312,15 @@ func pull(ctx context.Context, r *client.Registry, name string, img upstream.Ima
 	return nil
 }
 
+// blobsOf returns the digests of img's config and layers.
+func blobsOf(img upstream.Image) []string {
+	var out []string
+	for _, b := range img.Blobs() {
+		out = append(out, b.Digest)
+	}
+	return out
+}
+
 // gets returns the upstream's blob GETs of each layer of img.
 func gets(hub *upstream.Upstream, img upstream.Image) []int {
 	var out []int

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/pulpgo/pulpgo/test/client"
+	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -49,6 +53,31 @@ func TestOnDemand(t *testing.T) {
 			}
 			if after := e.hub.Counts(); after != before {
 				t.Errorf("the second pull reached the upstream:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+
+		// The real client: skopeo copies an on_demand image (the manifest, the stored config,
+		// the layers fetched through the remote) and a streamed one.
+		t.Run("skopeo", func(t *testing.T) {
+			client.NeedTools(t, "skopeo")
+			home := harness.NewClientHome(t, e.srv)
+			for _, policy := range []string{"on_demand", "streamed"} {
+				name := "skopeo-" + strings.ReplaceAll(policy, "_", "-")
+				f := e.onDemand(t, name, policy, 2, 2, nil)
+				dir := filepath.Join(t.TempDir(), "image")
+				home.Run(t, "skopeo", "copy", "--quiet", "--src-tls-verify=false",
+					"docker://"+e.srv.Addr+"/"+name+":"+f.img.Tag, "dir:"+dir).Must(t)
+				for _, d := range append([]string{f.img.ManifestDigest}, blobsOf(f.img)...) {
+					file := strings.TrimPrefix(d, "sha256:")
+					if d == f.img.ManifestDigest {
+						file = "manifest.json"
+					}
+					b, err := os.ReadFile(filepath.Join(dir, file))
+					if err != nil || client.Digest(b) != d {
+						t.Errorf("%s: skopeo's copy of %s: %v, hashes to %s", policy, d, err, client.Digest(b))
+					}
+				}
+				wantGets(t, e.hub, f.img, 1, "skopeo copy of a "+policy+" image")
 			}
 		})
 
