@@ -1,7 +1,8 @@
 // Package content is the content app: the OCI/Docker registry API (/v2/) over pulpgo's
 // distributions, with the pull-through cache behind it. Its parts live in subpackages:
 // registry (HTTP handlers), pullthrough (the cache), upstream (the upstream registry client),
-// fill (the fill engine), storage (blob storage) and oci (what they share).
+// ondemand (blobs that on_demand/streamed syncs recorded), fill (the fill engine), remotes
+// (upstream clients by remote), storage (blob storage) and oci (what they share).
 package content
 
 import (
@@ -16,8 +17,10 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content/fill"
+	"github.com/pulpgo/pulpgo/content/ondemand"
 	"github.com/pulpgo/pulpgo/content/pullthrough"
 	"github.com/pulpgo/pulpgo/content/registry"
+	"github.com/pulpgo/pulpgo/content/remotes"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
 )
@@ -48,9 +51,10 @@ type Config struct {
 // App is the content app: the registry handler and the cache behind it.
 type App struct {
 	http.Handler
-	cache   *pullthrough.Cache
-	staging *fill.Staging
-	fills   *fill.Fills
+	cache     *pullthrough.Cache
+	transient *fill.Transient
+	staging   *fill.Staging
+	fills     *fill.Fills
 }
 
 // New builds the content app.
@@ -59,24 +63,50 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	cache, err := pullthrough.New(pullthrough.Config{Fills: fills,
+	transient, err := fill.NewTransient(staging, cfg.Logger)
+	if err != nil {
+		_ = staging.Close()
+		return nil, err
+	}
+	// One table of upstream clients: a pull-through remote and an on_demand remote of the same
+	// registry and credentials share connections and tokens.
+	clients := remotes.NewClients(upstreamTimeout(cfg.UpstreamTimeout))
+	remoteBlobs, err := ondemand.New(ondemand.Config{DB: cfg.DB, Clients: clients, Fills: fills, Transient: transient,
+		UpstreamTimeout: cfg.UpstreamTimeout, Logger: cfg.Logger})
+	if err != nil {
+		_ = transient.Close()
+		_ = staging.Close()
+		return nil, err
+	}
+	cache, err := pullthrough.New(pullthrough.Config{Fills: fills, Clients: clients,
 		DB: cfg.DB, Storage: cfg.Storage,
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
 		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute,
 	})
 	if err != nil {
+		_ = transient.Close()
 		_ = staging.Close()
 		return nil, err
 	}
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
-		AdminPassword: cfg.AdminPassword, Logger: cfg.Logger})
+		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logger: cfg.Logger})
 	if err != nil {
 		cache.Close()
+		_ = transient.Close()
 		_ = staging.Close()
 		return nil, err
 	}
-	return &App{Handler: reg, cache: cache, staging: staging, fills: fills}, nil
+	return &App{Handler: reg, cache: cache, transient: transient, staging: staging, fills: fills}, nil
+}
+
+// upstreamTimeout is the upstream clients' request timeout: d, or the pull-through cache's
+// default when d is not set.
+func upstreamTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 5 * time.Second
+	}
+	return d
 }
 
 // NewFills returns the fill engine of one process over store, with its own staging directory
@@ -106,6 +136,7 @@ const stagingRoot = ".fills"
 // process's staging directory.
 func (a *App) Close() {
 	a.cache.Close()
+	_ = a.transient.Close()
 	_ = a.staging.Close()
 }
 

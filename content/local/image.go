@@ -105,11 +105,14 @@ func (img *Image) Manifest(ctx context.Context, ref string) (*oci.Manifest, erro
 	return &oci.Manifest{Raw: raw, Digest: row.Digest, MediaType: row.MediaType, SchemaVersion: row.SchemaVersion}, nil
 }
 
-// Blob returns the stored blob with digest when the version holds it (as a blob, or as the
-// config or a layer of a manifest it holds) and storage has its bytes; otherwise BLOB_UNKNOWN.
+// Blob returns the blob with digest when the version holds it (as a blob, or as the config or
+// a layer of a manifest it holds): from storage when storage has its bytes, otherwise through
+// the Store's RemoteBlobs when the version holds the blob as content of its own (what an
+// on_demand or streamed sync recorded: a manifest can list any digest, and must not make the
+// content app fetch one through another repository's remote); otherwise BLOB_UNKNOWN.
 // A stored blob is a File whenever the driver can open one, for HEAD too, so that HEAD and GET
 // answer the same headers.
-func (img *Image) Blob(ctx context.Context, digest string, _ bool) (*oci.BlobContent, error) {
+func (img *Image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobContent, error) {
 	unknown := oci.ErrBlobUnknown.WithDetail("digest", digest)
 	db := img.s.db.WithContext(ctx)
 	var blob models.Blob
@@ -138,11 +141,20 @@ func (img *Image) Blob(ctx context.Context, digest string, _ bool) (*oci.BlobCon
 	}
 	bc, err := img.s.Blob(ctx, digest)
 	var nf *storage.PathNotFoundError
-	if errors.As(err, &nf) {
-		img.s.log.Warn("blob missing from storage", "repo", img.name, "digest", digest)
-		return nil, unknown
+	if !errors.As(err, &nf) {
+		return bc, err
 	}
-	return bc, err
+	if img.s.remote != nil {
+		own, err := img.HasBlob(ctx, digest)
+		if err != nil {
+			return nil, err
+		}
+		if own {
+			return img.s.remote.Blob(ctx, digest, head)
+		}
+	}
+	img.s.log.Warn("blob missing from storage", "repo", img.name, "digest", digest)
+	return nil, unknown
 }
 
 // HasManifest reports whether the version holds the manifest digest as content of its own.

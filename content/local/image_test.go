@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +38,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db := testenv.OpenDB(t, testenv.Embedded())
+	return newFixtureOn(t, testenv.Embedded())
+}
+
+func newFixtureOn(t *testing.T, e testenv.Engine) *fixture {
+	t.Helper()
+	db := testenv.OpenDB(t, e)
 	store := must(storage.NewFilesystem(t.TempDir()))
 	t.Cleanup(func() { _ = store.Close() })
 	f := &fixture{db: db, store: store, s: New(db, store, slog.New(slog.DiscardHandler))}
@@ -157,4 +163,58 @@ func TestStoreManifestIsVerified(t *testing.T) {
 	if err := f.s.PutManifest(ctx, &oci.Manifest{Raw: f.raw, Digest: d}); err == nil {
 		t.Error("PutManifest stored bytes under another digest")
 	}
+}
+
+// fakeRemoteBlobs records the blobs asked for and answers with a blob of the digest.
+type fakeRemoteBlobs struct{ asked []string }
+
+func (r *fakeRemoteBlobs) Blob(_ context.Context, digest string, head bool) (*oci.BlobContent, error) {
+	r.asked = append(r.asked, fmt.Sprintf("%s head=%v", digest, head))
+	return &oci.BlobContent{Digest: digest, Size: 42}, nil
+}
+
+// TestImageBlobNotStoredGoesToRemoteBlobs checks that a blob the version holds as content of
+// its own but storage lacks (an on_demand sync's) is asked of RemoteBlobs, and that nothing
+// else is: not a layer only a manifest of the version lists, not a blob of another version,
+// not a stored blob.
+func TestImageBlobNotStoredGoesToRemoteBlobs(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		f := newFixtureOn(t, e)
+		ctx := t.Context()
+		remote := &fakeRemoteBlobs{}
+		s := New(f.db, f.store, slog.New(slog.DiscardHandler), WithRemoteBlobs(remote))
+		img := s.Image("r", f.repo.ID, 1)
+		if bc, err := img.Blob(ctx, f.blob, false); err != nil || bc.File == nil {
+			t.Fatalf("stored blob: %+v, %v; want the stored file", bc, err)
+		} else {
+			_ = bc.File.Close()
+		}
+		if len(remote.asked) != 0 {
+			t.Fatalf("a stored blob was asked of RemoteBlobs: %v", remote.asked)
+		}
+		for _, d := range []string{f.blob, f.layer} {
+			if err := f.store.Delete(ctx, must(storage.BlobPath(d))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, head := range []bool{false, true} {
+			bc, err := img.Blob(ctx, f.blob, head)
+			if err != nil || bc.Size != 42 {
+				t.Errorf("Blob(its own blob, not stored, head=%v) = %+v, %v; want RemoteBlobs' answer", head, bc, err)
+			}
+		}
+		if _, err := img.Blob(ctx, f.layer, false); !errors.Is(err, oci.ErrBlobUnknown) {
+			t.Errorf("Blob(a layer only a manifest lists, not stored) = %v, want BLOB_UNKNOWN", err)
+		}
+		if _, err := s.Image("r", f.repo.ID, 0).Blob(ctx, f.blob, false); !errors.Is(err, oci.ErrBlobUnknown) {
+			t.Errorf("Blob in version 0: %v, want BLOB_UNKNOWN", err)
+		}
+		want := []string{f.blob + " head=false", f.blob + " head=true"}
+		if !slices.Equal(remote.asked, want) {
+			t.Errorf("RemoteBlobs asked for %v, want %v", remote.asked, want)
+		}
+		if _, err := f.s.Image("r", f.repo.ID, 1).Blob(ctx, f.blob, false); !errors.Is(err, oci.ErrBlobUnknown) {
+			t.Errorf("Blob(not stored) without RemoteBlobs = %v, want BLOB_UNKNOWN", err)
+		}
+	})
 }

@@ -20,14 +20,38 @@ type Store struct {
 	storage   storage.Driver
 	log       *slog.Logger
 	manifests *lru.Cache[string, *oci.Manifest] // verified stored manifests by digest
+	remote    RemoteBlobs                       // nil: blobs not in storage are unknown
 }
 
+// RemoteBlobs serves the blobs that a repository version holds but storage does not have,
+// because an on_demand or streamed sync recorded where to fetch them instead of fetching
+// them. The content app wires one in (WithRemoteBlobs); the Store only decides who may have
+// which blob.
+type RemoteBlobs interface {
+	// Blob returns the blob with digest, which the caller has checked that the version it
+	// serves holds. head is true for HEAD requests, which may be answered without the bytes.
+	// Errors are *oci.Error (BLOB_UNKNOWN when no source has it, upstream failures mapped)
+	// or internal failures.
+	Blob(ctx context.Context, digest string, head bool) (*oci.BlobContent, error)
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithRemoteBlobs makes the Store's images serve the blobs their version holds but storage
+// lacks through rb (nil: such blobs are unknown).
+func WithRemoteBlobs(rb RemoteBlobs) Option { return func(s *Store) { s.remote = rb } }
+
 // New returns a Store over db and driver. A nil logger means slog.Default().
-func New(db *gorm.DB, driver storage.Driver, logger *slog.Logger) *Store {
+func New(db *gorm.DB, driver storage.Driver, logger *slog.Logger, opts ...Option) *Store {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Store{db: db, storage: driver, log: logger, manifests: newManifestMemo()}
+	s := &Store{db: db, storage: driver, log: logger, manifests: newManifestMemo()}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
 // Image returns version version of repository repoID, served under name.

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
-	"github.com/pulpgo/pulpgo/models"
 )
 
 // TestGrants checks that grants are per image name and digest.
@@ -75,27 +73,5 @@ func TestStoredContentNeedsAGrant(t *testing.T) {
 	}
 	if n := up.count("GET blobs " + publicDigest); n != 0 {
 		t.Fatalf("upstream GETs for a stored blob: %d, want 0", n)
-	}
-}
-
-// TestClientsSharedBySettings checks that remotes with the same settings (the images pulled
-// through one pull-through remote) share one upstream client, and that other settings get
-// their own.
-func TestClientsSharedBySettings(t *testing.T) {
-	c := &Cache{clients: newClients(), clientByRemote: lru.New(lru.Options[string, remoteClient]{MaxEntries: 10})}
-	a := &models.Remote{ID: "a", Name: "cache/a", URL: "http://127.0.0.1:1", TLSValidation: true}
-	b := &models.Remote{ID: "b", Name: "cache/b", URL: "http://127.0.0.1:1", TLSValidation: true}
-	other := &models.Remote{ID: "c", Name: "other", URL: "http://127.0.0.1:2", TLSValidation: true}
-	ca, err := c.client(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, _ := c.client(b)
-	co, _ := c.client(other)
-	if ca != cb {
-		t.Error("remotes with the same settings got two clients")
-	}
-	if ca == co {
-		t.Error("remotes with different settings share a client")
 	}
 }

@@ -2,13 +2,8 @@ package pullthrough
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +15,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/lru"
 	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/content/remotes"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/upstream"
 	"github.com/pulpgo/pulpgo/models"
@@ -31,7 +27,10 @@ type Config struct {
 	Storage storage.Driver
 	// Fills fetches blobs from upstreams into Storage, one fill per digest. The content app
 	// builds it (with its staging directory and Locker); Close waits for the fills.
-	Fills    *fill.Fills
+	Fills *fill.Fills
+	// Clients are the upstream clients of remotes, shared with the content app's other users
+	// of remotes; nil means a table of the cache's own (with UpstreamTimeout).
+	Clients  *remotes.Clients
 	Recorder Recorder
 	Logger   *slog.Logger
 	// TagFreshness is how long a tag is served without asking the upstream (0 = always ask).
@@ -70,16 +69,8 @@ type Cache struct {
 	childObjs     *lru.Cache[string, *childObjects] // objects of children by distribution
 	newNames      *lru.Cache[string, *rate.Limiter] // child creation budget by pull-through distribution
 
-	mu             sync.Mutex                           // serializes the creation of clients
-	clients        *lru.Cache[string, *upstream.Client] // by hash of their settings
-	clientByRemote *lru.Cache[string, remoteClient]     // by remote id and last update
-}
-
-// remoteClient is the upstream client of a remote and the hash of the settings it was made
-// from, which keys everything the upstream answers (flights, negative answers).
-type remoteClient struct {
-	cl  *upstream.Client
-	key string
+	mu      sync.Mutex       // guards newNames
+	clients *remotes.Clients // the upstream clients of remotes, shared by settings
 }
 
 // New returns a Cache; Close flushes what remains to be recorded.
@@ -102,18 +93,21 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.Fills == nil {
 		return nil, errors.New("pullthrough: Config.Fills is required")
 	}
+	clients := cfg.Clients
+	if clients == nil {
+		clients = remotes.NewClients(cfg.UpstreamTimeout)
+	}
 	return &Cache{
-		cfg:            cfg,
-		fills:          cfg.Fills,
-		negative:       newNegativeCache(cfg.NegativeTTL),
-		batch:          newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
-		tags:           newTagStates(),
-		grants:         newGrants(),
-		store:          local.New(cfg.DB, cfg.Storage, cfg.Logger),
-		childObjs:      lru.New(lru.Options[string, *childObjects]{MaxEntries: 10000, TTL: childTTL}),
-		newNames:       lru.New(lru.Options[string, *rate.Limiter]{MaxEntries: 10000}),
-		clients:        newClients(),
-		clientByRemote: lru.New(lru.Options[string, remoteClient]{MaxEntries: 10 * maxClients}),
+		cfg:       cfg,
+		fills:     cfg.Fills,
+		negative:  newNegativeCache(cfg.NegativeTTL),
+		batch:     newBatcher(cfg.Recorder, cfg.RecordQuiet, 3*time.Second, cfg.Logger),
+		tags:      newTagStates(),
+		grants:    newGrants(),
+		store:     local.New(cfg.DB, cfg.Storage, cfg.Logger),
+		childObjs: lru.New(lru.Options[string, *childObjects]{MaxEntries: 10000, TTL: childTTL}),
+		newNames:  lru.New(lru.Options[string, *rate.Limiter]{MaxEntries: 10000}),
+		clients:   clients,
 	}, nil
 }
 
@@ -331,15 +325,7 @@ func (c *Cache) ensureChild(ctx context.Context, pt *models.Distribution, ptRemo
 // (URL, credentials, TLS, proxy, headers).
 func sameUpstream(a, b *models.Remote, timeout time.Duration) bool {
 	return a.PulpType == b.PulpType && a.UpstreamName == b.UpstreamName &&
-		settingsKey(UpstreamConfig(a, timeout)) == settingsKey(UpstreamConfig(b, timeout))
-}
-
-// settingsKey is the hash of an upstream configuration (which holds secrets: only the hash is
-// kept).
-func settingsKey(cfg upstream.Config) string {
-	raw, _ := json.Marshal(cfg)
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
+		remotes.SettingsKey(remotes.Config(a, timeout)) == remotes.SettingsKey(remotes.Config(b, timeout))
 }
 
 // childRemote copies a pull-through remote's settings into the remote of one image.
@@ -359,82 +345,9 @@ func childRemote(pt *models.Remote, path, upstreamName string) models.Remote {
 // pulled through one pull-through remote) share one client, so they share its connections and
 // its token cache.
 func (c *Cache) client(remote *models.Remote) (*upstream.Client, error) {
-	rc, err := c.remoteClient(remote)
-	return rc.cl, err
-}
-
-// remoteClient returns the upstream client of remote with the hash of its settings.
-func (c *Cache) remoteClient(remote *models.Remote) (remoteClient, error) {
-	alias := remote.ID + "@" + remote.PulpLastUpdated.String()
-	if rc, ok := c.clientByRemote.Get(alias); ok {
-		return rc, nil
-	}
-	cfg := UpstreamConfig(remote, c.cfg.UpstreamTimeout)
-	key := settingsKey(cfg)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl, ok := c.clients.Get(key)
-	if !ok {
-		var err error
-		if cl, err = upstream.New(cfg); err != nil {
-			return remoteClient{}, fmt.Errorf("remote %s: %w", remote.Name, err)
-		}
-		c.clients.Add(key, cl)
-	}
-	rc := remoteClient{cl: cl, key: key}
-	c.clientByRemote.Add(alias, rc)
-	return rc, nil
-}
-
-// newClients returns the table of upstream clients; an evicted client's idle connections are
-// closed (requests in flight keep their client, which stays usable).
-func newClients() *lru.Cache[string, *upstream.Client] {
-	return lru.New(lru.Options[string, *upstream.Client]{MaxEntries: maxClients,
-		OnEvict: func(_ string, cl *upstream.Client) { cl.Close() }})
-}
-
-// maxClients bounds the upstream clients kept (one per distinct remote settings).
-const maxClients = 256
-
-// UpstreamConfig is what a remote says about its upstream, as the upstream client takes it
-// (the cache and repository sync build their clients from it).
-func UpstreamConfig(remote *models.Remote, timeout time.Duration) upstream.Config {
-	str := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	cfg := upstream.Config{URL: strings.TrimSuffix(remote.URL, "/"), TLSValidation: remote.TLSValidation, Timeout: timeout,
-		Username: str(remote.Username), Password: str(remote.Password),
-		CACert: str(remote.CACert), ClientCert: str(remote.ClientCert), ClientKey: str(remote.ClientKey),
-		ProxyURL: str(remote.ProxyURL), ProxyUsername: str(remote.ProxyUsername), ProxyPassword: str(remote.ProxyPassword)}
-	if list, ok := remote.Headers.Any().([]any); ok {
-		cfg.Headers = map[string]string{}
-		for _, item := range list {
-			if m, ok := item.(map[string]any); ok {
-				for k, v := range m {
-					cfg.Headers[k] = fmt.Sprint(v)
-				}
-			}
-		}
-	}
-	return cfg
+	rc, err := c.clients.For(remote)
+	return rc.Client, err
 }
 
 // upstreamError maps an upstream failure to the registry error a client sees.
-func upstreamError(err error, notFound *oci.Error) error {
-	switch {
-	case upstream.IsNotFound(err):
-		return notFound
-	case upstream.IsTooManyRequests(err):
-		return oci.ErrUpstreamThrottle
-	case upstream.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
-		return oci.ErrUpstreamTimeout
-	}
-	var oe *oci.Error
-	if errors.As(err, &oe) {
-		return oe
-	}
-	return oci.ErrUpstreamBad
-}
+func upstreamError(err error, notFound *oci.Error) error { return remotes.Error(err, notFound) }

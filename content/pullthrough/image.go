@@ -3,7 +3,6 @@ package pullthrough
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sort"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/content/remotes"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
 )
@@ -297,11 +297,11 @@ func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known 
 // (the remote's settings and credentials, the image, the upstream name, the reference). It
 // keys the single flights of manifest requests and the negative cache.
 func (im *image) flightKey(src *models.Remote, ref string) (string, error) {
-	rc, err := im.c.remoteClient(src)
+	rc, err := im.c.clients.For(src)
 	if err != nil {
 		return "", err
 	}
-	return rc.key + "|" + im.name + "|" + im.upstreamName() + "|" + ref, nil
+	return rc.Key + "|" + im.name + "|" + im.upstreamName() + "|" + ref, nil
 }
 
 // Blob serves a stored blob, or starts (or joins) the one fill of it from the upstream. A blob
@@ -359,7 +359,7 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		return nil, upstreamError(err, unknown)
 	}
 	read := func(ctx context.Context, off int64) io.ReadCloser {
-		return &fillErrReader{ReadCloser: f.NewReader(ctx, off), fill: f, unknown: unknown}
+		return remotes.FailReader(f.NewReader(ctx, off), f.Err, unknown)
 	}
 	return &oci.BlobContent{Digest: digest, Size: size, Open: read}, nil
 }
@@ -399,33 +399,4 @@ func (im *image) fill(ctx context.Context, digest, owner string, open fill.Sourc
 		}
 		return f, size, nil
 	}
-}
-
-// fillErrReader reads a fill; when the fill fails, the failure comes back wrapped in the
-// registry error it maps to (an upstream failure is a 502 or 504, not a 500).
-type fillErrReader struct {
-	io.ReadCloser
-	fill    *fill.Fill
-	unknown *oci.Error
-}
-
-func (r *fillErrReader) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	return n, r.mapErr(err)
-}
-
-// WriteTo hands the copy to the fill's reader (which sends a staging file with sendfile).
-func (r *fillErrReader) WriteTo(w io.Writer) (int64, error) {
-	n, err := r.ReadCloser.(io.WriterTo).WriteTo(w)
-	return n, r.mapErr(err)
-}
-
-// mapErr wraps the fill's failure in the registry error it maps to.
-func (r *fillErrReader) mapErr(err error) error {
-	if err != nil && err != io.EOF {
-		if ferr := r.fill.Err(); ferr != nil && err == ferr {
-			err = fmt.Errorf("%w: %w", upstreamError(ferr, r.unknown), ferr)
-		}
-	}
-	return err
 }

@@ -32,6 +32,9 @@ type Config struct {
 	// PullThrough serves the names below pull-through distributions and their children; nil
 	// means no pull-through (children are then served from their local content).
 	PullThrough PullThrough
+	// RemoteBlobs serves the blobs an ordinary distribution's version holds but storage does
+	// not (on_demand and streamed syncs); nil means such blobs are unknown.
+	RemoteBlobs local.RemoteBlobs
 	// AdminPassword is the password of the API user "admin", whose HTTP Basic credentials
 	// open private distributions. Empty means nobody can authenticate.
 	AdminPassword string
@@ -69,7 +72,7 @@ func New(cfg Config) (*Registry, error) {
 	if ttl == 0 {
 		ttl = DefaultResolveTTL
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), store: local.New(cfg.DB, cfg.Storage, cfg.Logger)}
+	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
 	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return r, nil
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
-	"github.com/pulpgo/pulpgo/content/pullthrough"
+	"github.com/pulpgo/pulpgo/content/remotes"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/upstream"
 	"github.com/pulpgo/pulpgo/models"
@@ -71,7 +71,7 @@ const (
 // retries (the remote's max_retries, with backoff, honouring a 429's Retry-After) did not cure.
 func (s *Syncer) Sync(ctx context.Context, req models.SyncRequest, progress *models.Progress) (*models.SyncResult, error) {
 	remote := req.Remote
-	cl, err := upstream.New(pullthrough.UpstreamConfig(remote, s.cfg.Timeout))
+	cl, err := upstream.New(remotes.Config(remote, s.cfg.Timeout))
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", remote.Name, err)
 	}

@@ -57,7 +57,8 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-func put(t *testing.T, d storage.Driver, p string, data []byte) {
+// Put writes data at p through a Writer and commits it, failing t on any error.
+func Put(t testing.TB, d storage.Driver, p string, data []byte) {
 	t.Helper()
 	ctx := t.Context()
 	w, err := d.Writer(ctx, p)
@@ -148,7 +149,7 @@ func testWriteCommitStatRead(t *testing.T, d storage.Driver) {
 func testReadAtOffsets(t *testing.T, d storage.Driver) {
 	data := randomBytes(2, 10_000)
 	const p = "offsets"
-	put(t, d, p, data)
+	Put(t, d, p, data)
 	for _, off := range []int64{0, 1, 4096, 9_999, 10_000} {
 		t.Run(fmt.Sprint(off), func(t *testing.T) {
 			if got := get(t, d, p, off); !bytes.Equal(got, data[off:]) {
@@ -172,14 +173,14 @@ func testReadAtOffsets(t *testing.T, d storage.Driver) {
 
 func testLargeObject(t *testing.T, d storage.Driver) {
 	data := randomBytes(3, 5<<20+3)
-	put(t, d, "large/object", data)
+	Put(t, d, "large/object", data)
 	if got := get(t, d, "large/object", 3<<20+1); !bytes.Equal(got, data[3<<20+1:]) {
 		t.Error("large object read at an offset differs")
 	}
 }
 
 func testEmptyObject(t *testing.T, d storage.Driver) {
-	put(t, d, "empty", nil)
+	Put(t, d, "empty", nil)
 	fi, err := d.Stat(t.Context(), "empty")
 	if err != nil || fi.Size != 0 {
 		t.Fatalf("Stat = %+v, %v; want size 0", fi, err)
@@ -261,7 +262,7 @@ func testWriterDone(t *testing.T, d storage.Driver) {
 
 func testNotFoundTyped(t *testing.T, d storage.Driver) {
 	ctx := t.Context()
-	put(t, d, "dir/file", []byte("x"))
+	Put(t, d, "dir/file", []byte("x"))
 	for _, p := range []string{"missing", "dir/missing", "dir", "dir/file/below"} {
 		t.Run(p, func(t *testing.T) {
 			wantAbsent(t, d, p)
@@ -300,8 +301,8 @@ func testInvalidPaths(t *testing.T, d storage.Driver) {
 
 func testDelete(t *testing.T, d storage.Driver) {
 	ctx := t.Context()
-	put(t, d, "del/one", []byte("1"))
-	put(t, d, "del/two", []byte("2"))
+	Put(t, d, "del/one", []byte("1"))
+	Put(t, d, "del/two", []byte("2"))
 	if err := d.Delete(ctx, "del/one"); err != nil {
 		t.Fatal(err)
 	}
@@ -310,15 +311,15 @@ func testDelete(t *testing.T, d storage.Driver) {
 	if got := get(t, d, "del/two", 0); string(got) != "2" {
 		t.Errorf("sibling = %q after Delete", got)
 	}
-	put(t, d, "del/one", []byte("again"))
+	Put(t, d, "del/one", []byte("again"))
 	if got := get(t, d, "del/one", 0); string(got) != "again" {
 		t.Errorf("rewritten object = %q", got)
 	}
 }
 
 func testOverwrite(t *testing.T, d storage.Driver) {
-	put(t, d, "same", []byte("first"))
-	put(t, d, "same", []byte("second!"))
+	Put(t, d, "same", []byte("first"))
+	Put(t, d, "same", []byte("second!"))
 	if got := get(t, d, "same", 0); string(got) != "second!" {
 		t.Errorf("object = %q, want the last committed", got)
 	}
@@ -371,7 +372,7 @@ func testBlobPath(t *testing.T, d storage.Driver) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, d, p, []byte("blob"))
+	Put(t, d, p, []byte("blob"))
 	if got := get(t, d, p, 0); string(got) != "blob" {
 		t.Errorf("blob = %q", got)
 	}
@@ -384,7 +385,7 @@ func testOpener(t *testing.T, d storage.Driver) {
 	}
 	ctx := t.Context()
 	data := randomBytes(5, 50_000)
-	put(t, d, "seekable", data)
+	Put(t, d, "seekable", data)
 	rs, fi, err := o.Open(ctx, "seekable")
 	if err != nil {
 		t.Fatal(err)
