@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content/fill"
+	"github.com/pulpgo/pulpgo/content/inuse"
 	"github.com/pulpgo/pulpgo/content/pullthrough"
 	"github.com/pulpgo/pulpgo/content/registry"
 	"github.com/pulpgo/pulpgo/content/storage"
@@ -50,6 +51,7 @@ type App struct {
 	http.Handler
 	cache   *pullthrough.Cache
 	staging *fill.Staging
+	uses    *inuse.Tracker
 }
 
 // New builds the content app.
@@ -73,14 +75,26 @@ func New(cfg Config) (*App, error) {
 		_ = staging.Close()
 		return nil, err
 	}
+	// Blobs served are held while they are read and touched as used (an orphan cleanup's
+	// protection time counts from their last use).
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	uses := inuse.New(cfg.Redis, log, inuse.WithTouch(func(digest string) {
+		if err := models.TouchDigest(cfg.DB, digest); err != nil {
+			log.Warn("marking content as used", "digest", digest, "err", err)
+		}
+	}))
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
-		AdminPassword: cfg.AdminPassword, Logger: cfg.Logger})
+		AdminPassword: cfg.AdminPassword, Logger: cfg.Logger, Uses: uses})
 	if err != nil {
+		uses.Close()
 		cache.Close()
 		_ = staging.Close()
 		return nil, err
 	}
-	return &App{Handler: reg, cache: cache, staging: staging}, nil
+	return &App{Handler: reg, cache: cache, staging: staging, uses: uses}, nil
 }
 
 // stagingRoot is the directory below the storage root where the content processes keep their
@@ -92,6 +106,7 @@ const stagingRoot = ".fills"
 func (a *App) Close() {
 	a.cache.Close()
 	_ = a.staging.Close()
+	a.uses.Close()
 }
 
 // Mux sends registry paths (/v2/...) to reg and everything else to api, so that one port

@@ -306,3 +306,18 @@ func FailLostTasks(db *gorm.DB, ttl time.Duration) (int64, error) {
 			"error": MustJSON(map[string]any{"reason": "Worker has gone missing: its heartbeat expired while the task was running."})})
 	return res.RowsAffected, res.Error
 }
+
+// ProgressReport is one entry of a task's progress_reports, as Pulp's ProgressReport.
+type ProgressReport struct {
+	Message string  `json:"message"`
+	Code    string  `json:"code"`
+	State   string  `json:"state"`
+	Total   int64   `json:"total"`
+	Done    int64   `json:"done"`
+	Suffix  *string `json:"suffix"`
+}
+
+// SetProgress replaces the progress reports of task id.
+func SetProgress(db *gorm.DB, id string, reports []ProgressReport) error {
+	return db.Model(&Task{}).Where("id = ?", id).Update("progress_reports", MustJSON(reports)).Error
+}

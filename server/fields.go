@@ -332,6 +332,9 @@ func decodeInt(f field, v any) (decoded, string) {
 	if f.min != nil && float64(n) < *f.min {
 		return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
 	}
+	if f.max != nil && float64(n) > *f.max {
+		return decoded{}, fmt.Sprintf("Ensure this value is less than or equal to %d.", int64(*f.max))
+	}
 	return decoded{n, n}, ""
 }
 

@@ -42,6 +42,7 @@ type field struct {
 	choices     []string
 	itemChoices []string // fStrings: the choices of every item
 	min         *float64
+	max         *float64
 	unique      bool
 	refKinds    []models.Kind // fRef: accepted kinds; KindRepositoryVersion for version hrefs
 	def         any           // the spec's default: on create and on a PUT without the field
@@ -142,6 +143,12 @@ func (x *specIndex) specField(name string, p map[string]any, r rule) (field, err
 	} else if n, ok := p["minimum"].(int); ok {
 		m := float64(n)
 		f.min = &m
+	}
+	if n, ok := p["maximum"].(float64); ok {
+		f.max = &n
+	} else if n, ok := p["maximum"].(int); ok {
+		m := float64(n)
+		f.max = &m
 	}
 	t := x.resolve(p)
 	switch t["type"] {
