@@ -48,6 +48,12 @@ func orphanOf(q *gorm.DB, table string, scope OrphanScope) *gorm.DB {
 	return q
 }
 
+// Orphaned restricts q on the content table to the units in no repository version whose
+// timestamp of interest is before expiration (the content lists' orphaned_for filter).
+func Orphaned(q *gorm.DB, table string, expiration time.Time) *gorm.DB {
+	return orphanOf(q, table, OrphanScope{Expiration: expiration})
+}
+
 // CountOrphans counts the content units in scope that are in no repository version (Pulp's
 // total of "Clean up orphan Content").
 func CountOrphans(db *gorm.DB, scope OrphanScope) (int64, error) {

@@ -55,10 +55,7 @@ func (s *Server) orphansCleanup(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	args := tasks.OrphanArgs{OrphanProtectionTime: models.DefaultOrphanProtectionMinutes}
-	if s.deps.OrphanProtectionTime != nil {
-		args.OrphanProtectionTime = *s.deps.OrphanProtectionTime
-	}
+	args := tasks.OrphanArgs{OrphanProtectionTime: s.orphanProtection()}
 	if v, ok := in.merged["orphan_protection_time"].(int64); ok {
 		args.OrphanProtectionTime = v
 	}
@@ -67,4 +64,13 @@ func (s *Server) orphansCleanup(c *gin.Context) error {
 	}
 	return s.dispatch(c, models.NewTask{Name: tasks.NameOrphanCleanup,
 		Exclusive: []string{"pdrn:" + models.DefaultDomainID + ":orphans"}, Args: args})
+}
+
+// orphanProtection is the server's orphan protection time in minutes (Pulp's
+// ORPHAN_PROTECTION_TIME).
+func (s *Server) orphanProtection() int64 {
+	if s.deps.OrphanProtectionTime != nil {
+		return *s.deps.OrphanProtectionTime
+	}
+	return models.DefaultOrphanProtectionMinutes
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -212,6 +213,25 @@ func TestOrphanCleanup(t *testing.T) {
 		r.age(t, "blobs", cfg.ID, layer.ID, layer2.ID, lone.ID)
 		r.age(t, "manifests", m1.ID, m2.ID, child.ID, index.ID, keptChild.ID, keptIndex.ID)
 		r.age(t, "tags", latest.ID, t2.ID)
+
+		// The content lists' orphaned_for filter shows what a cleanup would consider.
+		for _, c := range []struct {
+			path string
+			want []string
+		}{
+			{blobList + "?orphaned_for=0", sorted(layer2.Href(), lone.Href(), fresh.Href())},
+			{blobList + "?orphaned_for=60.9", sorted(layer2.Href(), lone.Href())},
+			{blobList + "?orphaned_for=-1", sorted(layer2.Href(), lone.Href())}, // the server's 1440
+			{blobList + "?orphaned_for=4000", nil},
+			{manifestList + "?orphaned_for=0", sorted(m2.Href(), child.Href(), index.Href(), keptChild.Href())},
+			{tagList + "?orphaned_for=0&name=old", sorted(t2.Href())},
+			{tagList + "?orphaned_for=0&name=latest", nil},
+		} {
+			if got := r.get(c.path).sortedHrefs(t); !reflect.DeepEqual(got, c.want) && len(got)+len(c.want) > 0 {
+				t.Errorf("%s: got %v, want %v", c.path, got, c.want)
+			}
+		}
+		r.get(blobList+"?orphaned_for=soon").bodyIs(t, http.StatusBadRequest, `{"orphaned_for": ["Enter a number."]}`)
 
 		task := r.cleanup(t, map[string]any{})
 		if task["name"] != tasks.NameOrphanCleanup || task["result"] != nil {
