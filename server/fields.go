@@ -354,9 +354,18 @@ func decodeFloat(f field, v any) (decoded, string) {
 		return decoded{}, "A valid number is required."
 	}
 	if f.min != nil && n < *f.min {
-		return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
+		return decoded{}, "Ensure this value is greater than or equal to " + pyFloat(*f.min) + "."
 	}
 	return decoded{n, n}, ""
+}
+
+// pyFloat formats f as Python's str(float) does for ordinary values (0.0, 1.5).
+func pyFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return s
 }
 
 // formJSON reads a form value that holds JSON (a list or an object) as that JSON.
