@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content/fill"
+	"github.com/pulpgo/pulpgo/content/inuse"
 	"github.com/pulpgo/pulpgo/content/ondemand"
 	"github.com/pulpgo/pulpgo/content/pullthrough"
 	"github.com/pulpgo/pulpgo/content/registry"
@@ -55,6 +56,7 @@ type App struct {
 	transient *fill.Transient
 	staging   *fill.Staging
 	fills     *fill.Fills
+	uses      *inuse.Tracker
 }
 
 // New builds the content app.
@@ -89,15 +91,27 @@ func New(cfg Config) (*App, error) {
 		_ = staging.Close()
 		return nil, err
 	}
+	// Blobs served are held while they are read and touched as used (an orphan cleanup's
+	// protection time counts from their last use).
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	uses := inuse.New(cfg.Redis, log, inuse.WithTouch(func(digest string) {
+		if err := models.TouchDigest(cfg.DB, digest); err != nil {
+			log.Warn("marking content as used", "digest", digest, "err", err)
+		}
+	}))
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
-		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logger: cfg.Logger})
+		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logger: cfg.Logger, Uses: uses})
 	if err != nil {
+		uses.Close()
 		cache.Close()
 		_ = transient.Close()
 		_ = staging.Close()
 		return nil, err
 	}
-	return &App{Handler: reg, cache: cache, transient: transient, staging: staging, fills: fills}, nil
+	return &App{Handler: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses}, nil
 }
 
 // upstreamTimeout is the upstream clients' request timeout: d, or the pull-through cache's
@@ -138,6 +152,7 @@ func (a *App) Close() {
 	a.cache.Close()
 	_ = a.transient.Close()
 	_ = a.staging.Close()
+	a.uses.Close()
 }
 
 // Mux sends registry paths (/v2/...) to reg and everything else to api, so that one port

@@ -17,6 +17,9 @@ type Blob struct {
 	Size            int64
 	MediaType       string
 	PulpLabels      Labels `gorm:"type:text"`
+	// TimestampOfInterest is when the blob was last created, recorded or served (Pulp's
+	// timestamp_of_interest): an orphan cleanup's protection time counts from it.
+	TimestampOfInterest *time.Time `gorm:"index"`
 }
 
 // Manifest is an image manifest or an index (manifest list), stored byte for byte (the bytes
@@ -39,6 +42,8 @@ type Manifest struct {
 	OS                  *string
 	CompressedImageSize *int64
 	PulpLabels          Labels `gorm:"type:text"`
+	// TimestampOfInterest is as Blob's.
+	TimestampOfInterest *time.Time `gorm:"index"`
 }
 
 // ManifestBlob links a manifest to one of its layer blobs.
@@ -63,6 +68,8 @@ type Tag struct {
 	Name             string `gorm:"uniqueIndex:idx_tag_name_manifest;not null"`
 	TaggedManifestID string `gorm:"uniqueIndex:idx_tag_name_manifest;size:36;not null"`
 	PulpLabels       Labels `gorm:"type:text"`
+	// TimestampOfInterest is as Blob's.
+	TimestampOfInterest *time.Time `gorm:"index"`
 }
 
 // Manifest media types.
@@ -160,11 +167,14 @@ func GetOrCreateBlob(db *gorm.DB, b *Blob) (*Blob, error) {
 	if b.ID == "" {
 		b.ID = NewID()
 	}
-	b.PulpCreated, b.PulpLastUpdated = now, now
+	b.PulpCreated, b.PulpLastUpdated, b.TimestampOfInterest = now, now, &now
 	if b.PulpLabels == nil {
 		b.PulpLabels = Labels{}
 	}
-	if err := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "digest"}}, DoNothing: true}).Create(b).Error; err != nil {
+	// An existing blob is touched, as Pulp's sync touches the content it meets again: the
+	// row lock this takes also makes a concurrent orphan cleanup wait and look again.
+	if err := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "digest"}},
+		DoUpdates: clause.Assignments(map[string]any{"timestamp_of_interest": now})}).Create(b).Error; err != nil {
 		return nil, err
 	}
 	var out Blob
@@ -180,7 +190,7 @@ func GetOrCreateManifest(db *gorm.DB, mf *Manifest, blobIDs []string, children [
 	var out Manifest
 	err := db.Take(&out, "digest = ?", mf.Digest).Error
 	if err == nil {
-		return &out, nil
+		return &out, touch(db, "manifests", out.ID)
 	}
 	if !errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, err
@@ -189,7 +199,7 @@ func GetOrCreateManifest(db *gorm.DB, mf *Manifest, blobIDs []string, children [
 	if mf.ID == "" {
 		mf.ID = NewID()
 	}
-	mf.PulpCreated, mf.PulpLastUpdated = now, now
+	mf.PulpCreated, mf.PulpLastUpdated, mf.TimestampOfInterest = now, now, &now
 	if mf.PulpLabels == nil {
 		mf.PulpLabels = Labels{}
 	}
@@ -223,8 +233,10 @@ func GetOrCreateManifest(db *gorm.DB, mf *Manifest, blobIDs []string, children [
 // GetOrCreateTag returns the tag name → manifestID, storing it if needed.
 func GetOrCreateTag(db *gorm.DB, name, manifestID string) (*Tag, error) {
 	now := Now()
-	t := Tag{ID: NewID(), Name: name, TaggedManifestID: manifestID, PulpCreated: now, PulpLastUpdated: now, PulpLabels: Labels{}}
-	if err := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}, {Name: "tagged_manifest_id"}}, DoNothing: true}).Create(&t).Error; err != nil {
+	t := Tag{ID: NewID(), Name: name, TaggedManifestID: manifestID, PulpCreated: now, PulpLastUpdated: now,
+		PulpLabels: Labels{}, TimestampOfInterest: &now}
+	if err := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}, {Name: "tagged_manifest_id"}},
+		DoUpdates: clause.Assignments(map[string]any{"timestamp_of_interest": now})}).Create(&t).Error; err != nil {
 		return nil, err
 	}
 	var out Tag

@@ -2,8 +2,11 @@ package server
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -68,6 +71,19 @@ func (s *Server) contentSpecial(k models.Kind, table string) map[string]models.F
 			}
 			return q.Where(table+".id IN (?)", sub), nil
 		}
+	}
+	// orphaned_for is pulpcore's OrphanedFilter: minutes (a number, truncated), negative for
+	// the server's protection time.
+	special["orphaned_for"] = func(q *gorm.DB, v string) (*gorm.DB, error) {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, models.NewValidationError("orphaned_for", "Enter a number.")
+		}
+		minutes := int64(min(f, float64(models.MaxOrphanProtectionMinutes)))
+		if f < 0 {
+			minutes = s.orphanProtection()
+		}
+		return models.Orphaned(q, table, models.OrphanExpiration(models.Now(), minutes)), nil
 	}
 	special["repository_version"] = member("present")
 	special["repository_version_added"] = member("added")

@@ -74,17 +74,7 @@ func TestContentLists(t *testing.T) {
 		rh := href(repoObj)
 		change := func(add, remove []models.ContentRef) {
 			t.Helper()
-			err := db.Transaction(func(tx *gorm.DB) error {
-				repo, err := models.GetRepository(tx, models.KindContainerRepository, idOf(rh))
-				if err != nil {
-					return err
-				}
-				_, err = models.NewVersion(tx, repo, add, remove)
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			newVersion(t, db, rh, add, remove)
 		}
 		// Version 1: m1 with its blobs and tag; version 2: m2 and v1 added, latest removed.
 		change([]models.ContentRef{ref(models.KindBlob, cfg.ID), ref(models.KindBlob, layer.ID),
@@ -263,4 +253,20 @@ func TestNamespaces(t *testing.T) {
 			t.Errorf("after delete %v", got)
 		}
 	})
+}
+
+// newVersion makes a new version of the container repository at rh, adding and removing refs.
+func newVersion(t *testing.T, db *gorm.DB, rh string, add, remove []models.ContentRef) {
+	t.Helper()
+	err := db.Transaction(func(tx *gorm.DB) error {
+		repo, err := models.GetRepository(tx, models.KindContainerRepository, idOf(rh))
+		if err != nil {
+			return err
+		}
+		_, err = models.NewVersion(tx, repo, add, remove)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

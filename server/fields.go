@@ -332,6 +332,9 @@ func decodeInt(f field, v any) (decoded, string) {
 	if f.min != nil && float64(n) < *f.min {
 		return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
 	}
+	if f.max != nil && float64(n) > *f.max {
+		return decoded{}, fmt.Sprintf("Ensure this value is less than or equal to %d.", int64(*f.max))
+	}
 	return decoded{n, n}, ""
 }
 
@@ -351,9 +354,18 @@ func decodeFloat(f field, v any) (decoded, string) {
 		return decoded{}, "A valid number is required."
 	}
 	if f.min != nil && n < *f.min {
-		return decoded{}, fmt.Sprintf("Ensure this value is greater than or equal to %g.", *f.min)
+		return decoded{}, "Ensure this value is greater than or equal to " + pyFloat(*f.min) + "."
 	}
 	return decoded{n, n}, ""
+}
+
+// pyFloat formats f as Python's str(float) does for ordinary values (0.0, 1.5).
+func pyFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return s
 }
 
 // formJSON reads a form value that holds JSON (a list or an object) as that JSON.

@@ -1,6 +1,12 @@
 package server
 
 import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"strings"
+
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
@@ -28,14 +34,17 @@ var containerRemoteSerializer = &serializer{
 	model:  &models.Remote{},
 	rules: withRules(remoteRules(), map[string]rule{
 		"upstream_name": {ident: true},
-		// The deprecated tag filters are the includes and excludes of the model.
-		"include_tags": {key: "includes"},
-		"exclude_tags": {key: "excludes"},
+		// The deprecated tag filters are added to includes and excludes (mergeTagFilters).
+		"include_tags": {consumed: true},
+		"exclude_tags": {consumed: true},
 		// Stored, never used (no sync): accepted as text and as null, as always here.
 		"sigstore": {plain: true, nullable: true},
 	}),
 	readOnly: remoteReadOnly,
-	check:    checkRemote,
+	check: func(s *Server, in *input, errs *models.ValidationError) {
+		mergeTagFilters(in)
+		checkRemote(s, in, errs)
+	},
 }
 
 var pullThroughRemoteSerializer = &serializer{
@@ -47,14 +56,94 @@ var pullThroughRemoteSerializer = &serializer{
 	check:    checkRemote,
 }
 
-// checkRemote fills tls_validation on create, which Pulp's model defaults to true.
-func checkRemote(_ *Server, in *input, _ *models.ValidationError) {
+// mergeTagFilters applies the container remote's deprecated write-only include_tags and
+// exclude_tags as pulp_container 2.29's validate() does: a non-empty list is appended to the
+// includes (excludes) of the same request, or replaces them when the request has none.
+func mergeTagFilters(in *input) {
+	for api, model := range map[string]string{"include_tags": "includes", "exclude_tags": "excludes"} {
+		tags, _ := in.merged[api].([]string)
+		delete(in.merged, api)
+		delete(in.values, api)
+		if len(tags) == 0 {
+			continue
+		}
+		var list []string
+		if in.present[model] {
+			base, _ := in.merged[model].([]string)
+			list = append(list, base...)
+		}
+		list = append(list, tags...)
+		in.merged[model] = list
+		b, _ := json.Marshal(list)
+		in.values[model] = b
+	}
+}
+
+// checkRemote adds pulpcore's RemoteNetworkConfigSerializer checks (certificates, proxy
+// credentials) and fills tls_validation on create, which Pulp's model defaults to true.
+func checkRemote(_ *Server, in *input, errs *models.ValidationError) {
+	for _, name := range []string{"ca_cert", "client_cert"} {
+		v, _ := in.merged[name].(string)
+		if !in.present[name] || v == "" || len(errs.Fields[name]) > 0 {
+			continue
+		}
+		certs, msg := validCertificates(name, v)
+		if msg != "" {
+			errs.Add(name, msg)
+			continue
+		}
+		in.merged[name] = certs
+		in.values[name], _ = json.Marshal(certs)
+	}
+	proxy, _ := in.merged["proxy_url"].(string)
+	if in.present["proxy_url"] && strings.Contains(proxy, "@") && len(errs.Fields["proxy_url"]) == 0 {
+		errs.Add("proxy_url", "proxy_url must not contain credentials")
+	}
+	if len(errs.Fields) == 0 {
+		user, _ := in.merged["proxy_username"].(string)
+		pass, _ := in.merged["proxy_password"].(string)
+		switch {
+		case (user != "" || pass != "") && proxy == "":
+			errs.Add("non_field_errors", "proxy credentials cannot be specified without a proxy")
+		case (user != "") != (pass != ""):
+			errs.Add("non_field_errors", "proxy username and password can only be specified together")
+		}
+	}
 	if in.id != "" {
 		return
 	}
 	if _, ok := in.values["tls_validation"]; !ok {
 		in.values["tls_validation"] = []byte("true")
 	}
+}
+
+// validCertificates keeps only the certificates of a PEM value, as pulpcore's
+// _validate_certificate: each BEGIN..END CERTIFICATE block, checked, joined by newlines. A
+// value with none is "No <which> specified in string <value>"; a block that is no certificate
+// is "Invalid <which> specified, error '<reason>'" (the reason is Go's, not Python's).
+func validCertificates(which, value string) (string, string) {
+	var certs []string
+	block := ""
+	for _, line := range strings.Split(value, "\n") {
+		if strings.Contains(line, "-----BEGIN CERTIFICATE-----") || block != "" {
+			block += line + "\n"
+		}
+		if strings.Contains(line, "-----END CERTIFICATE-----") {
+			p, _ := pem.Decode([]byte(block[strings.Index(block, "-----BEGIN"):]))
+			if p == nil {
+				return "", fmt.Sprintf("Invalid %s specified, error '%s'", which, "('Unable to load PEM file.',)")
+			}
+			if _, err := x509.ParseCertificate(p.Bytes); err != nil {
+				return "", fmt.Sprintf("Invalid %s specified, error '('%s',)'", which, err.Error())
+			}
+			certs = append(certs, strings.TrimSpace(block))
+			block = ""
+		}
+	}
+	if len(certs) == 0 {
+		return "", fmt.Sprintf("No %s specified in string %s", which, value)
+	}
+	return strings.Join(certs, "\n") + "\n", ""
 }
 
 // withRules returns base with more added.

@@ -42,12 +42,14 @@ type field struct {
 	choices     []string
 	itemChoices []string // fStrings: the choices of every item
 	min         *float64
+	max         *float64
 	unique      bool
 	refKinds    []models.Kind // fRef: accepted kinds; KindRepositoryVersion for version hrefs
 	def         any           // the spec's default: on create and on a PUT without the field
 	ignore      bool          // accepted and dropped (inherited fields that mean nothing here)
 	ident       bool          // fString: a name or path, refused with control or bidi override characters
 	url         bool          // fString: an http or https URL
+	consumed    bool          // turned into other fields by the serializer's check, never stored
 }
 
 func (f field) modelKey() string {
@@ -90,6 +92,9 @@ type rule struct {
 	// required refuses a body without the field where the document does not say so (Pulp's
 	// PATCH schemas list no required field, even where its serializer requires one).
 	required bool
+	// consumed marks a write-only field that the serializer's check turns into other fields
+	// (include_tags): it has no model field of its own.
+	consumed bool
 }
 
 // requestFields derives ser's field table from its request schema and its rules. It fails
@@ -133,7 +138,7 @@ func (x *specIndex) requestFields(ser *serializer) ([]field, error) {
 // specField reads one property of a request schema, with its rule.
 func (x *specIndex) specField(name string, p map[string]any, r rule) (field, error) {
 	f := field{name: name, key: r.key, unique: r.unique, refKinds: r.refKinds, ignore: r.ignore,
-		ident: r.ident, url: r.url, required: r.required}
+		ident: r.ident, url: r.url, required: r.required, consumed: r.consumed}
 	f.nullable, _ = p["nullable"].(bool)
 	f.nullable = f.nullable || r.nullable
 	f.def = p["default"]
@@ -142,6 +147,12 @@ func (x *specIndex) specField(name string, p map[string]any, r rule) (field, err
 	} else if n, ok := p["minimum"].(int); ok {
 		m := float64(n)
 		f.min = &m
+	}
+	if n, ok := p["maximum"].(float64); ok {
+		f.max = &n
+	} else if n, ok := p["maximum"].(int); ok {
+		m := float64(n)
+		f.max = &m
 	}
 	t := x.resolve(p)
 	switch t["type"] {

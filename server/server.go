@@ -53,6 +53,9 @@ type Deps struct {
 	StorageDir string
 	// ContentOrigin is Pulp's CONTENT_ORIGIN (shown in /status/), "" when unset.
 	ContentOrigin string
+	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME in minutes, the protection time
+	// of an orphan cleanup that names none; nil means Pulp's default (1440).
+	OrphanProtectionTime *int64
 }
 
 // Server implements gen.ServerInterface.

@@ -162,8 +162,6 @@ func (r *recording) manifest(digest string) (string, error) {
 	var blobIDs []string
 	var children []models.ManifestListManifest
 	if oci.IsIndex(m.MediaType) {
-		typ := "index"
-		row.Type = &typ
 		for _, d := range m.Manifests {
 			if !r.stored(d.Digest) {
 				continue
@@ -182,9 +180,18 @@ func (r *recording) manifest(digest string) (string, error) {
 			}
 			children = append(children, link)
 		}
+		var types []string
+		for _, c := range children {
+			var typ []*string
+			if err := r.tx.Model(&models.Manifest{}).Where("id = ?", c.ManifestID).Pluck("type", &typ).Error; err != nil {
+				return "", err
+			}
+			if len(typ) == 1 && typ[0] != nil {
+				types = append(types, *typ[0])
+			}
+		}
+		models.ClassifyIndex(row, types)
 	} else {
-		typ := "image"
-		row.Type = &typ
 		var total int64
 		for _, l := range m.Layers {
 			if oci.Foreign(l.MediaType) {
@@ -221,6 +228,7 @@ func (r *recording) manifest(digest string) (string, error) {
 				}
 			}
 		}
+		models.ClassifyImage(row, raw)
 	}
 	saved, err := models.GetOrCreateManifest(r.tx, row, blobIDs, children)
 	if err != nil {

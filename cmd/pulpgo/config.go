@@ -41,6 +41,9 @@ type config struct {
 	BodyIdleTimeout time.Duration
 	// MaxConnections bounds the connections served at once; more wait to be accepted.
 	MaxConnections int
+	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME: minutes an orphan cleanup that
+	// names no protection time keeps content after its last use.
+	OrphanProtectionTime int
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -93,6 +96,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	num(&c.NewNamesPerMinute, "new-names-per-minute", "PULPGO_NEW_NAMES_PER_MINUTE", 60, "new images a pull-through distribution may create per minute, per content process; beyond it pulls of new names get 429 (negative = no limit)")
 	dur(&c.BodyIdleTimeout, "body-idle-timeout", "PULPGO_BODY_IDLE_TIMEOUT", 60*time.Second, "a request body that sends nothing for this long is cut and its connection closed")
 	num(&c.MaxConnections, "max-connections", "PULPGO_MAX_CONNECTIONS", 1024, "connections served at once; more wait to be accepted")
+	num(&c.OrphanProtectionTime, "orphan-protection-time", "PULPGO_ORPHAN_PROTECTION_TIME", models.DefaultOrphanProtectionMinutes, "minutes an orphan cleanup that names no orphan_protection_time keeps content in no repository version after its last use (Pulp's ORPHAN_PROTECTION_TIME)")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
@@ -116,6 +120,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.BodyIdleTimeout <= 0 {
 		return nil, fmt.Errorf("--body-idle-timeout must be positive, not %s", c.BodyIdleTimeout)
+	}
+	if c.OrphanProtectionTime < 0 || int64(c.OrphanProtectionTime) > models.MaxOrphanProtectionMinutes {
+		return nil, fmt.Errorf("--orphan-protection-time must be between 0 and %d minutes, not %d", int64(models.MaxOrphanProtectionMinutes), c.OrphanProtectionTime)
 	}
 	if c.MaxConnections < 1 {
 		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)

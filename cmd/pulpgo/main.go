@@ -19,6 +19,7 @@ import (
 
 	"github.com/pulpgo/pulpgo/content"
 	"github.com/pulpgo/pulpgo/content/fill"
+	"github.com/pulpgo/pulpgo/content/inuse"
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/reposync"
 	"github.com/pulpgo/pulpgo/content/storage"
@@ -175,10 +176,14 @@ func run(ctx context.Context, role string, cfg *config) error {
 			return err
 		}
 		defer closeSyncer()
+		// The orphan cleanup asks the content processes which blobs are being read.
+		uses := inuse.New(rdb, log)
+		defer uses.Close()
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
 			Concurrency: cfg.Concurrency, Versions: server.VersionMap(),
 			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store),
-				tasks.NameSync: tasks.SyncJob(store, syncer, log)}})
+				tasks.NameSync:          tasks.SyncJob(store, syncer, log),
+				tasks.NameOrphanCleanup: tasks.OrphanCleanupJob(store, uses)}})
 		if err := worker.Start(); err != nil {
 			return err
 		}
@@ -192,11 +197,12 @@ func run(ctx context.Context, role string, cfg *config) error {
 
 	var handler http.Handler
 	var apps []string
+	orphanProtection := int64(cfg.OrphanProtectionTime)
 	switch role {
 	case "serve", "api":
 		api, err := server.New(server.Deps{DB: db, Tasks: dispatcher, AdminPassword: cfg.AdminPassword, Logger: log,
 			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: cfg.StorageDir,
-			ContentOrigin: cfg.ContentOrigin})
+			ContentOrigin: cfg.ContentOrigin, OrphanProtectionTime: &orphanProtection})
 		if err != nil {
 			return err
 		}

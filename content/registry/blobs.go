@@ -19,6 +19,9 @@ const copyBufferSize = 64 << 10
 // aborted so that the client never mistakes it for a complete one.
 func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, img Image, digest string) {
 	head := req.Method == http.MethodHead
+	if r.cfg.Uses != nil && !head {
+		defer r.cfg.Uses.Hold(req.Context(), digest)()
+	}
 	bc, err := img.Blob(req.Context(), digest, head)
 	if err != nil {
 		r.writeError(w, req, detailed(err, oci.ErrBlobUnknown, "digest", digest))

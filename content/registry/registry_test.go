@@ -180,8 +180,15 @@ func newFixture(t testing.TB) *fixture {
 
 func (f *fixture) server(t *testing.T, pt PullThrough) *httptest.Server {
 	t.Helper()
-	reg, err := New(Config{DB: f.db, Storage: f.store, PullThrough: pt, AdminPassword: adminPassword,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return f.serve(t, Config{PullThrough: pt})
+}
+
+// serve serves the fixture with cfg, whose database, storage, password and logger it sets.
+func (f *fixture) serve(t *testing.T, cfg Config) *httptest.Server {
+	t.Helper()
+	cfg.DB, cfg.Storage, cfg.AdminPassword = f.db, f.store, adminPassword
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -44,6 +45,14 @@ type Config struct {
 	// which bounds how late a new or deleted distribution is seen; zero means
 	// DefaultResolveTTL and a negative value disables the cache.
 	ResolveTTL time.Duration
+	// Uses, when set, marks each blob as in use while it is served (content/inuse), so that
+	// an orphan cleanup leaves its bytes alone.
+	Uses Uses
+}
+
+// Uses marks a blob as being read until release is called.
+type Uses interface {
+	Hold(ctx context.Context, digest string) (release func())
 }
 
 // Registry is the /v2/ handler.

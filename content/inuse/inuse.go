@@ -1,0 +1,198 @@
+// Package inuse tracks which stored blobs are being read at this moment, by a client or by a
+// fill, across every process that shares one Redis, so that an orphan cleanup never deletes
+// the bytes of a blob while they are served.
+//
+// A process counts its own readers of each digest. When a digest's count leaves zero, the
+// process writes its token into the Redis hash pulpgo:inuse:<digest> with an expiry time, and
+// refreshes it every third of the TTL while the count stays above zero; when the count goes
+// back to zero it removes its token. A digest is held while any token's expiry lies in the
+// future, so a process that dies holding a digest releases it after the TTL. Without Redis
+// (unit tests) only this process's readers count.
+package inuse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultTTL is how long a hold outlives a process that stopped refreshing it.
+const DefaultTTL = 30 * time.Second
+
+// touchEvery is how often one digest's first reader calls the touch function.
+const touchEvery = time.Minute
+
+// Tracker holds digests for the readers of this process and answers which digests any
+// process holds.
+type Tracker struct {
+	rdb   redis.UniversalClient
+	token string
+	ttl   time.Duration
+	log   *slog.Logger
+	touch func(digest string)
+
+	mu      sync.Mutex
+	counts  map[string]int
+	touched map[string]time.Time
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// Option configures a Tracker.
+type Option func(*Tracker)
+
+// WithTouch makes the first reader of a digest call touch(digest) in the background, at most
+// once a minute per digest: the content app marks the content it serves as used.
+func WithTouch(touch func(digest string)) Option { return func(t *Tracker) { t.touch = touch } }
+
+// WithTTL sets how long a hold outlives a process that stopped refreshing it.
+func WithTTL(ttl time.Duration) Option { return func(t *Tracker) { t.ttl = ttl } }
+
+// New returns a Tracker over rdb (nil: this process only). Close stops its refresher.
+func New(rdb redis.UniversalClient, logger *slog.Logger, opts ...Option) *Tracker {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	t := &Tracker{rdb: rdb, token: hex.EncodeToString(b[:]), ttl: DefaultTTL, log: logger,
+		counts: map[string]int{}, touched: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		o(t)
+	}
+	go t.refresh()
+	return t
+}
+
+func key(digest string) string { return "pulpgo:inuse:" + digest }
+
+// Hold marks digest as being read until the returned function is called. A Redis failure is
+// logged and the read goes on: this process still counts it.
+func (t *Tracker) Hold(ctx context.Context, digest string) (release func()) {
+	t.mu.Lock()
+	t.counts[digest]++
+	first := t.counts[digest] == 1
+	touch := first && t.touch != nil && time.Since(t.touched[digest]) >= touchEvery
+	if touch {
+		t.touched[digest] = time.Now()
+	}
+	t.mu.Unlock()
+	if first && t.rdb != nil {
+		if err := t.write(ctx, digest); err != nil {
+			t.log.Warn("marking a blob in use", "digest", digest, "err", err)
+		}
+	}
+	if touch {
+		go t.touch(digest)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { t.release(digest) }) }
+}
+
+// write records this process's hold of digest in Redis, expiring after the TTL.
+func (t *Tracker) write(ctx context.Context, digest string) error {
+	expiry := time.Now().Add(t.ttl).UnixMilli()
+	_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key(digest), t.token, expiry)
+		p.PExpire(ctx, key(digest), t.ttl)
+		return nil
+	})
+	return err
+}
+
+func (t *Tracker) release(digest string) {
+	t.mu.Lock()
+	t.counts[digest]--
+	last := t.counts[digest] == 0
+	if last {
+		delete(t.counts, digest)
+	}
+	t.mu.Unlock()
+	if last && t.rdb != nil {
+		// Released on its own context: a client that went away still ends its hold.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := t.rdb.HDel(ctx, key(digest), t.token).Err(); err != nil {
+			t.log.Warn("releasing a blob in use", "digest", digest, "err", err)
+		}
+	}
+}
+
+// refresh renews this process's holds every third of the TTL and forgets old touch times.
+func (t *Tracker) refresh() {
+	defer close(t.done)
+	tick := time.NewTicker(t.ttl / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		held := make([]string, 0, len(t.counts))
+		for d := range t.counts {
+			held = append(held, d)
+		}
+		for d, at := range t.touched {
+			if time.Since(at) >= touchEvery {
+				delete(t.touched, d)
+			}
+		}
+		t.mu.Unlock()
+		if t.rdb == nil {
+			continue
+		}
+		for _, d := range held {
+			if err := t.write(context.Background(), d); err != nil {
+				t.log.Warn("refreshing a blob in use", "digest", d, "err", err)
+			}
+		}
+	}
+}
+
+// Held returns the digests of digests that some process is reading at this moment.
+func (t *Tracker) Held(ctx context.Context, digests []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	t.mu.Lock()
+	for _, d := range digests {
+		if t.counts[d] > 0 {
+			out[d] = true
+		}
+	}
+	t.mu.Unlock()
+	if t.rdb == nil || len(digests) == 0 {
+		return out, nil
+	}
+	now := time.Now().UnixMilli()
+	cmds := make([]*redis.MapStringStringCmd, len(digests))
+	_, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, d := range digests {
+			cmds[i] = p.HGetAll(ctx, key(d))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range digests {
+		for _, v := range cmds[i].Val() {
+			if exp, err := strconv.ParseInt(v, 10, 64); err == nil && exp > now {
+				out[d] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// Close stops the refresher; holds not released expire after the TTL.
+func (t *Tracker) Close() {
+	close(t.stop)
+	<-t.done
+}

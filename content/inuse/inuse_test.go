@@ -1,0 +1,114 @@
+package inuse_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulpgo/pulpgo/content/inuse"
+	"github.com/pulpgo/pulpgo/tasks"
+	"github.com/pulpgo/pulpgo/test/testenv"
+)
+
+// redisOf returns a client of the engine's Redis (in process for the embedded engine).
+func redisOf(t *testing.T, e testenv.Engine) redis.UniversalClient {
+	t.Helper()
+	u := e.RedisURL
+	if u == "" {
+		emb, err := tasks.StartEmbedded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(emb.Close)
+		u = emb.URL()
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+func held(t *testing.T, tr *inuse.Tracker, d string) bool {
+	t.Helper()
+	m, err := tr.Held(context.Background(), []string{d, "sha256:other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["sha256:other"] {
+		t.Fatal("a digest nobody holds is held")
+	}
+	return m[d]
+}
+
+// TestHoldsAcrossProcesses: what one tracker holds, another tracker on the same Redis sees,
+// until the last reader releases it or the holder stops refreshing it.
+func TestHoldsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		rdb := redisOf(t, e)
+		reader := inuse.New(rdb, nil)
+		defer reader.Close()
+		cleaner := inuse.New(rdb, nil)
+		defer cleaner.Close()
+		const d = "sha256:aaaa"
+		if held(t, cleaner, d) {
+			t.Fatal("held before any reader")
+		}
+		r1 := reader.Hold(context.Background(), d)
+		r2 := reader.Hold(context.Background(), d)
+		if !held(t, cleaner, d) || !held(t, reader, d) {
+			t.Fatal("a digest being read is not held")
+		}
+		r1()
+		r1() // releasing twice counts once
+		if !held(t, cleaner, d) {
+			t.Fatal("released while a second reader still reads")
+		}
+		r2()
+		if held(t, cleaner, d) {
+			t.Fatal("still held after the last reader")
+		}
+
+		// A process that dies holding a digest stops refreshing it: the hold expires.
+		dying := inuse.New(rdb, nil, inuse.WithTTL(300*time.Millisecond))
+		_ = dying.Hold(context.Background(), d)
+		dying.Close()
+		if !held(t, cleaner, d) {
+			t.Fatal("not held right after the hold")
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for held(t, cleaner, d) {
+			if time.Now().After(deadline) {
+				t.Fatal("the hold of a dead process never expired")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// TestTouch: the first reader of a digest marks it used, once per minute.
+func TestTouch(t *testing.T) {
+	t.Parallel()
+	touched := make(chan string, 4)
+	tr := inuse.New(nil, nil, inuse.WithTouch(func(d string) { touched <- d }))
+	defer tr.Close()
+	tr.Hold(context.Background(), "sha256:bbbb")()
+	tr.Hold(context.Background(), "sha256:bbbb")()
+	select {
+	case d := <-touched:
+		if d != "sha256:bbbb" {
+			t.Fatalf("touched %s", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("never touched")
+	}
+	tr.Hold(context.Background(), "sha256:cccc")()
+	if d := <-touched; d != "sha256:cccc" {
+		t.Fatalf("touched %s again within a minute, want sha256:cccc", d)
+	}
+}
