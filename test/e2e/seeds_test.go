@@ -1,94 +1,21 @@
 package e2e_test
 
 import (
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/pulpgo/pulpgo/test/harness"
 )
-
-// The command lines below are copied verbatim from Pulp's documents (/work/shared/seeds):
-// they must run against us unchanged. Lines that the tests add before or after them are
-// marked as such.
-
-// pullThroughSeed is "Configure Pull-Through Caching" (pulp_container docs), its two httpie
-// commands with their comments.
-const pullThroughSeed = `# initialize a pull-through remote (the concept of upstream-name is not applicable here)
-REMOTE_HREF=$(http ${BASE_ADDR}/pulp/api/v3/remotes/container/pull-through/ name=docker-cache url=https://registry-1.docker.io | jq -r ".pulp_href")
-
-# create a pull-through distribution linked to the initialized remote
-http ${BASE_ADDR}/pulp/api/v3/distributions/container/pull-through/ remote=${REMOTE_HREF} name=docker-cache base_path=docker-cache
-`
-
-// hostSeed is "Host and Consume a Repository", "Create a Distribution to Serve a Repository
-// Version": the whole script.
-const hostSeed = `#!/usr/bin/env bash
-
-DIST_NAME=$(head /dev/urandom | tr -dc a-z | head -c5)
-DIST_BASE_PATH='test'
-
-# Distributions are created asynchronously.
-echo "Creating distribution \
-  (name=$DIST_NAME, base_path=$DIST_BASE_PATH repository=$REPO_HREF)."
-TASK_HREF=$(http POST $BASE_ADDR/pulp/api/v3/distributions/container/container/ \
-  name=$DIST_NAME \
-  base_path=$DIST_BASE_PATH \
-  repository=$REPO_HREF | jq -r '.task')
-
-# Poll the task (here we use a function defined in docs/_scripts/base.sh)
-wait_until_task_finished $BASE_ADDR$TASK_HREF
-
-echo "Setting DISTRIBUTION_HREF from the completed task."
-# DISTRIBUTION_HREF is the pulp-api HREF, not the content app href
-DISTRIBUTION_HREF=$(http $BASE_ADDR$TASK_HREF | jq -r '.created_resources | first')
-
-echo "Inspecting Distribution."
-http $BASE_ADDR$DISTRIBUTION_HREF
-`
-
-// consumeSeed is the start of "Pull and Run an Image from Pulp", up to the docker commands
-// (which need a docker daemon and content).
-const consumeSeed = `CONTAINER_TAG='manifest_a'
-
-echo "Setting REGISTRY_PATH, which can be used directly with the Docker Client."
-REGISTRY_PATH=$(http $BASE_ADDR$DISTRIBUTION_HREF | jq -r '.registry_path')
-
-echo "Next we pull and run the image from pulp"
-echo "$REGISTRY_PATH:$CONTAINER_TAG"
-`
-
-// markers returns shell lines (added by the tests, not from the documents) that print each
-// variable as "@@NAME=value", for vars to read.
-func markers(names ...string) string {
-	var b strings.Builder
-	b.WriteString("\n# added by the test: report the variables\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "echo \"@@%s=$%s\"\n", n, n)
-	}
-	return b.String()
-}
-
-// vars reads the "@@NAME=value" lines of a script's output.
-func vars(out string) map[string]string {
-	m := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if rest, ok := strings.CutPrefix(line, "@@"); ok {
-			if k, v, ok := strings.Cut(rest, "="); ok {
-				m[k] = v
-			}
-		}
-	}
-	return m
-}
 
 // TestSeedPullThrough runs the pull-through document's commands and checks through the API
 // that they created the remote and (once its task is done) the distribution. Nothing pulls,
 // so nothing goes to registry-1.docker.io.
 func TestSeedPullThrough(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		res := e.home.Bash(t, pullThroughSeed+markers("REMOTE_HREF")).Must(t)
-		remoteHref := vars(res.Stdout)["REMOTE_HREF"]
+		res := e.home.Bash(t, harness.PullThroughSeed+harness.Markers("REMOTE_HREF")).Must(t)
+		remoteHref := harness.Vars(res.Stdout)["REMOTE_HREF"]
 		if !strings.HasPrefix(remoteHref, ptRemotesPath) {
 			t.Fatalf("REMOTE_HREF = %q, want a pull-through remote href; output:\n%s", remoteHref, res.Stdout)
 		}
@@ -142,9 +69,9 @@ func TestSeedHostRepository(t *testing.T) {
 REPO_HREF=$(http POST $BASE_ADDR/pulp/api/v3/repositories/container/container/ name=seed-repo | jq -r '.pulp_href')
 DIST_BASE_PATH=test
 `
-		res := e.home.Bash(t, setup+hostSeed+consumeSeed+
-			markers("REPO_HREF", "DIST_NAME", "TASK_HREF", "DISTRIBUTION_HREF", "REGISTRY_PATH")).Must(t)
-		v := vars(res.Stdout)
+		res := e.home.Bash(t, setup+harness.HostSeed+harness.ConsumeSeed+
+			harness.Markers("REPO_HREF", "DIST_NAME", "TASK_HREF", "DISTRIBUTION_HREF", "REGISTRY_PATH")).Must(t)
+		v := harness.Vars(res.Stdout)
 
 		repoHref := v["REPO_HREF"]
 		if !strings.HasPrefix(repoHref, reposPath) {
