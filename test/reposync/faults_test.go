@@ -2,6 +2,7 @@ package reposync
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -257,6 +258,51 @@ func TestSyncThrottled(t *testing.T) {
 		}
 		if len(created(task)) != 1 {
 			t.Errorf("the throttled sync created %v", created(task))
+		}
+	})
+}
+
+// TestSyncCredentials syncs from an upstream whose token realm wants credentials: with the
+// remote's username and password the sync completes; with a wrong password it fails with the
+// upstream's refusal; the password appears in no task and in no log line.
+func TestSyncCredentials(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		ctx := client.Context(t)
+		const user, pass, wrong = "syncer", "s3cret-sync-password", "wr0ng-sync-password"
+		client.NeedTools(t, "docker-registry", "skopeo", "busybox")
+		hub, err := upstream.Start(ctx, upstream.Options{Username: user, Password: pass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hub.Close() })
+		if _, err := hub.PushSmall(ctx, "private/app", "1"); err != nil {
+			t.Fatal(err)
+		}
+		e := startServer(t, eng)
+		good := e.createRemote(t, "good", hub.URL(), "private/app", map[string]any{"username": user, "password": pass})
+		bad := e.createRemote(t, "bad", hub.URL(), "private/app", map[string]any{"username": user, "password": wrong})
+		repo := e.createRepo(t, "private", nil)
+		task := e.waitFailed(t, e.startSync(t, repo, map[string]any{"remote": bad}))
+		desc := fmt.Sprint(task["error"].(map[string]any)["description"])
+		t.Logf("error: %s", desc)
+		if !strings.Contains(desc, "401") && !strings.Contains(desc, "token") {
+			t.Errorf("a refused token does not show in %q", desc)
+		}
+		if task = e.sync(t, repo, map[string]any{"remote": good}); len(created(task)) != 1 {
+			t.Errorf("sync with credentials created %v", created(task))
+		}
+		var all strings.Builder
+		for _, tk := range e.api.List(t, "/pulp/api/v3/tasks/", nil) {
+			raw, _ := json.Marshal(tk)
+			all.Write(raw)
+		}
+		if log, err := os.ReadFile(e.srv.LogFile); err == nil {
+			all.Write(log)
+		}
+		for _, secret := range []string{pass, wrong} {
+			if strings.Contains(all.String(), secret) {
+				t.Errorf("the password %q appears in a task or in the server's log", secret)
+			}
 		}
 	})
 }
