@@ -306,3 +306,42 @@ func TestSyncCredentials(t *testing.T) {
 		}
 	})
 }
+
+// TestSyncCancel cancels a running sync (PATCH {"state": "canceled"}): the task ends canceled
+// while its blobs are still downloading, and the latest version stays as it was.
+func TestSyncCancel(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
+		big, err := hub.PushLarge(ctx, "library/big", "1", 8, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := startServer(t, eng)
+		// One download at a time, a second each: the sync takes eight seconds unless canceled.
+		remote := e.createRemote(t, "big", hub.URL(), "library/big", map[string]any{"download_concurrency": 1})
+		repo := e.createRepo(t, "big", nil)
+		v0 := e.latest(t, repo)
+		hub.SetBlobThrottle(upstream.MiB)
+		defer hub.SetBlobThrottle(0)
+		href := e.startSync(t, repo, map[string]any{"remote": remote})
+		client.Poll(t, "the sync to download", func() (bool, string) { return hub.CDNGets(big.Layers[0].Digest) > 0, "" })
+		e.api.Do(t, "PATCH", href, map[string]any{"state": "canceled"})
+		var task map[string]any
+		client.Poll(t, "the task to end", func() (bool, string) {
+			task = e.api.Get(t, href)
+			s := client.Str(task, "state")
+			return s != "running" && s != "canceling" && s != "waiting", s
+		})
+		if s := client.Str(task, "state"); s != "canceled" {
+			t.Fatalf("canceled sync ended %s: %v", s, task["error"])
+		}
+		if got := hub.Counts().CDNGets; got >= len(big.Blobs()) {
+			t.Errorf("the canceled sync went on to download all %d blobs", got)
+		}
+		if l := e.latest(t, repo); l != v0 {
+			t.Errorf("latest version %s after a canceled sync, want %s", l, v0)
+		}
+		e.checkStorage(t)
+	})
+}
