@@ -9,15 +9,16 @@
 #                    random layer of its own and its own config
 #   TAG_MIB=1        size of each tag's random layer, in MiB
 #   SKOPEO_REPEAT=3  skopeo sync runs into a new directory, best kept
+#   CONCURRENCY=     the remotes' download_concurrency (default: unset, Pulp's 10)
 #   KEEP_LOGS=0      1 keeps the logs (they are kept anyway when something failed)
 #   PULPGO_BIN=      a prebuilt pulpgo to test instead of building ./cmd/pulpgo
 #
 # What it does, everything on 127.0.0.1: builds pulpgo and fakehub (test/upstream/cmd/fakehub)
-# and starts fakehub with library/tags; starts pulpgo serve (embedded defaults); then times,
-# from the POST to the task's end, with the upstream requests each caused:
+# and starts fakehub with library/tags; then times, from the POST to the task's end, with the
+# upstream requests each caused, on pulpgo serve (embedded defaults):
 #   immediate   a first sync of every tag into a new repository (policy immediate)
 #   unchanged   a second sync of the same repository (nothing changed upstream)
-#   on_demand   a first sync into another new repository from an on_demand remote
+#   on_demand   a first sync from an on_demand remote, on a second server with empty storage
 #   skopeo      skopeo sync of library/tags into a new dir: (best of SKOPEO_REPEAT)
 # and prints a table and the ratio immediate / skopeo against its goal (<= 0.5).
 set -euo pipefail
@@ -28,6 +29,7 @@ cd "$root"
 TAGS=${TAGS:-50}
 TAG_MIB=${TAG_MIB:-1}
 SKOPEO_REPEAT=${SKOPEO_REPEAT:-3}
+CONCURRENCY=${CONCURRENCY:-}
 KEEP_LOGS=${KEEP_LOGS:-0}
 IMAGE=library/tags
 AUTH=(-u admin:password)
@@ -91,15 +93,22 @@ nblobs=$(jq '[.images[] | .config.digest, .layers[].digest] | unique | length' "
 bytes=$(jq '[.images[] | .config, .layers[]] | unique_by(.digest) | map(.size) | add' "$tmp/fakehub.json")
 say "fakehub at $hub_url: $TAGS tags, $nblobs distinct blobs, $bytes bytes"
 
-port=$(free_port)
-base="http://127.0.0.1:$port"
-"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" >"$logs/pulpgo.log" 2>&1 &
-pulpgo_pid=$!
-for ((i = 0; i < 300; i++)); do
-	curl -fs "$base/pulp/api/v3/status/" >/dev/null 2>&1 && break
-	kill -0 "$pulpgo_pid" 2>/dev/null || die "pulpgo exited: $(tail -n 5 "$logs/pulpgo.log")"
-	sleep 0.1
-done
+# start_pulpgo NAME: start pulpgo serve with a data directory of its own and set base to its
+# URL (the previous one is stopped).
+start_pulpgo() {
+	local port
+	stop_pid "$pulpgo_pid"
+	port=$(free_port)
+	base="http://127.0.0.1:$port"
+	"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data-$1" >"$logs/pulpgo-$1.log" 2>&1 &
+	pulpgo_pid=$!
+	for ((i = 0; i < 300; i++)); do
+		curl -fs "$base/pulp/api/v3/status/" >/dev/null 2>&1 && return 0
+		kill -0 "$pulpgo_pid" 2>/dev/null || die "pulpgo exited: $(tail -n 5 "$logs/pulpgo-$1.log")"
+		sleep 0.1
+	done
+	die "pulpgo did not start within 30 s"
+}
 
 api() { # METHOD PATH [JSON]
 	if [[ $# -ge 3 ]]; then
@@ -117,6 +126,7 @@ counts() { curl -fsS "$counts_url"; }
 
 results="$tmp/results.tsv"
 printf 'run\tseconds\tversion\ttag lists\tmanifest HEADs\tmanifest GETs\tblob GETs\n' >"$results"
+base=""
 
 # sync_run NAME REPO_HREF REMOTE_HREF: time one sync and record its row.
 sync_run() {
@@ -142,16 +152,28 @@ sync_run() {
 	echo $((t1 - t0)) >"$tmp/ms-$name"
 }
 
-remote=$(api POST /pulp/api/v3/remotes/container/container/ "{\"name\": \"tags\", \"url\": \"$hub_url\", \"upstream_name\": \"$IMAGE\"}" | jq -r .pulp_href)
+# create_remote NAME POLICY: create a container remote of library/tags and print its href.
+create_remote() {
+	local body
+	body=$(jq -c -n --arg n "$1" --arg u "$hub_url" --arg i "$IMAGE" --arg p "$2" --arg c "$CONCURRENCY" \
+		'{name: $n, url: $u, upstream_name: $i, policy: $p} + (if $c == "" then {} else {download_concurrency: ($c | tonumber)} end)')
+	api POST /pulp/api/v3/remotes/container/container/ "$body" | jq -r .pulp_href
+}
+
+start_pulpgo immediate
+remote=$(create_remote tags immediate)
 repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags"}' | jq -r .pulp_href)
 say "immediate sync"
 sync_run immediate "$repo" "$remote"
 say "unchanged re-sync"
 sync_run unchanged "$repo" "$remote"
-od_remote=$(api POST /pulp/api/v3/remotes/container/container/ "{\"name\": \"tags-od\", \"url\": \"$hub_url\", \"upstream_name\": \"$IMAGE\", \"policy\": \"on_demand\"}" | jq -r .pulp_href)
+start_pulpgo on_demand
+od_remote=$(create_remote tags-od on_demand)
 od_repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags-od"}' | jq -r .pulp_href)
 say "on_demand sync"
 sync_run on_demand "$od_repo" "$od_remote"
+stop_pid "$pulpgo_pid"
+pulpgo_pid=""
 
 best=""
 hub_host=${hub_url#http://}

@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -66,7 +67,9 @@ func SyncJob(store storage.Driver, syncer Syncer, logger *slog.Logger) Job {
 		}
 		progress := models.NewProgress(db, t.ID)
 		began := time.Now()
-		found, err := syncer.Sync(ctx, models.SyncRequest{Remote: &remote, Held: held}, progress)
+		walkCtx, stop := whileNotCanceled(ctx, db, t.ID)
+		found, err := syncer.Sync(walkCtx, models.SyncRequest{Remote: &remote, Held: held}, progress)
+		stop()
 		if err != nil {
 			progress.Fail()
 			return nil, nil, fmt.Errorf("sync of repository %s from remote %s failed: %w", repo.Name, remote.Name, err)
@@ -156,3 +159,36 @@ func recordSynced(ctx context.Context, tx *gorm.DB, store storage.Driver, found 
 	}
 	return r.add, nil
 }
+
+// cancelPoll is how often a running sync looks whether its task is being canceled.
+const cancelPoll = 250 * time.Millisecond
+
+// whileNotCanceled returns a context that ends with ctx or once task id is being canceled
+// (PATCH {"state": "canceled"} on a running task), so that a long sync stops downloading; stop
+// releases it.
+func whileNotCanceled(ctx context.Context, db *gorm.DB, id string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(cancelPoll)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				var cur models.Task
+				if err := db.Select("state").Take(&cur, "id = ?", id).Error; err == nil && cur.State == models.TaskCanceling {
+					cancel(errCanceled)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel(nil) }
+}
+
+// errCanceled is why a sync whose task was canceled stopped.
+var errCanceled = errors.New("the task was canceled")

@@ -166,6 +166,10 @@ func (r *run) sync() (*models.SyncResult, error) {
 	if err := r.failed(); err != nil {
 		return nil, err
 	}
+	if r.ctx.Err() != nil {
+		// The task's context ended (the worker is stopping): nothing partial is returned.
+		return nil, context.Cause(r.ctx)
+	}
 	r.artifacts.Finish()
 	return &r.result, nil
 }
@@ -199,6 +203,7 @@ func (r *run) process(msg string, refs []string) {
 		go func() {
 			defer wg.Done()
 			if r.ctx.Err() != nil {
+				r.fail(context.Cause(r.ctx))
 				return
 			}
 			d, err := r.resolve(ref)

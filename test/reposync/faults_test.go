@@ -3,6 +3,7 @@ package reposync
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -258,5 +259,89 @@ func TestSyncThrottled(t *testing.T) {
 		if len(created(task)) != 1 {
 			t.Errorf("the throttled sync created %v", created(task))
 		}
+	})
+}
+
+// TestSyncCredentials syncs from an upstream whose token realm wants credentials: with the
+// remote's username and password the sync completes; with a wrong password it fails with the
+// upstream's refusal; the password appears in no task and in no log line.
+func TestSyncCredentials(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		ctx := client.Context(t)
+		const user, pass, wrong = "syncer", "s3cret-sync-password", "wr0ng-sync-password"
+		client.NeedTools(t, "docker-registry", "skopeo", "busybox")
+		hub, err := upstream.Start(ctx, upstream.Options{Username: user, Password: pass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hub.Close() })
+		if _, err := hub.PushSmall(ctx, "private/app", "1"); err != nil {
+			t.Fatal(err)
+		}
+		e := startServer(t, eng)
+		good := e.createRemote(t, "good", hub.URL(), "private/app", map[string]any{"username": user, "password": pass})
+		bad := e.createRemote(t, "bad", hub.URL(), "private/app", map[string]any{"username": user, "password": wrong})
+		repo := e.createRepo(t, "private", nil)
+		task := e.waitFailed(t, e.startSync(t, repo, map[string]any{"remote": bad}))
+		desc := fmt.Sprint(task["error"].(map[string]any)["description"])
+		t.Logf("error: %s", desc)
+		if !strings.Contains(desc, "401") && !strings.Contains(desc, "token") {
+			t.Errorf("a refused token does not show in %q", desc)
+		}
+		if task = e.sync(t, repo, map[string]any{"remote": good}); len(created(task)) != 1 {
+			t.Errorf("sync with credentials created %v", created(task))
+		}
+		var all strings.Builder
+		for _, tk := range e.api.List(t, "/pulp/api/v3/tasks/", nil) {
+			raw, _ := json.Marshal(tk)
+			all.Write(raw)
+		}
+		if log, err := os.ReadFile(e.srv.LogFile); err == nil {
+			all.Write(log)
+		}
+		for _, secret := range []string{pass, wrong} {
+			if strings.Contains(all.String(), secret) {
+				t.Errorf("the password %q appears in a task or in the server's log", secret)
+			}
+		}
+	})
+}
+
+// TestSyncCancel cancels a running sync (PATCH {"state": "canceled"}): the task ends canceled
+// while its blobs are still downloading, and the latest version stays as it was.
+func TestSyncCancel(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
+		big, err := hub.PushLarge(ctx, "library/big", "1", 8, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := startServer(t, eng)
+		// One download at a time, a second each: the sync takes eight seconds unless canceled.
+		remote := e.createRemote(t, "big", hub.URL(), "library/big", map[string]any{"download_concurrency": 1})
+		repo := e.createRepo(t, "big", nil)
+		v0 := e.latest(t, repo)
+		hub.SetBlobThrottle(upstream.MiB)
+		defer hub.SetBlobThrottle(0)
+		href := e.startSync(t, repo, map[string]any{"remote": remote})
+		client.Poll(t, "the sync to download", func() (bool, string) { return hub.CDNGets(big.Layers[0].Digest) > 0, "" })
+		e.api.Do(t, "PATCH", href, map[string]any{"state": "canceled"})
+		var task map[string]any
+		client.Poll(t, "the task to end", func() (bool, string) {
+			task = e.api.Get(t, href)
+			s := client.Str(task, "state")
+			return s != "running" && s != "canceling" && s != "waiting", s
+		})
+		if s := client.Str(task, "state"); s != "canceled" {
+			t.Fatalf("canceled sync ended %s: %v", s, task["error"])
+		}
+		if got := hub.Counts().CDNGets; got >= len(big.Blobs()) {
+			t.Errorf("the canceled sync went on to download all %d blobs", got)
+		}
+		if l := e.latest(t, repo); l != v0 {
+			t.Errorf("latest version %s after a canceled sync, want %s", l, v0)
+		}
+		e.checkStorage(t)
 	})
 }

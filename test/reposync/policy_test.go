@@ -1,12 +1,14 @@
 package reposync
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/testenv"
+	"github.com/pulpgo/pulpgo/test/upstream"
 )
 
 // TestSyncOnDemand checks the on_demand and streamed policies: manifests and config blobs are
@@ -79,6 +81,32 @@ func TestSyncOnDemand(t *testing.T) {
 				if got[d] != size {
 					t.Errorf("%s: remote artifact of layer %s: size %d, want %d", policy, d, got[d], size)
 				}
+			}
+		}
+	})
+}
+
+// TestSyncConcurrency checks that a sync downloads in parallel but never more blobs at once
+// than the remote's download_concurrency.
+func TestSyncConcurrency(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		ctx := client.Context(t)
+		hub := client.StartHub(t)
+		e := startServer(t, eng)
+		for _, n := range []int{1, 3} {
+			// An image of its own per round: eight 1 MiB layers none of which is stored yet.
+			name := fmt.Sprintf("library/wide%d", n)
+			if _, err := hub.PushLarge(ctx, name, "1", 8, 8); err != nil {
+				t.Fatal(err)
+			}
+			remote := e.createRemote(t, name, hub.URL(), name, map[string]any{"download_concurrency": n})
+			repo := e.createRepo(t, name, nil)
+			hub.Reset()
+			hub.SetBlobThrottle(4 * upstream.MiB) // each layer takes a quarter second: downloads overlap
+			e.sync(t, repo, map[string]any{"remote": remote})
+			hub.SetBlobThrottle(0)
+			if got := hub.MaxCDNInFlight(); got != n {
+				t.Errorf("download_concurrency %d: at most %d blob downloads at once, want exactly %d", n, got, n)
 			}
 		}
 	})

@@ -221,6 +221,19 @@ func createCache(t *testing.T, base, upstreamURL string) {
 	waitTask(t, base, task["task"])
 }
 
+// waitAPI waits until the API at base answers /status/.
+func waitAPI(t *testing.T, base string) {
+	t.Helper()
+	waitFor(t, "the api up", func() bool {
+		resp, err := http.Get(base + "/pulp/api/v3/status/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
 // waitContent waits until the content app c answers /v2/.
 func waitContent(t *testing.T, c *proc) {
 	t.Helper()
@@ -340,14 +353,7 @@ func TestSplitRolesSecrets(t *testing.T) {
 	w := startRole(t, bin, "worker", common...)
 	c := startRole(t, bin, "content", common...)
 	base := "http://" + a.addr
-	waitFor(t, "the api up", func() bool {
-		resp, err := http.Get(base + "/pulp/api/v3/status/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitAPI(t, base)
 
 	var remote map[string]any
 	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/pull-through/",

@@ -67,6 +67,8 @@ func (u *Upstream) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodGet {
 		u.counts.addCDNGet(digest)
+		u.counts.cdnStart()
+		defer u.counts.cdnEnd()
 	}
 
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.registryURL()+"/v2/"+name+"/blobs/"+digest, nil)

@@ -46,6 +46,8 @@ type counters struct {
 	c        Counts
 	blobGets map[string]int // front blob GETs per digest
 	cdnGets  map[string]int // CDN blob GETs per digest
+	inFlight int            // CDN blob GETs being answered now
+	maxIn    int            // the most inFlight has been since the last reset
 }
 
 func newCounters() *counters {
@@ -73,6 +75,20 @@ func (k *counters) addCDNGet(digest string) {
 	k.mu.Unlock()
 }
 
+// cdnStart and cdnEnd bracket one CDN blob GET, for MaxCDNInFlight.
+func (k *counters) cdnStart() {
+	k.mu.Lock()
+	k.inFlight++
+	k.maxIn = max(k.maxIn, k.inFlight)
+	k.mu.Unlock()
+}
+
+func (k *counters) cdnEnd() {
+	k.mu.Lock()
+	k.inFlight--
+	k.mu.Unlock()
+}
+
 func (k *counters) snapshot() Counts {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -94,6 +110,7 @@ func (k *counters) cdnGetsOf(digest string) int {
 func (k *counters) reset() {
 	k.mu.Lock()
 	k.c = Counts{}
+	k.maxIn = k.inFlight
 	clear(k.blobGets)
 	clear(k.cdnGets)
 	k.mu.Unlock()
@@ -104,6 +121,14 @@ func (u *Upstream) Counts() Counts { return u.counts.snapshot() }
 
 // BlobGets returns how many GETs of the blob digest reached the front.
 func (u *Upstream) BlobGets(digest string) int { return u.counts.blobGetsOf(digest) }
+
+// MaxCDNInFlight returns the most blob GETs the CDN was answering at one moment since the
+// last Reset: how many downloads a client ran at once.
+func (u *Upstream) MaxCDNInFlight() int {
+	u.counts.mu.Lock()
+	defer u.counts.mu.Unlock()
+	return u.counts.maxIn
+}
 
 // CDNGets returns how many GETs of the blob digest the CDN served.
 func (u *Upstream) CDNGets(digest string) int { return u.counts.cdnGetsOf(digest) }
