@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -72,10 +73,18 @@ func (b *Blobs) Blob(ctx context.Context, digest string, head bool) (*oci.BlobCo
 			}
 		}
 	}
+	remotes, err := b.remotesOf(ctx, ras)
+	if err != nil {
+		return nil, err
+	}
 	var last error = unknown
 	for i := range ras {
 		ra := &ras[i]
-		bc, err := b.from(ctx, ra, head, unknown)
+		remote, ok := remotes[ra.RemoteID]
+		if !ok {
+			continue // deleted since the sync
+		}
+		bc, err := b.from(ctx, ra, remote, head, unknown)
 		if err == nil {
 			return bc, nil
 		}
@@ -88,16 +97,42 @@ func (b *Blobs) Blob(ctx context.Context, digest string, head bool) (*oci.BlobCo
 	return nil, last
 }
 
-// from serves the blob through one remote artifact.
-func (b *Blobs) from(ctx context.Context, ra *models.RemoteArtifact, head bool, unknown *oci.Error) (*oci.BlobContent, error) {
-	var remote models.Remote
-	if err := b.cfg.DB.WithContext(ctx).Take(&remote, "id = ?", ra.RemoteID).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, unknown
-		}
-		return nil, fmt.Errorf("remote of %s: %w", ra.Digest, err)
+// remotesOf loads the remotes of ras by id, and orders ras so that the remotes that keep what
+// they fetch (every policy but streamed) come first, oldest first within each group: a blob
+// that an on_demand remote and a streamed remote both synced is kept at its first pull.
+func (b *Blobs) remotesOf(ctx context.Context, ras []models.RemoteArtifact) (map[string]*models.Remote, error) {
+	ids := make([]string, len(ras))
+	for i, ra := range ras {
+		ids[i] = ra.RemoteID
 	}
-	cl, err := b.cfg.Clients.For(&remote)
+	var list []models.Remote
+	if err := b.cfg.DB.WithContext(ctx).Where("id IN ?", ids).Find(&list).Error; err != nil {
+		return nil, fmt.Errorf("remotes of remote artifacts: %w", err)
+	}
+	out := make(map[string]*models.Remote, len(list))
+	for i := range list {
+		out[list[i].ID] = &list[i]
+	}
+	streamed := func(ra models.RemoteArtifact) bool {
+		r, ok := out[ra.RemoteID]
+		return ok && r.Policy == policyStreamed
+	}
+	slices.SortStableFunc(ras, func(a, b models.RemoteArtifact) int {
+		switch sa, sb := streamed(a), streamed(b); {
+		case sa == sb:
+			return 0
+		case sb:
+			return -1
+		default:
+			return 1
+		}
+	})
+	return out, nil
+}
+
+// from serves the blob through one remote artifact of remote.
+func (b *Blobs) from(ctx context.Context, ra *models.RemoteArtifact, remote *models.Remote, head bool, unknown *oci.Error) (*oci.BlobContent, error) {
+	cl, err := b.cfg.Clients.For(remote)
 	if err != nil {
 		return nil, err
 	}

@@ -161,6 +161,36 @@ func (e *env) storedBlob(t testing.TB, digest string) bool {
 	return err == nil
 }
 
+// fillFiles counts the files of fills in progress and of the scratch copies of streamed
+// fills (content/fill: staging files in <storage>/.fills/<process>/, scratch copies below its
+// transient/): none means that no fill is running or kept.
+func (e *env) fillFiles(t testing.TB) int {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(e.srv.DataDir, "storage", ".fills", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dirs {
+		if strings.HasSuffix(d, ".lock") {
+			continue
+		}
+		err := filepath.WalkDir(d, func(_ string, de fs.DirEntry, err error) error {
+			if err == nil && de.Type().IsRegular() {
+				n++
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
 // reports returns the task's progress reports as code → report.
 func reports(task map[string]any) map[string]map[string]any {
 	out := map[string]map[string]any{}

@@ -13,13 +13,16 @@ import (
 
 // TestSyncOnDemand checks the on_demand and streamed policies: manifests and config blobs are
 // stored, layers are recorded as blob content with a remote artifact each (remote, upstream
-// name, digest, size) and never downloaded.
+// name, digest, size) and never downloaded by the sync; the distribution of the repository
+// then fetches each layer at its first pull, and keeps it (on_demand) or not (streamed).
 func TestSyncOnDemand(t *testing.T) {
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		ctx := client.Context(t)
 		hub := client.StartHub(t)
 		imgs := pushSet(t, hub, "library/app")
 		e := startServer(t, eng)
-		for _, policy := range []string{"on_demand", "streamed"} {
+		// streamed first: what on_demand keeps would be stored content for a later sync.
+		for _, policy := range []string{"streamed", "on_demand"} {
 			remote := e.createRemote(t, policy, hub.URL(), "library/app", map[string]any{"policy": policy})
 			repo := e.createRepo(t, policy, nil)
 			hub.Reset()
@@ -81,6 +84,48 @@ func TestSyncOnDemand(t *testing.T) {
 				if got[d] != size {
 					t.Errorf("%s: remote artifact of layer %s: size %d, want %d", policy, d, got[d], size)
 				}
+			}
+
+			// Served: the first pull of every tag from the repository's distribution fetches
+			// each layer once through the remote; a second pull fetches nothing (on_demand) or
+			// every layer again (streamed).
+			e.distribute(t, policy, repo)
+			pullEvery := func() {
+				t.Helper()
+				for tag := range imgs {
+					if _, _, err := e.pullAll(ctx, policy, tag); err != nil {
+						t.Fatalf("%s: pull %s: %v", policy, tag, err)
+					}
+				}
+			}
+			for round, want := range []int{1, map[string]int{"on_demand": 0, "streamed": 1}[policy]} {
+				// Clients that come while a streamed layer's scratch copy exists share it; a
+				// pull after the copies are gone fetches again.
+				client.Poll(t, "no fill running or kept", func() (bool, string) {
+					n := e.fillFiles(t)
+					return n == 0, fmt.Sprintf("%d staging or scratch files", n)
+				})
+				hub.Reset()
+				pullEvery()
+				for d := range layers {
+					if n := hub.BlobGets(d); n != want {
+						t.Errorf("%s: pull %d fetched layer %s %d times, want %d", policy, round+1, d, n, want)
+					}
+				}
+				// A fill commits right after its client got the last byte: on_demand layers are
+				// stored shortly after the pull; streamed ones never.
+				client.Poll(t, policy+" layers stored after the pull", func() (bool, string) {
+					n := 0
+					for d := range layers {
+						if e.storedBlob(t, d) {
+							n++
+						}
+					}
+					if policy == "streamed" && n > 0 {
+						t.Fatalf("streamed: %d layers stored after pull %d, want none", n, round+1)
+					}
+					return policy == "streamed" || n == len(layers), fmt.Sprintf("%d of %d layers stored", n, len(layers))
+				})
 			}
 		}
 	})
