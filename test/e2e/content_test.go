@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -24,16 +25,10 @@ import (
 // the database and from storage.
 func TestPulpCLIContentAndOrphans(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		ctx := client.Context(t)
-		hub := client.StartHub(t)
-		img, err := hub.PushSmall(ctx, "library/busybox", "latest")
-		if err != nil {
-			t.Fatal(err)
-		}
+		hub, img, cached := pullThrough(t, e, func(ctx context.Context, hub *upstream.Upstream) (upstream.Image, error) {
+			return hub.PushSmall(ctx, "library/busybox", "latest")
+		})
 		p := &pulpCLI{e: e}
-		api := &client.API{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
-		api.CreatePullThrough(t, "hub", "hub", hub.URL(), nil, nil)
-		cached := pullThrough(t, e, img)
 		var blobs []string
 		for _, b := range img.Blobs() {
 			blobs = append(blobs, b.Digest)
@@ -163,11 +158,20 @@ func TestPulpCLIContentAndOrphans(t *testing.T) {
 	})
 }
 
-// pullThrough pulls img (manifest and blobs) through the pull-through distribution "hub" and
-// waits until the cache has recorded it in version 1 of its repository, whose name it returns.
-func pullThrough(t *testing.T, e *env, img upstream.Image) string {
+// pullThrough starts a local Docker Hub, pushes an image to it with push, makes the
+// pull-through distribution "hub" of it, pulls the image (manifest and blobs) through it and
+// waits until the cache has recorded it in version 1 of its repository. It returns the hub, the
+// image and the repository's name.
+func pullThrough(t *testing.T, e *env, push func(context.Context, *upstream.Upstream) (upstream.Image, error)) (*upstream.Upstream, upstream.Image, string) {
 	t.Helper()
 	ctx := client.Context(t)
+	hub := client.StartHub(t)
+	img, err := push(ctx, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &client.API{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
+	api.CreatePullThrough(t, "hub", "hub", hub.URL(), nil, nil)
 	name := "hub/" + img.Name
 	reg := &client.Registry{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
 	if _, _, _, err := reg.Manifest(ctx, name, img.Tag); err != nil {
@@ -178,7 +182,6 @@ func pullThrough(t *testing.T, e *env, img upstream.Image) string {
 			t.Fatal(err)
 		}
 	}
-	api := &client.API{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
 	client.Poll(t, "the pull to be recorded", func() (bool, string) {
 		repos := api.List(t, reposPath, url.Values{"name": {name}})
 		if len(repos) != 1 || !strings.HasSuffix(client.Str(repos[0], "latest_version_href"), "/versions/1/") {
@@ -186,7 +189,7 @@ func pullThrough(t *testing.T, e *env, img upstream.Image) string {
 		}
 		return true, ""
 	})
-	return name
+	return hub, img, name
 }
 
 // TestOrphanCleanupKeepsBlobBeingRead: a client reads a large blob from an ordinary
@@ -195,16 +198,11 @@ func pullThrough(t *testing.T, e *env, img upstream.Image) string {
 // once the read has ended the next cleanup removes it.
 func TestOrphanCleanupKeepsBlobBeingRead(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
+		_, img, cached := pullThrough(t, e, func(ctx context.Context, hub *upstream.Upstream) (upstream.Image, error) {
+			return hub.PushLarge(ctx, "library/large", "1", 48, 1)
+		})
 		ctx := client.Context(t)
-		hub := client.StartHub(t)
-		img, err := hub.PushLarge(ctx, "library/large", "1", 48, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
 		p := &pulpCLI{e: e}
-		api := &client.API{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
-		api.CreatePullThrough(t, "hub", "hub", hub.URL(), nil, nil)
-		cached := pullThrough(t, e, img)
 		p.must(t, "--refresh-api", "status")
 		p.must(t, "container", "repository", "create", "--name", "large")
 		p.must(t, "container", "repository", "copy-tag", "--name", "large", "--source", cached)
