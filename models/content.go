@@ -32,7 +32,7 @@ type Manifest struct {
 	MediaType           string `gorm:"index"`
 	SchemaVersion       int64
 	Size                int64
-	ConfigBlobID        *string `gorm:"size:36"`
+	ConfigBlobID        *string `gorm:"size:36;index"`
 	Annotations         JSON    `gorm:"type:text"`
 	Labels              JSON    `gorm:"type:text"`
 	IsBootable          bool
@@ -49,13 +49,13 @@ type Manifest struct {
 // ManifestBlob links a manifest to one of its layer blobs.
 type ManifestBlob struct {
 	ManifestID string `gorm:"primaryKey;size:36"`
-	BlobID     string `gorm:"primaryKey;size:36"`
+	BlobID     string `gorm:"primaryKey;size:36;index"`
 }
 
 // ManifestListManifest links an index to one of the manifests it lists.
 type ManifestListManifest struct {
 	ManifestListID string `gorm:"primaryKey;size:36"`
-	ManifestID     string `gorm:"primaryKey;size:36"`
+	ManifestID     string `gorm:"primaryKey;size:36;index"`
 	Architecture   string
 	OS             string
 }
@@ -66,7 +66,7 @@ type Tag struct {
 	PulpCreated      time.Time
 	PulpLastUpdated  time.Time
 	Name             string `gorm:"uniqueIndex:idx_tag_name_manifest;not null"`
-	TaggedManifestID string `gorm:"uniqueIndex:idx_tag_name_manifest;size:36;not null"`
+	TaggedManifestID string `gorm:"uniqueIndex:idx_tag_name_manifest;size:36;not null;index"`
 	PulpLabels       Labels `gorm:"type:text"`
 	// TimestampOfInterest is as Blob's.
 	TimestampOfInterest *time.Time `gorm:"index"`

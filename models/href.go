@@ -127,3 +127,27 @@ func ParseRef(s string) (Ref, bool) {
 	}
 	return Ref{}, false
 }
+
+// MalformedID returns the id segment of an href that has the shape of an object's href (a
+// known collection, then one segment without "/" or ".", then "/") but whose id is no UUID:
+// what Pulp's get_resource reports as "ID invalid: <id>". ok is false for anything else.
+func MalformedID(s string) (id string, ok bool) {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		s = u.Path
+	}
+	rest, found := strings.CutPrefix(s, APIRoot)
+	if !found {
+		return "", false
+	}
+	for _, k := range allKinds {
+		tail, found := strings.CutPrefix(rest, k.Endpoint)
+		if !found || !strings.HasSuffix(tail, "/") {
+			continue
+		}
+		seg := strings.TrimSuffix(tail, "/")
+		if seg != "" && !strings.ContainsAny(seg, "/.") && !ValidID(seg) {
+			return seg, true
+		}
+	}
+	return "", false
+}

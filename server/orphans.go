@@ -26,6 +26,10 @@ func checkOrphansCleanup(s *Server, in *input, errs *models.ValidationError) {
 	ids := make([]string, 0, len(hrefs))
 	for _, h := range hrefs {
 		r, ok := models.ParseRef(h)
+		if id, malformed := models.MalformedID(h); !ok && malformed {
+			errs.Add("content_hrefs", "ID invalid: "+id)
+			return
+		}
 		if !ok {
 			errs.Add("content_hrefs", "URI not valid: "+h)
 			return

@@ -102,10 +102,9 @@ func TestContainerRemoteFields(t *testing.T) {
 				`{"include_tags": ["Expected a list of items but got type \"str\"."]}`},
 			{"proxy with credentials", base("bad", map[string]any{"proxy_url": "http://user:pw@proxy.example"}),
 				`{"proxy_url": ["proxy_url must not contain credentials"]}`},
-			{"proxy credentials without proxy", base("bad", map[string]any{"proxy_username": "u", "proxy_password": "p"}),
-				`{"non_field_errors": ["proxy credentials cannot be specified without a proxy"]}`},
-			{"proxy username alone", base("bad", map[string]any{"proxy_url": "http://proxy.example", "proxy_username": "u"}),
-				`{"non_field_errors": ["proxy username and password can only be specified together"]}`},
+			{"negative max_retries", base("bad", map[string]any{"max_retries": -1}),
+				`{"max_retries": ["Ensure this value is greater than or equal to 0."]}`},
+			{"sigstore not a URL", base("bad", map[string]any{"sigstore": "ftp://sigstore.example"}), `{"sigstore": ["Enter a valid URL."]}`},
 			{"ca_cert without certificate", base("bad", map[string]any{"ca_cert": "junk"}),
 				`{"ca_cert": ["No ca_cert specified in string junk"]}`},
 			{"upstream_name blank", base("bad", map[string]any{"upstream_name": ""}), `{"upstream_name": ["This field may not be blank."]}`},
@@ -118,12 +117,36 @@ func TestContainerRemoteFields(t *testing.T) {
 		if after := len(e.get(remotes+"?limit=1000").expect(t, http.StatusOK).results(t)); after != before {
 			t.Errorf("%d remotes after refused creates, want %d", after, before)
 		}
+		// pulp_container 2.29 does not check a container remote's proxy credentials; the
+		// pull-through remote's serializer does.
+		e.create(remotes, base("proxy-creds", map[string]any{"proxy_username": "u", "proxy_password": "p"}))
+		pt := map[string]any{"name": "pt", "url": "https://registry.example"}
+		for _, c := range []struct {
+			more map[string]any
+			want string
+		}{
+			{map[string]any{"proxy_username": "u", "proxy_password": "p"}, `{"non_field_errors": ["proxy credentials cannot be specified without a proxy"]}`},
+			{map[string]any{"proxy_url": "http://proxy.example", "proxy_username": "u"}, `{"non_field_errors": ["proxy username and password can only be specified together"]}`},
+		} {
+			body := map[string]any{}
+			for k, v := range pt {
+				body[k] = v
+			}
+			for k, v := range c.more {
+				body[k] = v
+			}
+			e.post(ptRemotes, body).bodyIs(t, http.StatusBadRequest, c.want)
+		}
+		ptm := e.create(ptRemotes, pt)
+		e.patch(href(ptm), map[string]any{"proxy_password": "p"}).bodyIs(t, http.StatusBadRequest,
+			`{"non_field_errors": ["proxy credentials cannot be specified without a proxy"]}`)
+
 		// A refused PATCH changes nothing either.
 		m := e.create(remotes, base("kept", map[string]any{"download_concurrency": 2}))
 		e.patch(href(m), map[string]any{"download_concurrency": 0}).bodyIs(t, http.StatusBadRequest,
 			`{"download_concurrency": ["Ensure this value is greater than or equal to 1."]}`)
-		e.patch(href(m), map[string]any{"proxy_password": "p"}).bodyIs(t, http.StatusBadRequest,
-			`{"non_field_errors": ["proxy credentials cannot be specified without a proxy"]}`)
+		e.patch(href(m), map[string]any{"max_retries": -3}).bodyIs(t, http.StatusBadRequest,
+			`{"max_retries": ["Ensure this value is greater than or equal to 0."]}`)
 		if got := e.get(href(m)).expect(t, http.StatusOK).obj(t); got["download_concurrency"] != float64(2) || got["pulp_last_updated"] != m["pulp_last_updated"] {
 			t.Errorf("after refused patches: %v", got)
 		}

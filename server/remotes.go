@@ -37,13 +37,19 @@ var containerRemoteSerializer = &serializer{
 		// The deprecated tag filters are added to includes and excludes (mergeTagFilters).
 		"include_tags": {consumed: true},
 		"exclude_tags": {consumed: true},
-		// Stored, never used (no sync): accepted as text and as null, as always here.
+		// Stored, never used (no signature sync); null is accepted, as always here.
 		"sigstore": {plain: true, nullable: true},
 	}),
 	readOnly: remoteReadOnly,
 	check: func(s *Server, in *input, errs *models.ValidationError) {
 		mergeTagFilters(in)
-		checkRemote(s, in, errs)
+		if v, _ := in.merged["sigstore"].(string); in.present["sigstore"] && v != "" && httpURLError(v) != "" {
+			// Django's URLValidator(schemes=["http", "https"]) has one message.
+			errs.Add("sigstore", "Enter a valid URL.")
+		}
+		// pulp_container 2.29's validate() does not call pulpcore's, so the proxy
+		// credentials of a container remote are not checked.
+		checkRemoteFields(s, in, errs)
 	},
 }
 
@@ -53,7 +59,10 @@ var pullThroughRemoteSerializer = &serializer{
 	model:    &models.Remote{},
 	rules:    remoteRules(),
 	readOnly: remoteReadOnly,
-	check:    checkRemote,
+	check: func(s *Server, in *input, errs *models.ValidationError) {
+		checkRemoteFields(s, in, errs)
+		checkProxyCredentials(in, errs)
+	},
 }
 
 // mergeTagFilters applies the container remote's deprecated write-only include_tags and
@@ -79,9 +88,13 @@ func mergeTagFilters(in *input) {
 	}
 }
 
-// checkRemote adds pulpcore's RemoteNetworkConfigSerializer checks (certificates, proxy
-// credentials) and fills tls_validation on create, which Pulp's model defaults to true.
-func checkRemote(_ *Server, in *input, errs *models.ValidationError) {
+// checkRemoteFields adds pulpcore's RemoteNetworkConfigSerializer field checks (certificates,
+// proxy_url), refuses a negative max_retries (Pulp's column is unsigned: it answers 500), and
+// fills tls_validation on create, which Pulp's model defaults to true.
+func checkRemoteFields(_ *Server, in *input, errs *models.ValidationError) {
+	if n, ok := in.merged["max_retries"].(int64); ok && in.present["max_retries"] && n < 0 {
+		errs.Add("max_retries", "Ensure this value is greater than or equal to 0.")
+	}
 	for _, name := range []string{"ca_cert", "client_cert"} {
 		v, _ := in.merged[name].(string)
 		if !in.present[name] || v == "" || len(errs.Fields[name]) > 0 {
@@ -99,21 +112,28 @@ func checkRemote(_ *Server, in *input, errs *models.ValidationError) {
 	if in.present["proxy_url"] && strings.Contains(proxy, "@") && len(errs.Fields["proxy_url"]) == 0 {
 		errs.Add("proxy_url", "proxy_url must not contain credentials")
 	}
-	if len(errs.Fields) == 0 {
-		user, _ := in.merged["proxy_username"].(string)
-		pass, _ := in.merged["proxy_password"].(string)
-		switch {
-		case (user != "" || pass != "") && proxy == "":
-			errs.Add("non_field_errors", "proxy credentials cannot be specified without a proxy")
-		case (user != "") != (pass != ""):
-			errs.Add("non_field_errors", "proxy username and password can only be specified together")
-		}
-	}
 	if in.id != "" {
 		return
 	}
 	if _, ok := in.values["tls_validation"]; !ok {
 		in.values["tls_validation"] = []byte("true")
+	}
+}
+
+// checkProxyCredentials is pulpcore's RemoteNetworkConfigSerializer.validate(): proxy
+// credentials need a proxy, and come as a pair (the request's values over the object's).
+func checkProxyCredentials(in *input, errs *models.ValidationError) {
+	if len(errs.Fields) > 0 {
+		return
+	}
+	proxy, _ := in.merged["proxy_url"].(string)
+	user, _ := in.merged["proxy_username"].(string)
+	pass, _ := in.merged["proxy_password"].(string)
+	switch {
+	case (user != "" || pass != "") && proxy == "":
+		errs.Add("non_field_errors", "proxy credentials cannot be specified without a proxy")
+	case (user != "") != (pass != ""):
+		errs.Add("non_field_errors", "proxy username and password can only be specified together")
 	}
 }
 

@@ -124,3 +124,24 @@ func TestContentOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestOrphanProtectionTimeSetting: Pulp's default, from the environment or the flag, and only
+// within the range Pulp's orphan_protection_time allows.
+func TestOrphanProtectionTimeSetting(t *testing.T) {
+	c, err := parseConfig("serve", nil)
+	if err != nil || c.OrphanProtectionTime != 1440 {
+		t.Fatalf("default: %v, %v; want 1440", c, err)
+	}
+	t.Setenv("PULPGO_ORPHAN_PROTECTION_TIME", "0")
+	if c, err = parseConfig("serve", nil); err != nil || c.OrphanProtectionTime != 0 {
+		t.Errorf("from the environment: %+v, %v", c, err)
+	}
+	if c, err = parseConfig("serve", []string{"--orphan-protection-time", "90"}); err != nil || c.OrphanProtectionTime != 90 {
+		t.Errorf("from the flag: %+v, %v", c, err)
+	}
+	for _, bad := range []string{"-1", "4294967296"} {
+		if _, err := parseConfig("serve", []string{"--orphan-protection-time", bad}); err == nil {
+			t.Errorf("--orphan-protection-time %s accepted", bad)
+		}
+	}
+}

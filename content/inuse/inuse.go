@@ -25,6 +25,9 @@ import (
 // DefaultTTL is how long a hold outlives a process that stopped refreshing it.
 const DefaultTTL = 30 * time.Second
 
+// writeBudget bounds the Redis write of a hold on the request's path.
+const writeBudget = 500 * time.Millisecond
+
 // touchEvery is how often one digest's first reader calls the touch function.
 const touchEvery = time.Minute
 
@@ -84,7 +87,11 @@ func (t *Tracker) Hold(ctx context.Context, digest string) (release func()) {
 	}
 	t.mu.Unlock()
 	if first && t.rdb != nil {
-		if err := t.write(ctx, digest); err != nil {
+		// A Redis that does not answer delays the read by at most writeBudget.
+		wctx, cancel := context.WithTimeout(ctx, writeBudget)
+		err := t.write(wctx, digest)
+		cancel()
+		if err != nil {
 			t.log.Warn("marking a blob in use", "digest", digest, "err", err)
 		}
 	}

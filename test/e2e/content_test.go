@@ -1,7 +1,12 @@
 package e2e_test
 
 import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -10,6 +15,7 @@ import (
 
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
+	"github.com/pulpgo/pulpgo/test/upstream"
 )
 
 // TestPulpCLIContentAndOrphans gets an image into container repositories the way a user can
@@ -19,34 +25,14 @@ import (
 // the database and from storage.
 func TestPulpCLIContentAndOrphans(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		ctx := client.Context(t)
-		hub := client.StartHub(t)
-		img, err := hub.PushSmall(ctx, "library/busybox", "latest")
-		if err != nil {
-			t.Fatal(err)
-		}
+		hub, img, cached := pullThrough(t, e, func(ctx context.Context, hub *upstream.Upstream) (upstream.Image, error) {
+			return hub.PushSmall(ctx, "library/busybox", "latest")
+		})
 		p := &pulpCLI{e: e}
-		api := &client.API{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
-		api.CreatePullThrough(t, "hub", "hub", hub.URL(), nil, nil)
-		reg := &client.Registry{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
-		if _, _, _, err := reg.Manifest(ctx, "hub/library/busybox", "latest"); err != nil {
-			t.Fatal(err)
-		}
 		var blobs []string
 		for _, b := range img.Blobs() {
-			if _, err := reg.Blob(ctx, "hub/library/busybox", b.Digest); err != nil {
-				t.Fatal(err)
-			}
 			blobs = append(blobs, b.Digest)
 		}
-		const cached = "hub/library/busybox"
-		client.Poll(t, "the pull to be recorded", func() (bool, string) {
-			repos := api.List(t, reposPath, url.Values{"name": {cached}})
-			if len(repos) != 1 || !strings.HasSuffix(client.Str(repos[0], "latest_version_href"), "/versions/1/") {
-				return false, fmt.Sprintf("repositories %v", repos)
-			}
-			return true, ""
-		})
 		p.must(t, "--refresh-api", "status")
 
 		// Content into repositories of our own: copy-tag, then copy-manifest.
@@ -137,11 +123,6 @@ func TestPulpCLIContentAndOrphans(t *testing.T) {
 		}
 
 		// Orphan cleanup: content in a version of any repository (the cache's included) stays.
-		storage := filepath.Join(e.srv.DataDir, "storage")
-		stored := func(d string) bool {
-			_, err := os.Stat(filepath.Join(storage, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")[:2], strings.TrimPrefix(d, "sha256:")))
-			return err == nil
-		}
 		task := p.object(t, "orphan", "cleanup", "--protection-time", "0")
 		if task["state"] != "completed" || task["name"] != "pulpcore.app.tasks.orphan.orphan_cleanup" {
 			t.Fatalf("orphan cleanup: %v", task)
@@ -157,8 +138,8 @@ func TestPulpCLIContentAndOrphans(t *testing.T) {
 		if p.object(t, "orphan", "cleanup")["state"] != "completed" || len(p.list(t, "container", "content", "--type", "manifest", "list", "--digest", img.ManifestDigest)) != 1 {
 			t.Fatal("the default protection time did not keep a fresh orphan")
 		}
-		if !stored(blobs[0]) {
-			t.Fatalf("blob %s is not where the test looks for it (%s)", blobs[0], storage)
+		if !stored(e, blobs[0]) {
+			t.Fatalf("blob %s is not where the test looks for it", blobs[0])
 		}
 		p.must(t, "orphan", "cleanup", "--protection-time", "0")
 		out = e.home.Run(t, "http", "--check-status", "--body", e.srv.URL+"/pulp/api/v3/content/container/blobs/?orphaned_for=0").Must(t)
@@ -166,7 +147,7 @@ func TestPulpCLIContentAndOrphans(t *testing.T) {
 			t.Errorf("orphaned blobs left: %v", got)
 		}
 		for _, d := range blobs {
-			if len(p.list(t, "container", "content", "--type", "blob", "list", "--digest", d)) != 0 || stored(d) {
+			if len(p.list(t, "container", "content", "--type", "blob", "list", "--digest", d)) != 0 || stored(e, d) {
 				t.Errorf("orphan blob %s survived (row or bytes)", d)
 			}
 		}
@@ -175,4 +156,101 @@ func TestPulpCLIContentAndOrphans(t *testing.T) {
 			t.Errorf("bad content_hrefs: %s", r.Stderr)
 		}
 	})
+}
+
+// pullThrough starts a local Docker Hub, pushes an image to it with push, makes the
+// pull-through distribution "hub" of it, pulls the image (manifest and blobs) through it and
+// waits until the cache has recorded it in version 1 of its repository. It returns the hub, the
+// image and the repository's name.
+func pullThrough(t *testing.T, e *env, push func(context.Context, *upstream.Upstream) (upstream.Image, error)) (*upstream.Upstream, upstream.Image, string) {
+	t.Helper()
+	ctx := client.Context(t)
+	hub := client.StartHub(t)
+	img, err := push(ctx, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &client.API{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
+	api.CreatePullThrough(t, "hub", "hub", hub.URL(), nil, nil)
+	name := "hub/" + img.Name
+	reg := &client.Registry{Base: e.srv.URL, HTTP: client.NewHTTPClient()}
+	if _, _, _, err := reg.Manifest(ctx, name, img.Tag); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range img.Blobs() {
+		if _, err := reg.Blob(ctx, name, b.Digest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client.Poll(t, "the pull to be recorded", func() (bool, string) {
+		repos := api.List(t, reposPath, url.Values{"name": {name}})
+		if len(repos) != 1 || !strings.HasSuffix(client.Str(repos[0], "latest_version_href"), "/versions/1/") {
+			return false, fmt.Sprintf("repositories %v", repos)
+		}
+		return true, ""
+	})
+	return hub, img, name
+}
+
+// TestOrphanCleanupKeepsBlobBeingRead: a client reads a large blob from an ordinary
+// distribution; meanwhile every repository holding the blob is deleted, and an orphan cleanup
+// with no protection time runs. The blob stays (row and bytes) and the client gets all of it;
+// once the read has ended the next cleanup removes it.
+func TestOrphanCleanupKeepsBlobBeingRead(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		_, img, cached := pullThrough(t, e, func(ctx context.Context, hub *upstream.Upstream) (upstream.Image, error) {
+			return hub.PushLarge(ctx, "library/large", "1", 48, 1)
+		})
+		ctx := client.Context(t)
+		p := &pulpCLI{e: e}
+		p.must(t, "--refresh-api", "status")
+		p.must(t, "container", "repository", "create", "--name", "large")
+		p.must(t, "container", "repository", "copy-tag", "--name", "large", "--source", cached)
+		p.must(t, "container", "distribution", "create", "--name", "large", "--base-path", "large", "--repository", "large")
+		p.must(t, "container", "repository", "destroy", "--name", cached)
+
+		layer := img.Layers[0].Digest
+		reg := &client.Registry{Base: e.srv.URL, HTTP: client.NewHTTPClient(), User: harness.Username, Pass: harness.Password}
+		resp, err := reg.Request(ctx, "GET", "/v2/large/blobs/"+layer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET blob: %d", resp.StatusCode)
+		}
+		body := bufio.NewReader(resp.Body)
+		if _, err := body.Peek(1); err != nil {
+			t.Fatal(err)
+		}
+		// Deleting the distribution deletes its lone repository too, as pulp_container does.
+		p.must(t, "container", "distribution", "destroy", "--name", "large")
+		if r := p.run(t, "container", "repository", "show", "--name", "large"); r.Code == 0 {
+			t.Fatal("repository large still exists")
+		}
+		p.must(t, "orphan", "cleanup", "--protection-time", "0")
+		if len(p.list(t, "container", "content", "--type", "blob", "list", "--digest", layer)) != 1 || !stored(e, layer) {
+			t.Fatal("the blob being read was removed")
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, body); err != nil {
+			t.Fatal(err)
+		}
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != layer {
+			t.Fatalf("read %s, want %s", got, layer)
+		}
+		resp.Body.Close()
+		client.Poll(t, "the blob to be removed once its read ended", func() (bool, string) {
+			p.must(t, "orphan", "cleanup", "--protection-time", "0")
+			n := len(p.list(t, "container", "content", "--type", "blob", "list", "--digest", layer))
+			return n == 0 && !stored(e, layer), fmt.Sprintf("%d rows, stored %v", n, stored(e, layer))
+		})
+	})
+}
+
+// stored reports whether the server's storage holds the bytes of digest.
+func stored(e *env, digest string) bool {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	_, err := os.Stat(filepath.Join(e.srv.DataDir, "storage", "blobs", "sha256", hex[:2], hex))
+	return err == nil
 }
