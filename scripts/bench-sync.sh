@@ -12,10 +12,12 @@
 #   CONCURRENCY=     the remotes' download_concurrency (default: unset, Pulp's 10)
 #   KEEP_LOGS=0      1 keeps the logs (they are kept anyway when something failed)
 #   PULPGO_BIN=      a prebuilt pulpgo to test instead of building ./cmd/pulpgo
+#   ENGINES="embedded postgres"  the engines pulpgo runs on: embedded (SQLite + in-process
+#                    Redis) and postgres (a throwaway PostgreSQL + Redis this script starts)
 #
 # What it does, everything on 127.0.0.1: builds pulpgo and fakehub (test/upstream/cmd/fakehub)
 # and starts fakehub with library/tags; then times, from the POST to the task's end, with the
-# upstream requests each caused, on pulpgo serve (embedded defaults):
+# upstream requests each caused, on pulpgo serve, for each engine of ENGINES:
 #   immediate   a first sync of every tag into a new repository (policy immediate)
 #   unchanged   a second sync of the same repository (nothing changed upstream)
 #   on_demand   a first sync from an on_demand remote, on a second server with empty storage
@@ -31,6 +33,7 @@ TAG_MIB=${TAG_MIB:-1}
 SKOPEO_REPEAT=${SKOPEO_REPEAT:-3}
 CONCURRENCY=${CONCURRENCY:-}
 KEEP_LOGS=${KEEP_LOGS:-0}
+ENGINES=${ENGINES:-embedded postgres}
 IMAGE=library/tags
 AUTH=(-u admin:password)
 
@@ -56,6 +59,8 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$pulpgo_pid"
 	stop_pid "$fakehub_pid"
+	[[ -n "${pg_dir:-}" ]] && bash "$root/scripts/start-postgres.sh" stop "$pg_dir" >/dev/null 2>&1
+	[[ -n "${redis_dir:-}" ]] && bash "$root/scripts/start-redis.sh" stop "$redis_dir" >/dev/null 2>&1
 	if ((rc != 0 || failed > 0)) || [[ "$KEEP_LOGS" == 1 ]]; then
 		local kept
 		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-sync-logs.XXXXXX")
@@ -100,7 +105,16 @@ start_pulpgo() {
 	stop_pid "$pulpgo_pid"
 	port=$(free_port)
 	base="http://127.0.0.1:$port"
-	"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data-$1" >"$logs/pulpgo-$1.log" 2>&1 &
+	local -a engine_args=()
+	if [[ $engine == postgres ]]; then
+		# A database and a Redis database of its own for each server.
+		db_n=$((db_n + 1))
+		psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE bench_$db_n" >/dev/null ||
+			die "creating database bench_$db_n failed"
+		engine_args=(--database-url "postgres://postgres@127.0.0.1:$pg_port/bench_$db_n?sslmode=disable"
+			--redis-url "${redis_url%/*}/$db_n")
+	fi
+	"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data-$1" "${engine_args[@]}" >"$logs/pulpgo-$1.log" 2>&1 &
 	pulpgo_pid=$!
 	for ((i = 0; i < 300; i++)); do
 		curl -fs "$base/pulp/api/v3/status/" >/dev/null 2>&1 && return 0
@@ -149,7 +163,7 @@ sync_run() {
 	jq -r -n --arg name "$name" --argjson a "$after" --argjson b "$before" --arg s "$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1000 }')" \
 		--arg v "$(jq -r '.created_resources[0] // "none" | sub(".*/versions/"; "") | rtrimstr("/")' <<<"$task")" \
 		'[$name, $s, $v, ($a.tag_lists - $b.tag_lists), ($a.manifest_heads - $b.manifest_heads), ($a.manifest_gets - $b.manifest_gets), ($a.blob_gets - $b.blob_gets)] | @tsv' >>"$results"
-	echo $((t1 - t0)) >"$tmp/ms-$name"
+	echo $((t1 - t0)) >"$tmp/ms-${name// /_}"
 }
 
 # create_remote NAME POLICY: create a container remote of library/tags and print its href.
@@ -160,20 +174,30 @@ create_remote() {
 	api POST /pulp/api/v3/remotes/container/container/ "$body" | jq -r .pulp_href
 }
 
-start_pulpgo immediate
-remote=$(create_remote tags immediate)
-repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags"}' | jq -r .pulp_href)
-say "immediate sync"
-sync_run immediate "$repo" "$remote"
-say "unchanged re-sync"
-sync_run unchanged "$repo" "$remote"
-start_pulpgo on_demand
-od_remote=$(create_remote tags-od on_demand)
-od_repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags-od"}' | jq -r .pulp_href)
-say "on_demand sync"
-sync_run on_demand "$od_repo" "$od_remote"
-stop_pid "$pulpgo_pid"
-pulpgo_pid=""
+if [[ " $ENGINES " == *" postgres "* ]]; then
+	say "starting PostgreSQL and Redis"
+	read -r pg_dir pg_url < <(start_service postgres)
+	read -r redis_dir redis_url < <(start_service redis)
+	pg_port=${pg_url##*:}
+	pg_port=${pg_port%%/*}
+fi
+db_n=0
+for engine in $ENGINES; do
+	start_pulpgo "immediate-$engine"
+	remote=$(create_remote tags immediate)
+	repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags"}' | jq -r .pulp_href)
+	say "$engine: immediate sync"
+	sync_run "immediate ($engine)" "$repo" "$remote"
+	say "$engine: unchanged re-sync"
+	sync_run "unchanged ($engine)" "$repo" "$remote"
+	start_pulpgo "on_demand-$engine"
+	od_remote=$(create_remote tags-od on_demand)
+	od_repo=$(api POST /pulp/api/v3/repositories/container/container/ '{"name": "tags-od"}' | jq -r .pulp_href)
+	say "$engine: on_demand sync"
+	sync_run "on_demand ($engine)" "$od_repo" "$od_remote"
+	stop_pid "$pulpgo_pid"
+	pulpgo_pid=""
+done
 
 best=""
 hub_host=${hub_url#http://}
@@ -204,6 +228,9 @@ echo
 echo "repository sync of $IMAGE: $TAGS tags, $nblobs distinct blobs, $bytes bytes (pulpgo $("$pulpgo" --version 2>/dev/null || git rev-parse --short HEAD))"
 column -t -s $'\t' "$results"
 if [[ -n "$best" ]]; then
-	awk -v p="$(cat "$tmp/ms-immediate")" -v s="$best" 'BEGIN { r = p / s; printf "immediate / skopeo: %.2fx (goal <= 0.5x): %s\n", r, (r <= 0.5 ? "met" : "NOT met") }'
+	for engine in $ENGINES; do
+		awk -v e="$engine" -v p="$(cat "$tmp/ms-immediate_($engine)")" -v s="$best" \
+			'BEGIN { r = p / s; printf "immediate (%s) / skopeo: %.2fx (goal <= 0.5x): %s\n", e, r, (r <= 0.5 ? "met" : "NOT met") }'
+	done
 fi
 ((failed == 0)) || exit 1
