@@ -1,7 +1,6 @@
 package roles
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -16,14 +15,7 @@ func TestSplitRolesSyncWithPull(t *testing.T) {
 	startRole(t, bin, "worker", common...)
 	c := startRole(t, bin, "content", common...)
 	base := "http://" + a.addr
-	waitFor(t, "the api up", func() bool {
-		resp, err := http.Get(base + "/pulp/api/v3/status/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitAPI(t, base)
 	createCache(t, base, up.URL())
 	var obj map[string]any
 	var task map[string]string
