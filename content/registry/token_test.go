@@ -318,3 +318,20 @@ func TestTokenOrigin(t *testing.T) {
 		{name: "token of another issuer", path: "/v2/test/tags/list", header: map[string]string{"Authorization": "Bearer " + foreign}, status: 401},
 	})
 }
+
+// TestChallengeQuoting: a Host or name that would end a quoted parameter cannot inject
+// parameters into the challenge (Go's server refuses such a Host; the handler must not rely
+// on it).
+func TestChallengeQuoting(t *testing.T) {
+	tf := newTokenFixture(t, "")
+	reg := must(New(Config{DB: tf.db, Storage: tf.store, Tokens: tf.key, AdminPassword: adminPassword}))
+	req := httptest.NewRequest(http.MethodGet, "/v2/test/tags/list", nil)
+	req.Host = `evil",scope="registry:catalog:*`
+	w := httptest.NewRecorder()
+	reg.ServeHTTP(w, req)
+	got := w.Header().Get("WWW-Authenticate")
+	want := `Bearer realm="http://evil%22,scope=%22registry:catalog:*/token/",service="evil%22,scope=%22registry:catalog:*",scope="repository:test:pull"`
+	if w.Code != 401 || got != want {
+		t.Errorf("%d %q, want 401 %q", w.Code, got, want)
+	}
+}

@@ -2,8 +2,10 @@ package roles
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/test/client"
 )
 
@@ -86,5 +88,23 @@ func TestSplitRolesTokens(t *testing.T) {
 	}
 	if resp := get(own); resp.StatusCode != 401 || client.ParseChallenge(resp.Header.Get("WWW-Authenticate")).Error != "invalid_token" {
 		t.Errorf("a token for another service: %d %q, want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+
+	// The key both apps use is in the database, sealed.
+	var stored []string
+	db, err := models.Open(common[1], t.TempDir()) // common[1]: splitSetup's --database-url
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	}()
+	if err := db.Table("token_keys").Pluck("private_key", &stored).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 1 || !models.IsSealed(stored[0]) || strings.Contains(stored[0], "PRIVATE KEY") {
+		t.Errorf("token_keys holds %q, want one sealed key", stored)
 	}
 }

@@ -2,9 +2,13 @@ package security
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pulpgo/pulpgo/content/token"
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/testenv"
@@ -132,4 +136,38 @@ func TestTokenAuthDisabled(t *testing.T) {
 	home.Run(t, "podman", "login", "-u", harness.Username, "-p", harness.Password, home.Addr).Must(t)
 	home.Run(t, "podman", "pull", home.Addr+"/"+private).Must(t)
 	e.admin.mustPull(t, private, "latest", img.ManifestDigest)
+}
+
+// TestTokenKeyFile: with --token-key the server signs with that file's key (its kid in the
+// header, its public key verifying the signature), not with a key of its own.
+func TestTokenKeyFile(t *testing.T) {
+	pemBytes, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "token.pem")
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := token.ParseKey(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := harness.Start(t, harness.Options{Engine: testenv.Embedded(), Args: []string{"--token-key", path}})
+	realm := srv.URL + "/token/"
+	anon := &client.Registry{HTTP: newHTTPClient()}
+	s, err := anon.Token(client.Context(t), client.Challenge{Realm: realm, Service: srv.Addr, Scopes: []string{"repository:x:pull"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := key.Verify(time.Now(), s, realm, srv.Addr)
+	if err != nil {
+		t.Fatalf("the token does not verify with the --token-key file's key: %v", err)
+	}
+	if c.Subject != "" || len(c.Access) != 1 || c.Access[0].Name != "x" || len(c.Access[0].Actions) != 0 {
+		t.Errorf("claims %+v, want an anonymous token listing x with no action", c)
+	}
+	if b, err := os.ReadFile(srv.LogFile); err != nil || strings.Contains(string(b), "PRIVATE KEY") {
+		t.Errorf("the server's log shows the key (or cannot be read: %v)", err)
+	}
 }
