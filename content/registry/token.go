@@ -51,6 +51,11 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	user, err := r.credentials(req)
+	if _, _, basic := req.BasicAuth(); basic && user == "" {
+		// DRF's BasicAuthentication here, unlike the registry's: empty credentials
+		// (`Basic Og==`) are wrong credentials, not anonymous.
+		err = errBadCredentials
+	}
 	if err != nil {
 		// DRF's BasicAuthentication: 401 with its challenge.
 		writeTokenError(w, &tokenError{status: http.StatusUnauthorized, detail: "Invalid username/password.", challenge: `Basic realm="api"`})
@@ -58,7 +63,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 	}
 	q := req.URL.Query()
 	service, ok := q["service"]
-	if !ok || service[0] == "" {
+	if !ok {
 		writeTokenError(w, &tokenError{status: http.StatusBadRequest, detail: "No service name provided."})
 		return
 	}

@@ -174,10 +174,12 @@ func (k *Key) Issue(now time.Time, ttl time.Duration, iss, service, subject stri
 	if _, err := rand.Read(jti); err != nil {
 		return "", fmt.Errorf("token id: %w", err)
 	}
+	jti[6] = jti[6]&0x0f | 0x40 // a random UUID (version 4, RFC 4122 variant), as Pulp's
+	jti[8] = jti[8]&0x3f | 0x80
 	now = now.Truncate(time.Second)
 	c := &Claims{Issuer: iss, Audience: service, Subject: subject, Access: access,
 		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), Expires: jwt.NewNumericDate(now.Add(ttl)),
-		ID: hex.EncodeToString(jti)}
+		ID: fmt.Sprintf("%x-%x-%x-%x-%x", jti[0:4], jti[4:6], jti[6:8], jti[8:10], jti[10:])}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	t.Header["kid"] = k.kid
 	s, err := t.SignedString(k.priv)

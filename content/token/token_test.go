@@ -88,7 +88,7 @@ func TestIssueClaims(t *testing.T) {
 			t.Errorf("claim %s = %s, want %s", key, got, w)
 		}
 	}
-	if jti, _ := c["jti"].(string); len(jti) != 32 {
+	if jti, _ := c["jti"].(string); !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(jti) {
 		t.Errorf("jti %q", c["jti"])
 	}
 	got, err := k.Verify(now.Add(time.Minute), s, iss, service)
