@@ -97,7 +97,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.DBEncryptionKey, "db-encryption-key", "PULPGO_DB_ENCRYPTION_KEY", "", "file holding the key that encrypts secrets in the database (32 bytes in base64); empty = <data-dir>/db_symmetric_key, created at first start (serve only)")
 	str(&c.AdminPassword, "admin-password", "PULPGO_ADMIN_PASSWORD", "password", "password of the API user admin")
 	str(&c.StorageDir, "storage-dir", "PULPGO_STORAGE_DIR", "", "blob storage directory (default <data-dir>/storage)")
-	str(&c.ContentOrigin, "content-origin", "PULPGO_CONTENT_ORIGIN", "", "URL clients reach the registry at (Pulp's CONTENT_ORIGIN, e.g. https://registry.example.com); prefixes registry_path where there is no request host")
+	str(&c.ContentOrigin, "content-origin", "PULPGO_CONTENT_ORIGIN", "", "URL clients reach the registry at (Pulp's CONTENT_ORIGIN, e.g. https://registry.example.com); prefixes registry_path where there is no request host, and is the origin of the registry token realm (<origin>/token/)")
 	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
 	dur(&c.TagFreshness, "tag-freshness", "PULPGO_TAG_FRESHNESS", 30*time.Second, "how long a pulled tag is served without asking the upstream (0 = always ask)")
 	dur(&c.UpstreamTimeout, "upstream-timeout", "PULPGO_UPSTREAM_TIMEOUT", 5*time.Second, "budget for upstream manifest requests before serving the cache")
