@@ -23,6 +23,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/registry"
 	"github.com/pulpgo/pulpgo/content/remotes"
 	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/content/token"
 	"github.com/pulpgo/pulpgo/models"
 )
 
@@ -44,6 +45,14 @@ type Config struct {
 	// (0: the default, 60; negative: no limit).
 	NewNamesPerMinute int
 	Tasks             Dispatcher
+	// Tokens, when set, turns on token authentication (GET /token/ and Bearer challenges on
+	// /v2/); nil keeps Basic authentication only. See TokenKey.
+	Tokens *token.Key
+	// TokenExpiration is how long issued tokens are valid (0: 5 minutes).
+	TokenExpiration time.Duration
+	// ContentOrigin, when set, is the URL clients reach the registry at, whose /token/ is
+	// the token realm.
+	ContentOrigin string
 	// Redis, when set, coordinates content processes so that each blob is fetched once across
 	// all of them (a lock per digest).
 	Redis redis.UniversalClient
@@ -103,7 +112,8 @@ func New(cfg Config) (*App, error) {
 		}
 	}))
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
-		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logger: cfg.Logger, Uses: uses})
+		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logger: cfg.Logger, Uses: uses,
+		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin})
 	if err != nil {
 		uses.Close()
 		cache.Close()

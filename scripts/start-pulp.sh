@@ -18,7 +18,7 @@
 # depend on the path the entry points were written with.
 #
 # Pulp's settings (DIR/settings.py): the database in DIR/postgres, CONTENT_ORIGIN the content
-# app's URL, TOKEN_AUTH_DISABLED=True (Basic auth on the registry, as pulpgo by default),
+# app's URL, TOKEN_AUTH_DISABLED=True (Basic auth on the registry, as pulpgo with --token-auth=false),
 # ANALYTICS=False, a DB_ENCRYPTION_KEY file, media, static and working directories in DIR. Redis
 # is not used (pulpcore 3.116 needs it only for CACHE_ENABLED or WORKER_TYPE=redis). The admin
 # user's password is "password". DIR/env holds PULP_URL, PULP_CONTENT_URL and PULP_DATABASE_URL;

@@ -41,6 +41,14 @@ type config struct {
 	BodyIdleTimeout time.Duration
 	// MaxConnections bounds the connections served at once; more wait to be accepted.
 	MaxConnections int
+	// TokenAuth turns on the registry's token authentication (Pulp's default); false is
+	// Pulp's TOKEN_AUTH_DISABLED: Basic credentials only.
+	TokenAuth bool
+	// TokenKey is a PEM file with the EC P-256 key that signs registry tokens; empty = the
+	// key stored (encrypted) in the database, generated at the first start.
+	TokenKey string
+	// TokenExpiration is how long a registry token is valid (Pulp's TOKEN_EXPIRATION_TIME).
+	TokenExpiration time.Duration
 	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME: minutes an orphan cleanup that
 	// names no protection time keeps content after its last use.
 	OrphanProtectionTime int
@@ -89,7 +97,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.DBEncryptionKey, "db-encryption-key", "PULPGO_DB_ENCRYPTION_KEY", "", "file holding the key that encrypts secrets in the database (32 bytes in base64); empty = <data-dir>/db_symmetric_key, created at first start (serve only)")
 	str(&c.AdminPassword, "admin-password", "PULPGO_ADMIN_PASSWORD", "password", "password of the API user admin")
 	str(&c.StorageDir, "storage-dir", "PULPGO_STORAGE_DIR", "", "blob storage directory (default <data-dir>/storage)")
-	str(&c.ContentOrigin, "content-origin", "PULPGO_CONTENT_ORIGIN", "", "URL clients reach the registry at (Pulp's CONTENT_ORIGIN, e.g. https://registry.example.com); prefixes registry_path where there is no request host")
+	str(&c.ContentOrigin, "content-origin", "PULPGO_CONTENT_ORIGIN", "", "URL clients reach the registry at (Pulp's CONTENT_ORIGIN, e.g. https://registry.example.com); prefixes registry_path where there is no request host, and is the origin of the registry token realm (<origin>/token/)")
 	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
 	dur(&c.TagFreshness, "tag-freshness", "PULPGO_TAG_FRESHNESS", 30*time.Second, "how long a pulled tag is served without asking the upstream (0 = always ask)")
 	dur(&c.UpstreamTimeout, "upstream-timeout", "PULPGO_UPSTREAM_TIMEOUT", 5*time.Second, "budget for upstream manifest requests before serving the cache")
@@ -97,6 +105,19 @@ func parseConfig(role string, args []string) (*config, error) {
 	dur(&c.BodyIdleTimeout, "body-idle-timeout", "PULPGO_BODY_IDLE_TIMEOUT", 60*time.Second, "a request body that sends nothing for this long is cut and its connection closed")
 	num(&c.MaxConnections, "max-connections", "PULPGO_MAX_CONNECTIONS", 1024, "connections served at once; more wait to be accepted")
 	num(&c.OrphanProtectionTime, "orphan-protection-time", "PULPGO_ORPHAN_PROTECTION_TIME", models.DefaultOrphanProtectionMinutes, "minutes an orphan cleanup that names no orphan_protection_time keeps content in no repository version after its last use (Pulp's ORPHAN_PROTECTION_TIME)")
+	boolean := func(p *bool, name, env string, def bool, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q is not a boolean (true or false)", env, v))
+			}
+			def = b
+		}
+		fs.BoolVar(p, name, def, usage+" (env "+env+")")
+	}
+	boolean(&c.TokenAuth, "token-auth", "PULPGO_TOKEN_AUTH", true, "registry token authentication as Pulp's (GET /token/, Bearer challenges); false = Basic credentials only (Pulp's TOKEN_AUTH_DISABLED)")
+	str(&c.TokenKey, "token-key", "PULPGO_TOKEN_KEY", "", "PEM file with the EC P-256 private key that signs registry tokens (ES256); empty = a key generated once and stored encrypted in the database, shared by every content process")
+	dur(&c.TokenExpiration, "token-expiration", "PULPGO_TOKEN_EXPIRATION", 5*time.Minute, "how long a registry token is valid (Pulp's TOKEN_EXPIRATION_TIME)")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
@@ -123,6 +144,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.OrphanProtectionTime < 0 || int64(c.OrphanProtectionTime) > models.MaxOrphanProtectionMinutes {
 		return nil, fmt.Errorf("--orphan-protection-time must be between 0 and %d minutes, not %d", int64(models.MaxOrphanProtectionMinutes), c.OrphanProtectionTime)
+	}
+	if c.TokenExpiration < time.Second {
+		return nil, fmt.Errorf("--token-expiration must be at least 1s, not %s", c.TokenExpiration)
 	}
 	if c.MaxConnections < 1 {
 		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)

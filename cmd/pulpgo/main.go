@@ -23,6 +23,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/reposync"
 	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/content/token"
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/server"
 	"github.com/pulpgo/pulpgo/tasks"
@@ -221,9 +222,17 @@ func run(ctx context.Context, role string, cfg *config) error {
 }
 
 func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, log *slog.Logger) (*content.App, error) {
+	var tokens *token.Key
+	if cfg.TokenAuth {
+		var err error
+		if tokens, err = content.TokenKey(context.Background(), db, cfg.TokenKey); err != nil {
+			return nil, err
+		}
+	}
 	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
 		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
-		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb})
+		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb,
+		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin})
 }
 
 // newSyncer returns the upstream side of repository syncs for the worker: on the fills of

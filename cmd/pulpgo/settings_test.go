@@ -145,3 +145,33 @@ func TestOrphanProtectionTimeSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenSettings checks the defaults of the token settings, their environment variables,
+// that the flags win, and that bad values stop the start.
+func TestTokenSettings(t *testing.T) {
+	c, err := parseConfig("serve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TokenAuth || c.TokenKey != "" || c.TokenExpiration != 5*time.Minute {
+		t.Errorf("defaults: token auth %v, key %q, expiration %s; want true, none, 5m0s", c.TokenAuth, c.TokenKey, c.TokenExpiration)
+	}
+	t.Setenv("PULPGO_TOKEN_AUTH", "false")
+	t.Setenv("PULPGO_TOKEN_KEY", "/etc/pulpgo/token.pem")
+	t.Setenv("PULPGO_TOKEN_EXPIRATION", "90s")
+	if c, err = parseConfig("serve", nil); err != nil || c.TokenAuth || c.TokenKey != "/etc/pulpgo/token.pem" || c.TokenExpiration != 90*time.Second {
+		t.Errorf("from the environment: %+v, %v", c, err)
+	}
+	if c, err = parseConfig("serve", []string{"--token-auth=true", "--token-expiration", "1h"}); err != nil || !c.TokenAuth || c.TokenExpiration != time.Hour {
+		t.Errorf("from flags: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"--token-expiration", "0s"}, {"--token-expiration", "-1m"}, {"--token-auth=maybe"}} {
+		if _, err := parseConfig("serve", bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	t.Setenv("PULPGO_TOKEN_AUTH", "sometimes")
+	if _, err := parseConfig("serve", nil); err == nil || !strings.Contains(err.Error(), "PULPGO_TOKEN_AUTH") {
+		t.Errorf("PULPGO_TOKEN_AUTH=sometimes: %v", err)
+	}
+}

@@ -12,5 +12,5 @@ import (
 // through the PullThrough interface only (never content/pullthrough, nor the fill engine);
 // server, gen and tasks are off limits.
 func TestImports(t *testing.T) {
-	imports.Only(t, ".", "gorm.io/gorm", "github.com/pulpgo/pulpgo/content/local", "github.com/pulpgo/pulpgo/content/lru", "github.com/pulpgo/pulpgo/content/oci", "github.com/pulpgo/pulpgo/content/storage", "github.com/pulpgo/pulpgo/models")
+	imports.Only(t, ".", "gorm.io/gorm", "github.com/pulpgo/pulpgo/content/local", "github.com/pulpgo/pulpgo/content/lru", "github.com/pulpgo/pulpgo/content/oci", "github.com/pulpgo/pulpgo/content/storage", "github.com/pulpgo/pulpgo/content/token", "github.com/pulpgo/pulpgo/models")
 }

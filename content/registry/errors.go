@@ -32,7 +32,7 @@ func (r *Registry) writeError(w http.ResponseWriter, req *http.Request, err erro
 		h.Del(k)
 	}
 	if e.Status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
-		h.Set("WWW-Authenticate", basicChallenge)
+		h.Set("WWW-Authenticate", r.challenge(req, err))
 	}
 	detail := e.Detail
 	if detail == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
+	"github.com/pulpgo/pulpgo/content/token"
 )
 
 // DefaultResolveTTL is how long the resolution of a repository name to its distribution is
@@ -45,6 +46,19 @@ type Config struct {
 	// which bounds how late a new or deleted distribution is seen; zero means
 	// DefaultResolveTTL and a negative value disables the cache.
 	ResolveTTL time.Duration
+	// Tokens, when set, turns on token authentication as Pulp's: GET /token/ issues tokens
+	// signed with this key, and /v2/ requests need one granting what they ask (or the admin's
+	// Basic credentials). Nil keeps Basic authentication only, with a Basic challenge
+	// (Pulp's TOKEN_AUTH_DISABLED).
+	Tokens *token.Key
+	// TokenExpiration is how long an issued token is valid; zero means
+	// DefaultTokenExpiration.
+	TokenExpiration time.Duration
+	// ContentOrigin, when set, is the URL clients reach the registry at: the token realm is
+	// <ContentOrigin>/token/ (Pulp's TOKEN_SERVER). Empty: the request's scheme and host.
+	ContentOrigin string
+	// Now is the clock of token issue and verification; nil means time.Now.
+	Now func() time.Time
 	// Uses, when set, marks each blob as in use while it is served (content/inuse), so that
 	// an orphan cleanup leaves its bytes alone.
 	Uses Uses
@@ -162,9 +176,14 @@ func parseRoute(p string) route {
 // UNSUPPORTED.
 var errNotFound = &oci.Error{Status: http.StatusNotFound, Code: "UNSUPPORTED", Message: "Not found."}
 
-// ServeHTTP routes registry requests. Every response, errors included, carries the
-// Docker-Distribution-API-Version header.
+// ServeHTTP routes registry requests, and the token endpoint when token authentication is
+// on. Every registry response, errors included, carries the Docker-Distribution-API-Version
+// header.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.cfg.Tokens != nil && (req.URL.Path == "/token/" || req.URL.Path == "/token") {
+		r.serveToken(w, req)
+		return
+	}
 	w.Header().Set(headerAPIVersion, "registry/2.0")
 	rt := parseRoute(req.URL.EscapedPath())
 	switch rt.kind {
@@ -179,17 +198,24 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.writeError(w, req, unsupported(w))
 		return
 	}
-	admin, err := r.authenticate(req)
+	if r.cfg.Tokens != nil && rt.kind != routeBase && rt.kind != routeCatalog && !oci.ValidName(rt.name) {
+		// No scope can name it: say so before asking for a token.
+		r.writeError(w, req, oci.ErrNameInvalid.WithDetail("name", rt.name))
+		return
+	}
+	c, err := r.authenticate(req)
+	if err == nil {
+		err = r.permit(c, rt)
+	}
 	if err != nil {
 		r.writeError(w, req, err)
 		return
 	}
 	switch rt.kind {
 	case routeBase:
-		if req.Header.Get("Authorization") == "" {
+		if r.cfg.Tokens == nil && req.Header.Get("Authorization") == "" {
 			// Container clients send credentials only after a challenge here; anonymous clients
 			// answer it with empty Basic credentials, which still read public content.
-			w.Header().Set("WWW-Authenticate", basicChallenge)
 			r.writeError(w, req, oci.ErrUnauthorized)
 			return
 		}
@@ -197,9 +223,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Length", "2")
 		_, _ = w.Write([]byte("{}"))
 	case routeCatalog:
-		r.serveCatalog(w, req, admin)
+		r.serveCatalog(w, req, c.admin)
 	default:
-		r.serveRepository(w, req, rt, admin)
+		r.serveRepository(w, req, rt, c.admin)
 	}
 }
 
@@ -228,6 +254,10 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt 
 		}
 	}
 	img, err := r.image(req.Context(), rt.name, admin)
+	if errors.Is(err, oci.ErrUnauthorized) && r.cfg.Tokens != nil {
+		// The token granted a pull the distribution no longer allows (made private since).
+		err = errInsufficientScope
+	}
 	if err != nil {
 		r.writeError(w, req, detailed(err, oci.ErrNameUnknown, "name", rt.name))
 		return

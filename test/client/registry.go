@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
@@ -33,6 +36,12 @@ type Registry struct {
 	User, Pass string
 	// Accept is the Accept header of manifest requests; empty means ManifestAccept.
 	Accept string
+	// NoToken turns off the token flow: a 401 with a Bearer challenge is returned as it is,
+	// instead of being answered with a token from its realm as container clients do.
+	NoToken bool
+
+	mu     sync.Mutex
+	tokens map[string]string // by the scope of the challenge
 }
 
 // RegistryError is an answer other than 200 to Manifest or Blob.
@@ -64,25 +73,127 @@ func (r *Registry) ManifestAccept() string {
 }
 
 // Request sends method path with the headers (and r's credentials); the path, query
-// included, goes on the request line byte for byte: no escaping, no cleaning.
+// included, goes on the request line byte for byte: no escaping, no cleaning. A 401 with a
+// Bearer challenge is answered as container clients answer it (unless NoToken): a token from
+// the challenge's realm for its service and scope (asked with r's credentials), and the
+// request again with it.
 func (r *Registry) Request(ctx context.Context, method, path string, hdr http.Header) (*http.Response, error) {
-	u, err := url.Parse(r.Base)
+	send := func(bearer string) (*http.Response, error) {
+		u, err := url.Parse(r.Base)
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, method, r.Base+"/", nil)
+		if err != nil {
+			return nil, err
+		}
+		u.Opaque = path // the request line carries the path byte for byte: no escaping, no cleaning
+		req.URL = u
+		for k, vs := range hdr {
+			req.Header[k] = vs
+		}
+		switch {
+		case bearer != "":
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		case r.User != "":
+			req.SetBasicAuth(r.User, r.Pass)
+		}
+		return r.HTTP.Do(req)
+	}
+	r.mu.Lock()
+	cached := r.tokens[path]
+	r.mu.Unlock()
+	resp, err := send(cached)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || r.NoToken {
+		return resp, err
+	}
+	ch := ParseChallenge(resp.Header.Get("WWW-Authenticate"))
+	if ch.Realm == "" {
+		return resp, nil
+	}
+	tok, err := r.Token(ctx, ch)
+	var refused *RegistryError
+	if errors.As(err, &refused) && refused.Status == http.StatusUnauthorized {
+		// Credentials the token endpoint refuses: the client is left with the registry's 401.
+		return resp, nil
+	}
+	_ = resp.Body.Close()
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.Base+"/", nil)
-	if err != nil {
-		return nil, err
+	r.mu.Lock()
+	if r.tokens == nil {
+		r.tokens = map[string]string{}
 	}
-	u.Opaque = path // the request line carries the path byte for byte: no escaping, no cleaning
-	req.URL = u
-	for k, vs := range hdr {
-		req.Header[k] = vs
+	r.tokens[path] = tok
+	r.mu.Unlock()
+	return send(tok)
+}
+
+// Challenge is a Bearer challenge: the token realm, the service and the scopes it names.
+type Challenge struct {
+	Realm, Service, Error string
+	Scopes                []string
+}
+
+// ParseChallenge reads a `Bearer realm="...",service="...",scope="..."` header; a header of
+// another scheme gives an empty Challenge.
+func ParseChallenge(h string) Challenge {
+	var c Challenge
+	rest, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return c
+	}
+	for _, m := range challengeParam.FindAllStringSubmatch(rest, -1) {
+		switch m[1] {
+		case "realm":
+			c.Realm = m[2]
+		case "service":
+			c.Service = m[2]
+		case "scope":
+			c.Scopes = append(c.Scopes, m[2])
+		case "error":
+			c.Error = m[2]
+		}
+	}
+	return c
+}
+
+var challengeParam = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// Token asks the challenge's realm for a token (with r's credentials as Basic when User is
+// set) and returns it; an answer other than 200 is a *RegistryError.
+func (r *Registry) Token(ctx context.Context, ch Challenge) (string, error) {
+	q := url.Values{"service": {ch.Service}}
+	if len(ch.Scopes) > 0 {
+		q["scope"] = ch.Scopes
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ch.Realm+"?"+q.Encode(), nil)
+	if err != nil {
+		return "", err
 	}
 	if r.User != "" {
 		req.SetBasicAuth(r.User, r.Pass)
 	}
-	return r.HTTP.Do(req)
+	resp, err := r.HTTP.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("GET %s: read: %w", req.URL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", &RegistryError{"GET", req.URL.String(), resp.StatusCode, string(body)}
+	}
+	var t struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(body, &t); err != nil || t.Token == "" {
+		return "", fmt.Errorf("GET %s: no token in %s", req.URL, body)
+	}
+	return t.Token, nil
 }
 
 // Manifest GETs /v2/<name>/manifests/<ref>, checks that Docker-Content-Digest is the sha256

@@ -155,12 +155,17 @@ func TestFaults(t *testing.T) {
 			{"/v2/docker-cache/library/busybox/blobs/sha256:..%2f..%2fx", 400, "DIGEST_INVALID"},
 			{"/v2/docker-cache/library/busybox/blobs/sha256:xyz", 400, "DIGEST_INVALID"},
 			{"/v2/docker-cache/library/busybox/blobs/sha256:" + strings.ToUpper(strings.TrimPrefix(busybox.Layers[0].Digest, "sha256:")), 400, "DIGEST_INVALID"},
-			{"/v2/nosuch/library/busybox/manifests/latest", 404, "NAME_UNKNOWN"},
-			{"/v2/docker-cachex/library/busybox/manifests/latest", 404, "NAME_UNKNOWN"},
 		}
+		// Unknown names: the admin learns they are unknown; an anonymous token grants nothing
+		// for them (Pulp's rule), so anonymous clients cannot tell them from private ones.
+		unknown := []string{"/v2/nosuch/library/busybox/manifests/latest", "/v2/docker-cachex/library/busybox/manifests/latest"}
 		before := hub.Counts()
 		for _, c := range invalid {
 			expectRegError(t, e.reg, http.MethodGet, c.path, c.status, c.code)
+		}
+		for _, p := range unknown {
+			expectRegError(t, e.regAdmin, http.MethodGet, p, 404, "NAME_UNKNOWN")
+			expectRegError(t, e.reg, http.MethodGet, p, 401, "UNAUTHORIZED")
 		}
 		if after := hub.Counts(); after != before {
 			t.Errorf("invalid names and digests reached the upstream:\nbefore %+v\nafter  %+v", before, after)

@@ -5,8 +5,6 @@ package roles
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/testenv"
 	"github.com/pulpgo/pulpgo/test/upstream"
@@ -279,50 +278,18 @@ func waitTask(t *testing.T, base, href string) {
 	})
 }
 
-// pull fetches the manifest and every blob of img through a registry, checking digests.
+// pull fetches the manifest and every blob of img through a registry as an anonymous
+// container client does (a token from the challenge's realm for each request), checking
+// digests.
 func pull(ctx context.Context, registry, name, tag string, img upstream.Image) error {
-	get := func(path, accept string) (io.ReadCloser, error) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", registry+"/v2/"+name+path, nil)
-		if accept != "" {
-			req.Header.Set("Accept", accept)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != 200 {
-			resp.Body.Close()
-			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-		}
-		return resp.Body, nil
-	}
-	body, err := get("/manifests/"+tag, img.MediaType)
-	if err != nil {
-		return err
-	}
-	if err := check(body, img.ManifestDigest); err != nil {
+	reg := &client.Registry{Base: registry, HTTP: http.DefaultClient, Accept: img.MediaType}
+	if _, _, _, err := reg.Manifest(ctx, name, tag); err != nil {
 		return err
 	}
 	for _, b := range img.Blobs() {
-		body, err := get("/blobs/"+b.Digest, "")
-		if err != nil {
+		if _, err := reg.Blob(ctx, name, b.Digest); err != nil {
 			return err
 		}
-		if err := check(body, b.Digest); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func check(body io.ReadCloser, digest string) error {
-	defer body.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, body); err != nil {
-		return fmt.Errorf("read %s: %w", digest, err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
-		return fmt.Errorf("got %s, want %s", got, digest)
 	}
 	return nil
 }
