@@ -75,7 +75,7 @@ cold() {
 		sleep 0.05
 	done
 	c0=$(cpu_ticks "$pid")
-	secs=$("$tmp/pullbench" -registry "$url" -image docker-cache/library/large:latest -n 1 | jq -r .seconds)
+	secs=$("$tmp/pullbench" -registry "$url" -image docker-cache/library/large:latest -n 1 -auth-token-flow | jq -r .seconds)
 	c1=$(cpu_ticks "$pid")
 	stop_pid "$pid"
 	rm -rf "$data"

@@ -211,7 +211,7 @@ pull() {
 	shift 4
 	counts "$res/$key.before"
 	c0=$(cpu_ticks "$(server_pid "$key")")
-	"$pullbench" -registry "$reg" -image "$image" -n "$n" -label "$key" -timeout 300s "$@" \
+	"$pullbench" -registry "$reg" -image "$image" -n "$n" -label "$key" -timeout 300s -auth-token-flow "$@" \
 		>"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
 	c1=$(cpu_ticks "$(server_pid "$key")")
 	counts "$res/$key.after"
@@ -230,7 +230,7 @@ blobload() {
 	counts "$res/$key.before"
 	c0=$(cpu_ticks "$(server_pid "$key")")
 	"$pullbench" -registry "$reg" -image "$image" -blob largest -workers "$BLOB_WORKERS" -duration "$BLOB_DURATION" \
-		-label "$key" -timeout 120s "$@" >"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
+		-label "$key" -timeout 120s -auth-token-flow "$@" >"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
 	c1=$(cpu_ticks "$(server_pid "$key")")
 	counts "$res/$key.after"
 	add_cpu "$key" "$c0" "$c1"
@@ -241,22 +241,37 @@ blobload() {
 	say "$key: $(jq -r '"\(.mib_per_s // "?") MiB/s, \(.completed // "?") blobs, \(.errors) errors"' "$res/$key.json")"
 }
 
+# bearer URL: the Authorization header an anonymous client gets for URL through the registry's
+# token flow (pulpgo's token authentication), or nothing when URL answers without a challenge.
+bearer() {
+	local chal realm service scope tok
+	chal=$(curl -sS -o /dev/null -D - "$1" | tr -d '\r' | sed -n 's/^[Ww][Ww][Ww]-[Aa]uthenticate: Bearer //p')
+	[[ -n "$chal" ]] || return 0
+	realm=$(sed -n 's/.*realm="\([^"]*\)".*/\1/p' <<<"$chal")
+	service=$(sed -n 's/.*service="\([^"]*\)".*/\1/p' <<<"$chal")
+	scope=$(sed -n 's/.*scope="\([^"]*\)".*/\1/p' <<<"$chal")
+	tok=$(curl -fsS -G --data-urlencode "service=$service" --data-urlencode "scope=$scope" "$realm" | jq -r .token) ||
+		die "no token from $realm for $scope"
+	echo "Authorization: Bearer $tok"
+}
+
 # wrkblob KEY URL: wrk -t4 -c16 GETs of the biggest layer for BLOB_DURATION, bytes thrown away
 # (no digest check, so the client's hashing does not bound the figure); saves {mib_per_s}.
 wrkblob() {
-	local key=$1 url=$2 rate
-	wrk -t4 -c16 -d"$BLOB_DURATION" "$url" >"$logs/wrk-$key.txt" 2>&1 || true
+	local key=$1 url=$2 rate auth
+	auth=$(bearer "$url")
+	wrk -t4 -c16 -d"$BLOB_DURATION" ${auth:+-H "$auth"} "$url" >"$logs/wrk-$key.txt" 2>&1 || true
 	rate=$(awk '/^Transfer\/sec:/ { v = $2; u = substr(v, length(v) - 1); n = substr(v, 1, length(v) - 2) + 0;
 		if (u == "GB") n *= 1024; else if (u == "KB") n /= 1024; else if (u != "MB") n = 0; print n }' "$logs/wrk-$key.txt")
 	jq -nc --arg r "${rate:-0}" '{mib_per_s: ($r | tonumber)}' >"$res/$key.json"
 	say "$key: ${rate:-?} MiB/s (wrk)"
 }
 
-# wrkrun KEY URL DURATION: wrk GETs of URL (with the manifest Accept list); saves the JSON of
+# wrkrun KEY URL DURATION [AUTH-HEADER]: wrk GETs of URL (with the manifest Accept list); saves the JSON of
 # its rate and non-2xx answers as $res/KEY.wrk. A run that fails counts as a failure.
 wrkrun() {
-	local key=$1 url=$2 d=$3 rps non2xx
-	wrk -t4 -c16 -d"$d" -H "Accept: $ACCEPT" "$url" >"$logs/wrk-$key.txt" 2>&1 || true
+	local key=$1 url=$2 d=$3 auth=${4:-} rps non2xx
+	wrk -t4 -c16 -d"$d" -H "Accept: $ACCEPT" ${auth:+-H "$auth"} "$url" >"$logs/wrk-$key.txt" 2>&1 || true
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$logs/wrk-$key.txt")
 	non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$logs/wrk-$key.txt")
 	non2xx=${non2xx:-0}
@@ -271,12 +286,13 @@ wrkrun() {
 # phase's rate and the upstream requests it caused. The first GET refreshes the tag, so both
 # phases are inside the tag freshness window (--tag-freshness 30s).
 tagload() {
-	local key=$1 url=$2
-	curl -fsS -o /dev/null -H "Accept: $ACCEPT" "$url" || failed "$key" "the first GET $url"
+	local key=$1 url=$2 auth
+	auth=$(bearer "$url")
+	curl -fsS -o /dev/null -H "Accept: $ACCEPT" ${auth:+-H "$auth"} "$url" || failed "$key" "the first GET $url"
 	counts "$res/$key.burst.before"
-	wrkrun "$key-burst" "$url" "$BURST_DURATION"
+	wrkrun "$key-burst" "$url" "$BURST_DURATION" "$auth"
 	counts "$res/$key.before"
-	wrkrun "$key" "$url" "$WRK_DURATION"
+	wrkrun "$key" "$url" "$WRK_DURATION" "$auth"
 	counts "$res/$key.after"
 	jq -n --slurpfile b "$res/$key-burst.wrk" --slurpfile s "$res/$key.wrk" \
 		--argjson bup "$(delta "$res/$key.burst.before" "$res/$key.before" .requests)" \
