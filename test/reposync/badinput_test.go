@@ -71,5 +71,21 @@ func TestSyncBadInput(t *testing.T) {
 		if l := e.latest(t, repo); l != repo+"versions/0/" {
 			t.Errorf("latest version %s after refused syncs", l)
 		}
+
+		// Tag filters that match nothing: the sync completes, fetches no manifest and no blob,
+		// and creates no (empty) version.
+		none := e.createRemote(t, "matches-nothing", hub.URL(), "library/app",
+			map[string]any{"includes": []string{"nosuch*"}})
+		hub.Reset()
+		task := e.sync(t, repo, map[string]any{"remote": none})
+		if got := created(task); len(got) != 0 {
+			t.Errorf("a sync whose filters match nothing created %v", got)
+		}
+		if l := e.latest(t, repo); l != repo+"versions/0/" {
+			t.Errorf("latest version %s after a sync whose filters match nothing", l)
+		}
+		if c := hub.Counts(); c.ManifestGets+c.ManifestHeads+c.BlobGets != 0 {
+			t.Errorf("a sync whose filters match nothing asked the upstream %+v", c)
+		}
 	})
 }
