@@ -66,7 +66,7 @@ func (r *Registry) credentials(req *http.Request) (user string, err error) {
 func (r *Registry) authenticate(req *http.Request) (caller, error) {
 	if r.cfg.Tokens != nil {
 		if raw, ok := bearer(req); ok {
-			c, err := r.cfg.Tokens.Verify(r.now(), raw, r.realm(req), req.Host)
+			c, err := r.tokens.verify(r.cfg.Tokens, r.now(), raw, r.realm(req), req.Host)
 			if err != nil || req.Host == "" {
 				return caller{}, errInvalidToken
 			}

@@ -75,7 +75,9 @@ type Registry struct {
 	log   *slog.Logger
 	names *nameCache
 	store *local.Store // the content of ordinary distributions
-	bufs  sync.Pool    // *[]byte of copyBufferSize, for streaming blobs
+	// tokens remembers verified bearer tokens (token authentication only).
+	tokens *verifiedTokens
+	bufs   sync.Pool // *[]byte of copyBufferSize, for streaming blobs
 }
 
 var _ http.Handler = (*Registry)(nil)
@@ -95,7 +97,7 @@ func New(cfg Config) (*Registry, error) {
 	if ttl == 0 {
 		ttl = DefaultResolveTTL
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
+	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), tokens: newVerifiedTokens(), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
 	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return r, nil
 }
