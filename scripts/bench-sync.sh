@@ -48,6 +48,7 @@ for tool in go curl jq docker-registry skopeo awk column; do
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-sync.XXXXXX")
+chmod 755 "$tmp" # PostgreSQL runs as its own user and must reach its directory in here
 logs="$tmp/logs"
 mkdir -p "$logs"
 fakehub_pid=""
