@@ -152,6 +152,9 @@ func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog
 // pull of one blob then make one upstream request).
 func (a *App) Fills() *fill.Fills { return a.fills }
 
+// Uses is the app's tracker of blobs being read, for the worker of the same process to ask.
+func (a *App) Uses() *inuse.Tracker { return a.uses }
+
 // stagingRoot is the directory below the storage root where the content processes keep their
 // fill.Staging directories: on the storage's filesystem, so that a fill's commit is a rename.
 const stagingRoot = ".fills"

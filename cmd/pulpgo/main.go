@@ -160,26 +160,39 @@ func run(ctx context.Context, role string, cfg *config) error {
 	defer rdb.Close()
 	dispatcher := tasks.NewDispatcher(db, redisOpt)
 	defer dispatcher.Close()
+	// coord is the Redis through which processes sharing a storage coordinate (a lock per blob
+	// fill, the blobs being read): none with the embedded Redis, which no other process can
+	// reach; serve's roles share one fill engine and one tracker of reads instead.
+	coord := rdb
+	if cfg.RedisURL == "" {
+		coord = nil
+	}
 
 	// In serve, the content app and the worker share one fill engine: a sync and a pull of the
 	// same blob make one upstream request.
 	var reg *content.App
 	if role == "serve" || role == "content" {
-		if reg, err = newContent(cfg, db, store, dispatcher, rdb, log); err != nil {
+		if reg, err = newContent(cfg, db, store, dispatcher, coord, log); err != nil {
 			return err
 		}
 		defer reg.Close()
 	}
 	var worker *tasks.Worker
 	if role == "serve" || role == "worker" {
-		syncer, closeSyncer, err := newSyncer(db, store, reg, rdb, log)
+		syncer, closeSyncer, err := newSyncer(db, store, reg, coord, log)
 		if err != nil {
 			return err
 		}
 		defer closeSyncer()
-		// The orphan cleanup asks the content processes which blobs are being read.
-		uses := inuse.New(rdb, log)
-		defer uses.Close()
+		// The orphan cleanup asks the content processes which blobs are being read: through
+		// Redis, or in serve the content app's own tracker.
+		var uses *inuse.Tracker
+		if reg != nil {
+			uses = reg.Uses()
+		} else {
+			uses = inuse.New(coord, log)
+			defer uses.Close()
+		}
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
 			Concurrency: cfg.Concurrency, Versions: server.VersionMap(),
 			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store),
