@@ -159,24 +159,14 @@ func (r *regClient) pull(ctx context.Context, name, ref string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	var m struct {
-		Config struct {
-			Digest string `json:"digest"`
-		} `json:"config"`
-		Layers []struct {
-			Digest string `json:"digest"`
-		} `json:"layers"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
+	m, err := client.ParseRefs(body)
+	if err != nil {
 		return digest, fmt.Errorf("manifest %s:%s: %w", name, ref, err)
 	}
-	if m.Config.Digest == "" {
+	if m.Config == "" {
 		return digest, fmt.Errorf("manifest %s:%s has no config", name, ref)
 	}
-	blobs := []string{m.Config.Digest}
-	for _, l := range m.Layers {
-		blobs = append(blobs, l.Digest)
-	}
+	blobs := append([]string{m.Config}, m.Layers...)
 	for _, d := range blobs {
 		if _, err := r.Blob(ctx, name, d); err != nil {
 			return digest, err
