@@ -109,7 +109,13 @@ func (p *Progress) Reports() []ProgressReport {
 // flush writes the reports to the task row when now is set, or when counts changed and the
 // last write is older than progressInterval. A failed write is retried by the next flush.
 func (p *Progress) flush(now bool) {
-	p.writeMu.Lock()
+	// A routine flush skips while another write runs (the counts stay dirty for the next one):
+	// the downloads that report progress never queue behind a database write.
+	if now {
+		p.writeMu.Lock()
+	} else if !p.writeMu.TryLock() {
+		return
+	}
 	defer p.writeMu.Unlock()
 	p.mu.Lock()
 	if !now && (!p.dirty || time.Since(p.written) < progressInterval) {

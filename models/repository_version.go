@@ -57,25 +57,51 @@ func NewVersion(tx *gorm.DB, repo *Repository, add, remove []ContentRef) (*Repos
 	cur := repo.LatestNumber
 	next := max(cur+1, repo.NextVersion)
 	changed := false
+	removeIDs := make([]string, 0, len(remove))
 	for _, c := range remove {
-		res := PresentIn(tx.Model(&RepositoryContent{}), repo.ID, cur).
-			Where("content_id = ?", c.ID).Update("version_removed", next)
-		if res.Error != nil {
-			return nil, res.Error
-		}
-		changed = changed || res.RowsAffected > 0
+		removeIDs = append(removeIDs, c.ID)
 	}
+	err := inChunks(removeIDs, func(part []string) error {
+		res := PresentIn(tx.Model(&RepositoryContent{}), repo.ID, cur).
+			Where("content_id IN ?", part).Update("version_removed", next)
+		changed = changed || res.RowsAffected > 0
+		return res.Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	// What add holds that the version keeps (present and not removed just above) is not added
+	// again; each unit is added once however often add names it.
+	addIDs := make([]string, 0, len(add))
 	for _, c := range add {
-		var n int64
+		addIDs = append(addIDs, c.ID)
+	}
+	kept := make(map[string]bool, len(add))
+	err = inChunks(addIDs, func(part []string) error {
+		var ids []string
 		if err := PresentIn(tx.Model(&RepositoryContent{}), repo.ID, cur).
-			Where("content_id = ? AND (version_removed IS NULL)", c.ID).Count(&n).Error; err != nil {
-			return nil, err
+			Where("content_id IN ? AND (version_removed IS NULL)", part).Pluck("content_id", &ids).Error; err != nil {
+			return err
 		}
-		if n > 0 {
+		for _, id := range ids {
+			kept[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]RepositoryContent, 0, len(add))
+	for _, c := range add {
+		if kept[c.ID] {
 			continue
 		}
-		if err := tx.Create(&RepositoryContent{ID: NewID(), RepositoryID: repo.ID, ContentID: c.ID,
-			ContentType: c.Type, VersionAdded: next}).Error; err != nil {
+		kept[c.ID] = true
+		rows = append(rows, RepositoryContent{ID: NewID(), RepositoryID: repo.ID, ContentID: c.ID,
+			ContentType: c.Type, VersionAdded: next})
+	}
+	if len(rows) > 0 {
+		if err := tx.CreateInBatches(rows, inChunk).Error; err != nil {
 			return nil, err
 		}
 		changed = true

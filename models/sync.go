@@ -87,16 +87,5 @@ func SyncVersion(tx *gorm.DB, repo *Repository, add []ContentRef, mirror bool) (
 
 // BlobIDsByDigest returns the ids of the blobs with the given digests, by digest.
 func BlobIDsByDigest(db *gorm.DB, digests []string) (map[string]string, error) {
-	out := make(map[string]string, len(digests))
-	err := inChunks(digests, func(part []string) error {
-		var rows []struct{ ID, Digest string }
-		if err := db.Model(&Blob{}).Select("id, digest").Where("digest IN ?", part).Scan(&rows).Error; err != nil {
-			return err
-		}
-		for _, r := range rows {
-			out[r.Digest] = r.ID
-		}
-		return nil
-	})
-	return out, err
+	return idsByDigest(db, &Blob{}, digests)
 }

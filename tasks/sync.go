@@ -121,21 +121,37 @@ func SyncJob(store storage.Driver, syncer Syncer, logger *slog.Logger) Job {
 // of deferred blobs. It returns the content of the synced state, each unit once.
 func recordSynced(ctx context.Context, tx *gorm.DB, store storage.Driver, found *models.SyncResult) ([]models.ContentRef, error) {
 	r := newRecording(ctx, tx, store)
+	digests := make([]string, 0, len(found.Tags)+len(found.Digests))
+	for _, tg := range found.Tags {
+		digests = append(digests, tg.Digest)
+	}
+	digests = append(digests, found.Digests...)
+	if err := r.prefetch(digests); err != nil {
+		return nil, err
+	}
+	keys := make([]models.TagKey, 0, len(found.Tags))
 	for _, tg := range found.Tags {
 		id, err := r.manifest(tg.Digest)
 		if err != nil {
 			return nil, err
 		}
-		tag, err := models.GetOrCreateTag(tx, tg.Name, id)
-		if err != nil {
-			return nil, err
-		}
-		r.addRef(models.ContentRef{Type: models.KindTag.PulpType, ID: tag.ID})
+		keys = append(keys, models.TagKey{Name: tg.Name, ManifestID: id})
 	}
 	for _, d := range found.Digests {
 		if _, err := r.manifest(d); err != nil {
 			return nil, err
 		}
+	}
+	tags, err := models.GetOrCreateTags(tx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		id, ok := tags[k]
+		if !ok {
+			return nil, fmt.Errorf("tag %s of manifest %s was not recorded", k.Name, k.ManifestID)
+		}
+		r.addRef(models.ContentRef{Type: models.KindTag.PulpType, ID: id})
 	}
 	if len(found.Deferred) > 0 {
 		digests := make([]string, len(found.Deferred))
