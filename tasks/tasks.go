@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/models"
@@ -34,16 +35,18 @@ type payload struct {
 // Dispatcher writes task rows and enqueues them for a worker.
 type Dispatcher struct {
 	db     *gorm.DB
+	redis  redis.UniversalClient
 	client *asynq.Client
 }
 
-// NewDispatcher returns a Dispatcher that stores tasks in db and enqueues them on redis.
-func NewDispatcher(db *gorm.DB, redis asynq.RedisConnOpt) *Dispatcher {
-	return &Dispatcher{db: db, client: asynq.NewClient(redis)}
+// NewDispatcher returns a Dispatcher that stores tasks in db and enqueues them on conn.
+func NewDispatcher(db *gorm.DB, conn asynq.RedisConnOpt) *Dispatcher {
+	rc := conn.MakeRedisClient().(redis.UniversalClient)
+	return &Dispatcher{db: db, redis: rc, client: asynq.NewClientFromRedisClient(rc)}
 }
 
-// Close releases the Redis connection.
-func (d *Dispatcher) Close() error { return d.client.Close() }
+// Close releases the Redis connection (the Asynq client shares it and has none of its own).
+func (d *Dispatcher) Close() error { return d.redis.Close() }
 
 // Dispatch stores nt as a waiting task and enqueues it. The Asynq message is never retried:
 // a task runs at most once, and a task whose worker dies is marked failed instead.
@@ -61,6 +64,8 @@ func (d *Dispatcher) Dispatch(ctx context.Context, nt models.NewTask) (*models.T
 			"finished_at": now, "error": models.MustJSON(map[string]any{"reason": "Could not enqueue the task: " + err.Error()})})
 		return nil, fmt.Errorf("enqueue task %s: %w", t.ID, err)
 	}
+	// Idle workers wait for this rather than polling; a lost wake-up only costs the idle poll.
+	_ = d.redis.Publish(ctx, wakeChannel, t.ID).Err()
 	return t, nil
 }
 

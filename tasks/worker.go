@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/models"
@@ -38,12 +39,18 @@ type WorkerConfig struct {
 	Versions map[string]string
 	// Jobs adds or overrides jobs by task name (the content app's recording jobs, tests).
 	Jobs map[string]Job
+	// IdlePoll is how long an idle worker waits for a wake-up before it looks at the queue
+	// again (default DefaultIdlePoll).
+	IdlePoll time.Duration
 }
 
 // Worker takes tasks from Asynq and runs them.
 type Worker struct {
 	cfg    WorkerConfig
 	srv    *asynq.Server
+	redis  redis.UniversalClient
+	wake   chan struct{}
+	idle   chan struct{} // closed by Stop: a waiting dequeue returns at once
 	status models.AppStatus
 	jobs   map[string]Job
 	cancel context.CancelFunc
@@ -76,7 +83,13 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		w.jobs[name] = j
 	}
 	w.status = models.AppStatus{Name: cfg.Name, AppType: models.AppWorker, Versions: models.MustJSON(cfg.Versions)}
-	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
+	if cfg.IdlePoll <= 0 {
+		cfg.IdlePoll = DefaultIdlePoll
+	}
+	w.redis = cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+	w.wake, w.idle = make(chan struct{}, 1), make(chan struct{})
+	w.redis.AddHook(&longPoll{wake: w.wake, idle: cfg.IdlePoll, done: w.idle})
+	w.srv = asynq.NewServerFromRedisClient(w.redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{Queue: 1},
 		TaskCheckInterval:        5 * time.Millisecond,
@@ -95,6 +108,7 @@ func (w *Worker) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel, w.done = cancel, make(chan struct{})
 	go w.heartbeats(ctx)
+	wakeUps(ctx, w.redis, w.wake)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(asynqType, w.handle)
 	if err := w.srv.Start(mux); err != nil {
@@ -106,11 +120,13 @@ func (w *Worker) Start() error {
 
 // Stop stops taking tasks and waits for running ones (up to the shutdown timeout).
 func (w *Worker) Stop() {
+	close(w.idle)
 	w.srv.Shutdown()
 	if w.cancel != nil {
 		w.cancel()
 		<-w.done
 	}
+	_ = w.redis.Close()
 }
 
 func (w *Worker) heartbeats(ctx context.Context) {

@@ -35,6 +35,12 @@ type rig struct {
 
 func newRig(t *testing.T, e testenv.Engine, jobs map[string]Job) *rig {
 	t.Helper()
+	return newRigIdle(t, e, jobs, 0)
+}
+
+// newRigIdle is newRig with the worker's IdlePoll.
+func newRigIdle(t *testing.T, e testenv.Engine, jobs map[string]Job, idle time.Duration) *rig {
+	t.Helper()
 	db := testenv.OpenDB(t, e)
 	url := e.RedisURL
 	if url == "" {
@@ -56,7 +62,7 @@ func newRig(t *testing.T, e testenv.Engine, jobs map[string]Job) *rig {
 	client := asynq.NewClient(opt)
 	t.Cleanup(func() { _ = client.Close() })
 	w := NewWorker(WorkerConfig{DB: db, Redis: opt, Concurrency: 8, Name: "test@" + e.Name, Jobs: jobs,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), IdlePoll: idle})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
