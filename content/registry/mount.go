@@ -56,6 +56,6 @@ func (r *Registry) mount(ctx context.Context, c caller, from, digest string) (bo
 	if err := models.TouchDigest(r.cfg.DB.WithContext(ctx), digest); err != nil {
 		return false, err
 	}
-	r.log.Debug("mounted blob", "repo", from, "digest", digest)
+	r.log.Info("blob mounted", "from", from, "digest", digest)
 	return true, nil
 }

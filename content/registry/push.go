@@ -70,12 +70,16 @@ const (
 	taskRecursiveRemove = "pulp_container.app.tasks.recursive_remove_content"
 )
 
-// changeRepository runs fn on the latest state of repository target in a transaction, as an
+// changeRepository runs fn on the latest state of repository target (distributed at path) in a
+// transaction, as an
 // immediate task named name reserving the repository (Pulp's immediate add_and_remove), so
 // that it never makes a version at the same time as a task on the same repository.
-func (r *Registry) changeRepository(ctx context.Context, name string, target *models.Repository, fn func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error)) error {
+func (r *Registry) changeRepository(ctx context.Context, name, path string, target *models.Repository, fn func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error)) error {
 	repoID := target.ID
 	nt := models.NewTask{Name: name, Exclusive: []string{target.Kind().PRNOf(repoID)}}
+	// The cached resolution names the version served before the change: this process serves
+	// the new one at once (others within the resolve TTL).
+	defer r.names.forget(path)
 	return models.RunImmediate(ctx, r.cfg.DB, nt, func(tx *gorm.DB) ([]string, error) {
 		var repo models.Repository
 		if err := tx.Take(&repo, "id = ?", repoID).Error; err != nil {

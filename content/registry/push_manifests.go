@@ -57,7 +57,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 	if err := r.store.PutManifest(ctx, m); err != nil {
 		return err
 	}
-	err = r.changeRepository(ctx, taskAddAndRemove, target.Repository, func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error) {
+	err = r.changeRepository(ctx, taskAddAndRemove, rt.name, target.Repository, func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error) {
 		id, err := r.cfg.Recorder.RecordManifest(ctx, tx, m.Digest)
 		if err != nil {
 			return nil, err
@@ -188,7 +188,7 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 	if err != nil {
 		return err
 	}
-	err = r.changeRepository(req.Context(), taskRecursiveRemove, target.Repository, func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error) {
+	err = r.changeRepository(req.Context(), taskRecursiveRemove, rt.name, target.Repository, func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error) {
 		mf, err := models.ManifestInVersion(tx, repo, repo.LatestNumber, rt.ref)
 		if err != nil {
 			return nil, oci.ErrManifestUnknown.WithDetail("reference", rt.ref)
@@ -221,7 +221,7 @@ func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route
 	if err != nil {
 		return err
 	}
-	err = r.changeRepository(req.Context(), taskAddAndRemove, target.Repository, func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error) {
+	err = r.changeRepository(req.Context(), taskAddAndRemove, rt.name, target.Repository, func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error) {
 		id, err := models.BlobIDInVersion(tx, repo.ID, repo.LatestNumber, rt.ref)
 		if err != nil {
 			return nil, err

@@ -157,6 +157,7 @@ func (r *Registry) finish(ctx context.Context, uf *uploadFile, digest string) er
 		return fmt.Errorf("record blob %s: %w", digest, err)
 	}
 	r.dropUpload(ctx, uf.u.ID)
+	r.log.Info("blob uploaded", "repo", uf.u.Name, "digest", digest, "size", uf.u.Received)
 	return nil
 }
 
