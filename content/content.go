@@ -25,6 +25,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/token"
 	"github.com/pulpgo/pulpgo/models"
+	"github.com/pulpgo/pulpgo/tasks"
 )
 
 // Dispatcher dispatches the tasks that record pulled content.
@@ -56,11 +57,15 @@ type Config struct {
 	// Redis, when set, coordinates content processes so that each blob is fetched once across
 	// all of them (a lock per digest).
 	Redis redis.UniversalClient
+	// UploadTimeout is how long a blob upload may go without a write before it is swept
+	// (0: registry.DefaultUploadTimeout).
+	UploadTimeout time.Duration
 }
 
 // App is the content app: the registry handler and the cache behind it.
 type App struct {
 	http.Handler
+	reg       *registry.Registry
 	cache     *pullthrough.Cache
 	transient *fill.Transient
 	staging   *fill.Staging
@@ -113,7 +118,9 @@ func New(cfg Config) (*App, error) {
 	}))
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
 		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logger: cfg.Logger, Uses: uses,
-		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin})
+		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
+		UploadDir: filepath.Join(cfg.Storage.Dir(), uploadsDir), UploadTimeout: cfg.UploadTimeout,
+		Recorder: tasks.ManifestRecorder{Store: cfg.Storage}})
 	if err != nil {
 		uses.Close()
 		cache.Close()
@@ -121,7 +128,7 @@ func New(cfg Config) (*App, error) {
 		_ = staging.Close()
 		return nil, err
 	}
-	return &App{Handler: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses}, nil
+	return &App{Handler: reg, reg: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses}, nil
 }
 
 // upstreamTimeout is the upstream clients' request timeout: d, or the pull-through cache's
@@ -159,9 +166,15 @@ func (a *App) Uses() *inuse.Tracker { return a.uses }
 // fill.Staging directories: on the storage's filesystem, so that a fill's commit is a rename.
 const stagingRoot = ".fills"
 
+// uploadsDir is the directory below the storage root where blob uploads keep their bytes,
+// shared by every content process of the storage (an upload's requests may reach any of
+// them), on the storage's filesystem so that finishing an upload is a rename.
+const uploadsDir = ".uploads"
+
 // Close records what the cache still holds, waits for running fills and removes this
 // process's staging directory.
 func (a *App) Close() {
+	a.reg.Close()
 	a.cache.Close()
 	_ = a.transient.Close()
 	_ = a.staging.Close()

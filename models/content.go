@@ -44,6 +44,12 @@ type Manifest struct {
 	PulpLabels          Labels `gorm:"type:text"`
 	// TimestampOfInterest is as Blob's.
 	TimestampOfInterest *time.Time `gorm:"index"`
+	// SubjectDigest is the digest of the manifest this one refers to (its "subject"), which
+	// the referrers API lists it under; nil without a subject.
+	SubjectDigest *string `gorm:"size:200;index"`
+	// ArtifactType is what the referrers API reports: the manifest's artifactType, or for an
+	// image manifest without one its config's media type.
+	ArtifactType *string
 }
 
 // ManifestBlob links a manifest to one of its layer blobs.

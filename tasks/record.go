@@ -93,6 +93,19 @@ func RecordJob(store storage.Driver) Job {
 	}
 }
 
+// ManifestRecorder records stored manifests as content in the caller's transaction: what the
+// registry needs to add a pushed manifest to a repository version.
+type ManifestRecorder struct {
+	Store storage.Driver
+}
+
+// RecordManifest records the stored manifest digest (an image manifest with its config and
+// layer blobs, an index with its stored children) as content rows in tx, as a pull records
+// it, and returns the manifest's id.
+func (m ManifestRecorder) RecordManifest(ctx context.Context, tx *gorm.DB, digest string) (string, error) {
+	return newRecording(ctx, tx, m.Store).manifest(digest)
+}
+
 // recording gathers the content of one recording task.
 type recording struct {
 	ctx   context.Context
@@ -304,6 +317,7 @@ func (r *recording) manifest(digest string) (string, error) {
 			}
 		}
 		models.ClassifyIndex(row, types)
+		referrerFields(row, m)
 	} else {
 		// An image manifest adds its blobs with it: the layers, then the config.
 		for _, l := range m.Layers {
@@ -386,7 +400,24 @@ func (r *recording) imageRow(digest string, raw []byte, m *oci.Manifest) (*model
 		}
 	}
 	models.ClassifyImage(row, raw)
+	referrerFields(row, m)
 	return row, blobIDs, nil
+}
+
+// referrerFields records what the referrers API lists of m: its subject, and its artifact
+// type (for an image manifest without one, its config's media type, as the OCI spec says).
+func referrerFields(row *models.Manifest, m *oci.Manifest) {
+	if m.Subject != nil {
+		d := m.Subject.Digest
+		row.SubjectDigest = &d
+	}
+	t := m.ArtifactType
+	if t == "" && m.Config != nil {
+		t = m.Config.MediaType
+	}
+	if t != "" {
+		row.ArtifactType = &t
+	}
 }
 
 // maxRecordedMap bounds the annotations or labels copied from a manifest or config into a

@@ -52,6 +52,9 @@ type config struct {
 	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME: minutes an orphan cleanup that
 	// names no protection time keeps content after its last use.
 	OrphanProtectionTime int
+	// UploadTimeout is how long a registry blob upload may go without a write before it is
+	// swept as abandoned.
+	UploadTimeout time.Duration
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -118,6 +121,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	boolean(&c.TokenAuth, "token-auth", "PULPGO_TOKEN_AUTH", true, "registry token authentication as Pulp's (GET /token/, Bearer challenges); false = Basic credentials only (Pulp's TOKEN_AUTH_DISABLED)")
 	str(&c.TokenKey, "token-key", "PULPGO_TOKEN_KEY", "", "PEM file with the EC P-256 private key that signs registry tokens (ES256); empty = a key generated once and stored encrypted in the database, shared by every content process")
 	dur(&c.TokenExpiration, "token-expiration", "PULPGO_TOKEN_EXPIRATION", 5*time.Minute, "how long a registry token is valid (Pulp's TOKEN_EXPIRATION_TIME)")
+	dur(&c.UploadTimeout, "upload-timeout", "PULPGO_UPLOAD_TIMEOUT", time.Hour, "a registry blob upload that receives nothing for this long is swept (its bytes removed) by the content app")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
@@ -147,6 +151,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.TokenExpiration < time.Second {
 		return nil, fmt.Errorf("--token-expiration must be at least 1s, not %s", c.TokenExpiration)
+	}
+	if c.UploadTimeout <= 0 {
+		return nil, fmt.Errorf("--upload-timeout must be positive, not %s", c.UploadTimeout)
 	}
 	if c.MaxConnections < 1 {
 		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)

@@ -245,7 +245,8 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
 		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb,
-		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin})
+		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
+		UploadTimeout: cfg.UploadTimeout})
 }
 
 // newSyncer returns the upstream side of repository syncs for the worker: on the fills of

@@ -2,8 +2,6 @@ package fill
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -217,7 +215,7 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	defer file.Close()
 	f.setStaging(file.Name())
 
-	total, sum, err := copyHashing(ctx, f, file, body, size, newHash(algorithm))
+	total, sum, err := copyHashing(ctx, f, file, body, size, storage.NewHash(algorithm))
 	if err != nil {
 		return err
 	}
@@ -312,13 +310,6 @@ func (fs *Fills) commit(ctx context.Context, f *Fill, staging, blobPath string) 
 		fs.logger.Warn("remove staging file", "digest", f.digest, "path", staging, "error", err)
 	}
 	return nil
-}
-
-func newHash(algorithm string) hash.Hash {
-	if algorithm == storage.AlgorithmSHA512 {
-		return sha512.New()
-	}
-	return sha256.New()
 }
 
 // Running returns the fill of digest in progress, or nil.

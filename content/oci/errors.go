@@ -47,4 +47,13 @@ var (
 	ErrUpstreamBad      = &Error{http.StatusBadGateway, "UNSUPPORTED", "Invalid response received from the upstream.", nil}
 	ErrTooManyNames     = &Error{http.StatusTooManyRequests, "TOOMANYREQUESTS", "Too many new names pulled through this distribution; try again later.", nil}
 	ErrRangeInvalid     = &Error{http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "Requested range not satisfiable.", nil}
+
+	// Errors of pushes.
+	ErrBlobUploadUnknown   = &Error{http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "Upload not found.", nil}
+	ErrBlobUploadInvalid   = &Error{http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID", "The chunk does not start where the upload ends.", nil}
+	ErrUploadBadRequest    = &Error{http.StatusBadRequest, "BLOB_UPLOAD_INVALID", "Invalid upload request.", nil}
+	ErrManifestBlobUnknown = &Error{http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "Manifest references a blob that is not stored.", nil}
+	ErrManifestTooLarge    = &Error{http.StatusRequestEntityTooLarge, "MANIFEST_INVALID", "Manifest is larger than 4 MiB.", nil}
+	ErrInvalidRequest      = &Error{http.StatusBadRequest, "INVALID_REQUEST", "Invalid request.", nil}
+	ErrSizeInvalid         = &Error{http.StatusBadRequest, "SIZE_INVALID", "Content length does not match the upload.", nil}
 )

@@ -45,6 +45,8 @@ type Descriptor struct {
 	Size        int64             `json:"size"`
 	Platform    *Platform         `json:"platform,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// ArtifactType is set in the descriptors of a referrers list.
+	ArtifactType string `json:"artifactType,omitempty"`
 }
 
 // Platform is an index entry's platform.
@@ -70,6 +72,8 @@ type Manifest struct {
 	// MaxAnnotationsSize.
 	Annotations  map[string]string
 	ArtifactType string
+	// Subject is the manifest this one refers to (a signature's, an SBOM's image), nil if none.
+	Subject *Descriptor
 }
 
 // MaxAnnotationsSize bounds the JSON of the annotations ParseManifest decodes: larger ones are
@@ -96,6 +100,7 @@ type rawManifest struct {
 	Manifests     []Descriptor     `json:"manifests"`
 	Annotations   smallAnnotations `json:"annotations"`
 	ArtifactType  string           `json:"artifactType"`
+	Subject       *Descriptor      `json:"subject"`
 	FSLayers      []struct {
 		BlobSum string `json:"blobSum"`
 	} `json:"fsLayers"`
@@ -120,7 +125,7 @@ func ParseManifest(raw []byte, contentType string) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Raw: raw, Digest: digest, SchemaVersion: r.SchemaVersion, Config: r.Config,
-		Layers: r.Layers, Manifests: r.Manifests, Annotations: r.Annotations, ArtifactType: r.ArtifactType}
+		Layers: r.Layers, Manifests: r.Manifests, Annotations: r.Annotations, ArtifactType: r.ArtifactType, Subject: r.Subject}
 	switch {
 	case r.MediaType != "":
 		m.MediaType = r.MediaType
@@ -151,6 +156,9 @@ func ParseManifest(raw []byte, contentType string) (*Manifest, error) {
 		if !ValidDigest(d.Digest) {
 			return nil, fmt.Errorf("%w: bad digest %q in manifest", ErrManifestInvalid, d.Digest)
 		}
+	}
+	if m.Subject != nil && !ValidDigest(m.Subject.Digest) {
+		return nil, fmt.Errorf("%w: bad subject digest %q", ErrManifestInvalid, m.Subject.Digest)
 	}
 	if m.Config != nil && !ValidDigest(m.Config.Digest) {
 		return nil, fmt.Errorf("%w: bad config digest %q", ErrManifestInvalid, m.Config.Digest)

@@ -98,22 +98,37 @@ type scope struct{ typ, name, action string }
 func (s scope) String() string { return s.typ + ":" + s.name + ":" + s.action }
 
 // scopes returns what a request on route rt needs, as Pulp's get_scopes does: pull on the
-// repository for reads, the catalog for /v2/_catalog, nothing for /v2/.
-func scopes(rt route) []scope {
+// repository for reads, pull and push for writes (uploads, manifest pushes, deletes), plus
+// pull on the source of a cross-repository mount; the catalog for /v2/_catalog; nothing for
+// /v2/.
+func scopes(rt route, req *http.Request) []scope {
 	switch rt.kind {
 	case routeBase, routeUnknown:
 		return nil
 	case routeCatalog:
 		return []scope{{"registry", "catalog", "*"}}
 	}
-	return []scope{{"repository", rt.name, "pull"}}
+	if !isWrite(rt, req) {
+		return []scope{{"repository", rt.name, "pull"}}
+	}
+	need := []scope{{"repository", rt.name, "pull,push"}}
+	if from, ok := mountSource(req); ok && oci.ValidName(from) {
+		need = append(need, scope{"repository", from, "pull"})
+	}
+	return need
+}
+
+// isWrite reports whether a request on rt changes the repository: every upload request, and
+// every method but GET and HEAD.
+func isWrite(rt route, req *http.Request) bool {
+	return rt.kind == routeUpload || (req.Method != http.MethodGet && req.Method != http.MethodHead)
 }
 
 // permit checks, with token authentication, that the caller may make a request on rt. A
 // request without a token (and without the admin's Basic credentials) is challenged; a token
 // must grant every scope the route needs, and on /v2/ must grant nothing (Pulp's rule: the
 // token of a login is asked for without a scope).
-func (r *Registry) permit(c caller, rt route) error {
+func (r *Registry) permit(c caller, rt route, req *http.Request) error {
 	if r.cfg.Tokens == nil {
 		return nil
 	}
@@ -123,7 +138,7 @@ func (r *Registry) permit(c caller, rt route) error {
 		}
 		return oci.ErrUnauthorized
 	}
-	need := scopes(rt)
+	need := scopes(rt, req)
 	if len(need) == 0 {
 		if len(c.claims.Access) == 0 {
 			return nil
@@ -131,8 +146,13 @@ func (r *Registry) permit(c caller, rt route) error {
 		return errInsufficientScope
 	}
 	for _, s := range need {
-		if !token.Allows(c.claims.Access, s.typ, s.name, s.action) {
-			return errInsufficientScope
+		if s.typ == "repository" && s.name != rt.name {
+			continue // a mount's source: without pull on it, the mount falls back to an upload
+		}
+		for _, a := range strings.Split(s.action, ",") {
+			if !token.Allows(c.claims.Access, s.typ, s.name, a) {
+				return errInsufficientScope
+			}
 		}
 	}
 	return nil
@@ -150,7 +170,7 @@ func (r *Registry) challenge(req *http.Request, err error) string {
 	b.WriteString(`Bearer realm="` + quoteSafe(r.realm(req)) + `",service="` + quoteSafe(req.Host) + `"`)
 	rt := parseRoute(req.URL.EscapedPath())
 	if rt.kind == routeCatalog || oci.ValidName(rt.name) {
-		for _, s := range scopes(rt) {
+		for _, s := range scopes(rt, req) {
 			b.WriteString(`,scope="` + s.String() + `"`)
 		}
 	}

@@ -206,3 +206,10 @@ func (c *nameCache) put(name string, t *target, err error) {
 		c.c.Add(name, cachedName{t: t, err: err})
 	}
 }
+
+// forget drops the cached resolution of name (a push just created its distribution).
+func (c *nameCache) forget(name string) {
+	if c.ttl > 0 {
+		c.c.Remove(name)
+	}
+}

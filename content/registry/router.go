@@ -1,7 +1,8 @@
 // Package registry serves the OCI distribution API (/v2/) for pulpgo's distributions: the
 // content of ordinary container distributions from the database and blob storage, and names
-// below pull-through distributions through a PullThrough cache. It is read-only: push methods
-// answer 405 UNSUPPORTED.
+// below pull-through distributions through a PullThrough cache. Ordinary distributions also
+// take pushes (blob uploads, manifests, deletes), which create the distribution and its
+// repository on the first push to a name.
 package registry
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +64,22 @@ type Config struct {
 	// Uses, when set, marks each blob as in use while it is served (content/inuse), so that
 	// an orphan cleanup leaves its bytes alone.
 	Uses Uses
+	// UploadDir is where blob uploads keep their bytes until they are finished: a directory
+	// shared by every content process of the storage, on its filesystem (so that finishing an
+	// upload is a rename). Empty refuses uploads.
+	UploadDir string
+	// UploadTimeout is how long an upload may go without a write before it is swept as
+	// abandoned (its row and bytes removed); zero means DefaultUploadTimeout.
+	UploadTimeout time.Duration
+	// Recorder turns pushed manifests into content rows; nil refuses manifest pushes.
+	Recorder Recorder
+}
+
+// Recorder records a stored manifest (and, for an index, its stored children) as manifest and
+// blob content in a transaction, returning the manifest's id: the same rows a sync or a pull
+// makes of it.
+type Recorder interface {
+	RecordManifest(ctx context.Context, tx *gorm.DB, digest string) (manifestID string, err error)
 }
 
 // Uses marks a blob as being read until release is called.
@@ -78,6 +96,9 @@ type Registry struct {
 	// tokens remembers verified bearer tokens (token authentication only).
 	tokens *verifiedTokens
 	bufs   sync.Pool // *[]byte of copyBufferSize, for streaming blobs
+	// stopSweep ends the sweeper of abandoned uploads; sweepDone is closed when it has.
+	stopSweep context.CancelFunc
+	sweepDone chan struct{}
 }
 
 var _ http.Handler = (*Registry)(nil)
@@ -99,7 +120,16 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), tokens: newVerifiedTokens(), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
 	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	r.startSweeper()
 	return r, nil
+}
+
+// Close stops the sweeper of abandoned uploads.
+func (r *Registry) Close() {
+	if r.stopSweep != nil {
+		r.stopSweep()
+		<-r.sweepDone
+	}
 }
 
 // Header names the registry sets.
@@ -112,13 +142,14 @@ const (
 type routeKind int
 
 const (
-	routeUnknown  routeKind = iota
-	routeBase               // /v2/
-	routeCatalog            // /v2/_catalog
-	routeTags               // /v2/<name>/tags/list
-	routeManifest           // /v2/<name>/manifests/<reference>
-	routeBlob               // /v2/<name>/blobs/<digest>
-	routeUpload             // /v2/<name>/blobs/uploads/... (push only)
+	routeUnknown   routeKind = iota
+	routeBase                // /v2/
+	routeCatalog             // /v2/_catalog
+	routeTags                // /v2/<name>/tags/list
+	routeManifest            // /v2/<name>/manifests/<reference>
+	routeBlob                // /v2/<name>/blobs/<digest>
+	routeUpload              // /v2/<name>/blobs/uploads/... (push only)
+	routeReferrers           // /v2/<name>/referrers/<digest>
 )
 
 // route is a parsed registry path. name and ref are still in their escaped form: the grammar
@@ -154,6 +185,8 @@ func parseRoute(p string) route {
 	switch {
 	case strings.HasSuffix(head, "/blobs/uploads"):
 		return route{kind: routeUpload, name: strings.TrimSuffix(head, "/blobs/uploads"), ref: last}
+	case strings.HasSuffix(head, "/referrers"):
+		return route{kind: routeReferrers, name: strings.TrimSuffix(head, "/referrers"), ref: last}
 	case strings.HasSuffix(head, "/manifests"):
 		return route{kind: routeManifest, name: strings.TrimSuffix(head, "/manifests"), ref: last}
 	case strings.HasSuffix(head, "/blobs"):
@@ -192,12 +225,10 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case routeUnknown:
 		r.writeError(w, req, errNotFound)
 		return
-	case routeUpload:
-		r.writeError(w, req, unsupported(w))
-		return
 	}
-	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		r.writeError(w, req, unsupported(w))
+	write := isWrite(rt, req)
+	if !allowed(rt, req.Method) {
+		r.writeError(w, req, unsupported(w, rt))
 		return
 	}
 	if r.cfg.Tokens != nil && rt.kind != routeBase && rt.kind != routeCatalog && !oci.ValidName(rt.name) {
@@ -207,7 +238,13 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	c, err := r.authenticate(req)
 	if err == nil {
-		err = r.permit(c, rt)
+		err = r.permit(c, rt, req)
+	}
+	if err == nil && write && !oci.ValidName(rt.name) {
+		err = oci.ErrNameInvalid.WithDetail("name", rt.name)
+	}
+	if err == nil && write && !r.mayPush(c, rt.name) {
+		err = pushDenied(c)
 	}
 	if err != nil {
 		r.writeError(w, req, err)
@@ -226,7 +263,13 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		_, _ = w.Write([]byte("{}"))
 	case routeCatalog:
 		r.serveCatalog(w, req, c.admin)
+	case routeReferrers:
+		r.serveReferrers(w, req, rt, c.admin)
 	default:
+		if write {
+			r.servePush(w, req, rt, c)
+			return
+		}
 		r.serveRepository(w, req, rt, c.admin)
 	}
 }
@@ -274,8 +317,24 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt 
 	}
 }
 
-// unsupported answers methods the registry does not implement (push, delete).
-func unsupported(w http.ResponseWriter) error {
-	w.Header().Set("Allow", "GET, HEAD")
+// methods are the methods each route answers.
+var methods = map[routeKind][]string{
+	routeBase:      {http.MethodGet, http.MethodHead},
+	routeCatalog:   {http.MethodGet, http.MethodHead},
+	routeTags:      {http.MethodGet, http.MethodHead},
+	routeReferrers: {http.MethodGet, http.MethodHead},
+	routeManifest:  {http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete},
+	routeBlob:      {http.MethodGet, http.MethodHead, http.MethodDelete},
+	routeUpload:    {http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete},
+}
+
+// allowed reports whether route rt answers method.
+func allowed(rt route, method string) bool {
+	return slices.Contains(methods[rt.kind], method)
+}
+
+// unsupported answers methods a route does not implement.
+func unsupported(w http.ResponseWriter, rt route) error {
+	w.Header().Set("Allow", strings.Join(methods[rt.kind], ", "))
 	return oci.ErrUnsupported
 }

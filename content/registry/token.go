@@ -113,7 +113,7 @@ func writeTokenError(w http.ResponseWriter, e *tokenError) {
 // grant decides the access list of a token for user ("" anonymous, or the admin) from the
 // scopes asked for, with Pulp's rules: when any scope is not type:name:actions, nothing is
 // granted (the token then opens /v2/ only); each scope is listed with the actions granted,
-// possibly none. Push (not served yet) is granted to the admin only, with pull. Pull goes to
+// possibly none. Push is granted, with pull, to whom mayPush allows. Pull goes to
 // the admin, and to anyone for public content (mayPull). The catalog (registry:catalog:*)
 // goes to everyone: anonymous callers see public distributions only.
 func (r *Registry) grant(req *http.Request, user string, requested []string) ([]token.Access, error) {
@@ -129,7 +129,7 @@ func (r *Registry) grant(req *http.Request, user string, requested []string) ([]
 		actions := strings.Split(parts[2], ",")
 		switch {
 		case a.Type == "repository":
-			if slices.Contains(actions, "push") && user == adminUser {
+			if slices.Contains(actions, "push") && r.mayPush(caller{admin: user == adminUser}, a.Name) {
 				a.Actions = append(a.Actions, "pull", "push")
 			} else if slices.Contains(actions, "pull") {
 				ok, err := r.mayPull(req, user, a.Name)

@@ -228,6 +228,20 @@ func TestTokenChallenges(t *testing.T) {
 		{name: "base with a scoped token", path: "/v2/", header: anon("repository:test:pull"), status: 401, headers: chal(`,error="insufficient_scope"`),
 			body: errBody("UNAUTHORIZED", "Insufficient permissions", "", "")},
 
+		// Pushes: push is granted (with pull) to the admin only (mayPush).
+		{name: "upload without a token", method: "POST", path: "/v2/new/app/blobs/uploads/", status: 401, code: "UNAUTHORIZED",
+			headers: chal(`,scope="repository:new/app:pull,push"`)},
+		{name: "mount without a token", method: "POST", path: "/v2/new/app/blobs/uploads/?mount=sha256:" + strings.Repeat("a", 64) + "&from=test", status: 401,
+			headers: chal(`,scope="repository:new/app:pull,push",scope="repository:test:pull"`)},
+		{name: "upload, anonymous push token", method: "POST", path: "/v2/new/app/blobs/uploads/", header: anon("repository:new/app:pull,push"), status: 401,
+			headers: chal(`,scope="repository:new/app:pull,push",error="insufficient_scope"`)},
+		{name: "upload, admin pull token", method: "POST", path: "/v2/new/app/blobs/uploads/", header: asAdmin("repository:new/app:pull"), status: 401,
+			headers: chal(`,scope="repository:new/app:pull,push",error="insufficient_scope"`)},
+		{name: "upload, admin push token, no uploads here", method: "POST", path: "/v2/new/app/blobs/uploads/", header: asAdmin("repository:new/app:pull,push"),
+			status: 405, code: "UNSUPPORTED"},
+		{name: "delete, admin push token of another name", method: "DELETE", path: "/v2/test/manifests/sha256:" + strings.Repeat("a", 64),
+			header: asAdmin("repository:new/app:pull,push"), status: 401, headers: chal(`,scope="repository:test:pull,push",error="insufficient_scope"`)},
+
 		{name: "manifest without a token", path: "/v2/test/manifests/latest", status: 401, code: "UNAUTHORIZED", headers: chal(`,scope="repository:test:pull"`)},
 		{name: "HEAD manifest without a token", method: "HEAD", path: "/v2/test/manifests/latest", status: 401, headers: chal(`,scope="repository:test:pull"`)},
 		{name: "public tags, anonymous token", path: "/v2/test/tags/list", header: anon("repository:test:pull"), status: 200, body: tags},

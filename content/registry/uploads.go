@@ -1,0 +1,187 @@
+package registry
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/models"
+)
+
+// contentRange is the Content-Range of a chunk: "<start>-<end>", both inclusive.
+var contentRange = regexp.MustCompile(`^(?:bytes[ =])?([0-9]{1,18})-([0-9]{1,18})$`)
+
+// serveUpload answers /v2/<name>/blobs/uploads/[<uuid>]: POST starts an upload (or mounts a
+// blob, or takes a whole blob at once with ?digest=), PATCH appends a chunk, PUT ?digest=
+// finishes it (with an optional last chunk), GET and HEAD report its progress, DELETE cancels
+// it.
+func (r *Registry) serveUpload(w http.ResponseWriter, req *http.Request, rt route, c caller) error {
+	if r.cfg.UploadDir == "" {
+		return unsupported(w, rt)
+	}
+	if rt.ref == "" {
+		if req.Method != http.MethodPost {
+			return errNotFound
+		}
+		return r.startUpload(w, req, rt, c)
+	}
+	if req.Method == http.MethodPost {
+		return errNotFound
+	}
+	if !models.ValidID(rt.ref) {
+		return oci.ErrBlobUploadUnknown.WithDetail("uuid", rt.ref)
+	}
+	ctx := req.Context()
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		u, err := models.GetUpload(r.cfg.DB.WithContext(ctx), rt.ref, rt.name)
+		if models.IsNotFound(err) {
+			return oci.ErrBlobUploadUnknown.WithDetail("uuid", rt.ref)
+		}
+		if err != nil {
+			return err
+		}
+		uploadStatus(w, rt.name, u, http.StatusNoContent)
+		return nil
+	case http.MethodDelete:
+		uf, err := r.openUpload(ctx, rt.ref, rt.name)
+		if err != nil {
+			return err
+		}
+		defer uf.Close()
+		r.dropUpload(ctx, rt.ref)
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case http.MethodPatch:
+		uf, err := r.openUpload(ctx, rt.ref, rt.name)
+		if err != nil {
+			return err
+		}
+		defer uf.Close()
+		if err := r.appendChunk(ctx, uf, req); err != nil {
+			return err
+		}
+		uploadStatus(w, rt.name, uf.u, http.StatusAccepted)
+		return nil
+	case http.MethodPut:
+		digest := req.URL.Query().Get("digest")
+		if !oci.ValidDigest(digest) {
+			return oci.ErrDigestInvalid.WithDetail("digest", digest)
+		}
+		uf, err := r.openUpload(ctx, rt.ref, rt.name)
+		if err != nil {
+			return err
+		}
+		defer uf.Close()
+		return r.complete(w, req, rt.name, uf, digest)
+	}
+	return unsupported(w, rt)
+}
+
+// startUpload answers POST /v2/<name>/blobs/uploads/, which creates the repository's
+// distribution on a first push (as Pulp does).
+func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt route, c caller) error {
+	ctx := req.Context()
+	if _, err := r.pushTarget(ctx, rt.name, true); err != nil {
+		return err
+	}
+	q := req.URL.Query()
+	if from, ok := mountSource(req); ok {
+		mounted, err := r.mount(ctx, c, from, q.Get("mount"))
+		if err != nil {
+			return err
+		}
+		if mounted {
+			blobCreated(w, rt.name, q.Get("mount"))
+			return nil
+		}
+	}
+	digest, monolithic := q["digest"]
+	if monolithic && (len(digest) != 1 || !oci.ValidDigest(digest[0])) {
+		return oci.ErrDigestInvalid.WithDetail("digest", q.Get("digest"))
+	}
+	u, err := models.CreateUpload(r.cfg.DB.WithContext(ctx), rt.name)
+	if err != nil {
+		return err
+	}
+	if !monolithic {
+		uploadStatus(w, rt.name, u, http.StatusAccepted)
+		return nil
+	}
+	uf, err := r.openUpload(ctx, u.ID, rt.name)
+	if err != nil {
+		return err
+	}
+	defer uf.Close()
+	return r.complete(w, req, rt.name, uf, digest[0])
+}
+
+// complete appends the request's body to the upload, if it has one, checks the digest and
+// commits the blob: 201 with its location.
+func (r *Registry) complete(w http.ResponseWriter, req *http.Request, name string, uf *uploadFile, digest string) error {
+	ctx := req.Context()
+	if req.ContentLength != 0 {
+		if err := r.appendChunk(ctx, uf, req); err != nil {
+			return err
+		}
+	}
+	if err := r.finish(ctx, uf, digest); err != nil {
+		return err
+	}
+	blobCreated(w, name, digest)
+	return nil
+}
+
+// appendChunk appends the body of req to the upload. With a Content-Range the chunk must start
+// where the upload ends (416 otherwise) and its Content-Length must match the range.
+func (r *Registry) appendChunk(ctx context.Context, uf *uploadFile, req *http.Request) error {
+	if cr := req.Header.Get("Content-Range"); cr != "" {
+		m := contentRange.FindStringSubmatch(cr)
+		if m == nil {
+			return oci.ErrBlobUploadInvalid.WithDetail("Content-Range", cr)
+		}
+		start, _ := strconv.ParseInt(m[1], 10, 64)
+		end, _ := strconv.ParseInt(m[2], 10, 64)
+		if start != uf.u.Received || end < start {
+			return oci.ErrBlobUploadInvalid.WithDetail("Content-Range", cr)
+		}
+		if n := end - start + 1; req.ContentLength >= 0 && req.ContentLength != n {
+			return oci.ErrSizeInvalid.WithDetail("Content-Range", cr)
+		}
+	}
+	_, err := r.appendBody(ctx, uf, req.Body)
+	return err
+}
+
+// mountSource returns the repository a POST asks to mount a blob from: Pulp mounts when the
+// query has exactly the keys mount and from.
+func mountSource(req *http.Request) (string, bool) {
+	q := req.URL.Query()
+	if len(q) != 2 || !q.Has("mount") || !q.Has("from") {
+		return "", false
+	}
+	return q.Get("from"), true
+}
+
+// uploadStatus answers with the state of upload u: where to send the next chunk and which
+// bytes arrived.
+func uploadStatus(w http.ResponseWriter, name string, u *models.Upload, status int) {
+	h := w.Header()
+	h.Set("Location", "/v2/"+name+"/blobs/uploads/"+u.ID)
+	h.Set("Docker-Upload-UUID", u.ID)
+	h.Set("Range", "0-"+strconv.FormatInt(max(u.Received-1, 0), 10))
+	h.Set("Content-Length", "0")
+	w.WriteHeader(status)
+}
+
+// blobCreated answers an upload finished (or a mount) with the blob's location.
+func blobCreated(w http.ResponseWriter, name, digest string) {
+	h := w.Header()
+	h.Set("Location", "/v2/"+name+"/blobs/"+digest)
+	h.Set(headerContentDigest, digest)
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
