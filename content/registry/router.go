@@ -19,6 +19,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/token"
+	"github.com/pulpgo/pulpgo/models"
 )
 
 // DefaultResolveTTL is how long the resolution of a repository name to its distribution is
@@ -37,9 +38,13 @@ type Config struct {
 	// RemoteBlobs serves the blobs an ordinary distribution's version holds but storage does
 	// not (on_demand and streamed syncs); nil means such blobs are unknown.
 	RemoteBlobs local.RemoteBlobs
-	// AdminPassword is the password of the API user "admin", whose HTTP Basic credentials
-	// open private distributions. Empty means nobody can authenticate.
+	// AdminPassword is the password of the API user "admin", a superuser whose HTTP Basic
+	// credentials open every distribution. Empty means nobody can authenticate as admin;
+	// other users log in with their stored passwords (models.Logins).
 	AdminPassword string
+	// LoginTTL is how long verified credentials and token subjects are trusted without a new
+	// database check (0: models.DefaultLoginTTL; negative: never).
+	LoginTTL time.Duration
 	// Logger receives server-side failures; nil means slog.Default().
 	Logger *slog.Logger
 	// ResolveTTL is how long a name's resolution (distribution, served version) is reused,
@@ -77,6 +82,8 @@ type Registry struct {
 	store *local.Store // the content of ordinary distributions
 	// tokens remembers verified bearer tokens (token authentication only).
 	tokens *verifiedTokens
+	// logins checks Basic credentials and token subjects against the users.
+	logins *models.Logins
 	bufs   sync.Pool // *[]byte of copyBufferSize, for streaming blobs
 }
 
@@ -97,7 +104,8 @@ func New(cfg Config) (*Registry, error) {
 	if ttl == 0 {
 		ttl = DefaultResolveTTL
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), tokens: newVerifiedTokens(), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
+	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), tokens: newVerifiedTokens(),
+		logins: models.NewLogins(cfg.DB, cfg.AdminPassword, cfg.LoginTTL), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
 	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return r, nil
 }
@@ -225,15 +233,15 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Length", "2")
 		_, _ = w.Write([]byte("{}"))
 	case routeCatalog:
-		r.serveCatalog(w, req, c.admin)
+		r.serveCatalog(w, req, c)
 	default:
-		r.serveRepository(w, req, rt, c.admin)
+		r.serveRepository(w, req, rt, c)
 	}
 }
 
 // serveRepository validates the name and the reference of rt, resolves the name to an Image
 // (checking access), and hands over to the endpoint's handler.
-func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt route, admin bool) {
+func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt route, c caller) {
 	if !oci.ValidName(rt.name) {
 		r.writeError(w, req, oci.ErrNameInvalid.WithDetail("name", rt.name))
 		return
@@ -255,7 +263,7 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt 
 			return
 		}
 	}
-	img, err := r.image(req.Context(), rt.name, admin)
+	img, err := r.image(req.Context(), rt.name, c)
 	if errors.Is(err, oci.ErrUnauthorized) && r.cfg.Tokens != nil {
 		// The token granted a pull the distribution no longer allows (made private since).
 		err = errInsufficientScope
