@@ -47,8 +47,11 @@ type Deps struct {
 	Tasks Dispatcher
 	// AdminPassword is the password of the user admin; empty lets nobody in as admin.
 	AdminPassword string
-	// LoginTTL is how long verified credentials are trusted without a new check (0:
-	// models.DefaultLoginTTL; negative: never).
+	// Logins checks credentials; share it with the registry of the same process so that a
+	// user change made here counts there at once. Nil: the API's own, with LoginTTL.
+	Logins *models.Logins
+	// LoginTTL is how long verified credentials are trusted without a new check when Logins
+	// is nil (0: models.DefaultLoginTTL; negative: never).
 	LoginTTL time.Duration
 	Logger   *slog.Logger
 	// RedisPing checks the Redis connection for /status/.
@@ -93,8 +96,10 @@ func New(deps Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc, fields: fields,
-		logins: models.NewLogins(deps.DB, deps.AdminPassword, deps.LoginTTL)}
+	if deps.Logins == nil {
+		deps.Logins = models.NewLogins(deps.DB, deps.AdminPassword, deps.LoginTTL)
+	}
+	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc, fields: fields, logins: deps.Logins}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.RedirectTrailingSlash = false // slashRedirect only appends a slash

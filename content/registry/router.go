@@ -42,8 +42,12 @@ type Config struct {
 	// credentials open every distribution. Empty means nobody can authenticate as admin;
 	// other users log in with their stored passwords (models.Logins).
 	AdminPassword string
+	// Logins checks Basic credentials and token subjects (shared with the API of the same
+	// process, whose user changes then count here at once). Nil: the registry's own, with
+	// LoginTTL.
+	Logins *models.Logins
 	// LoginTTL is how long verified credentials and token subjects are trusted without a new
-	// database check (0: models.DefaultLoginTTL; negative: never).
+	// database check when Logins is nil (0: models.DefaultLoginTTL; negative: never).
 	LoginTTL time.Duration
 	// Logger receives server-side failures; nil means slog.Default().
 	Logger *slog.Logger
@@ -100,12 +104,15 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Logins == nil {
+		cfg.Logins = models.NewLogins(cfg.DB, cfg.AdminPassword, cfg.LoginTTL)
+	}
 	ttl := cfg.ResolveTTL
 	if ttl == 0 {
 		ttl = DefaultResolveTTL
 	}
 	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), tokens: newVerifiedTokens(),
-		logins: models.NewLogins(cfg.DB, cfg.AdminPassword, cfg.LoginTTL), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
+		logins: cfg.Logins, store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
 	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	return r, nil
 }
