@@ -92,7 +92,9 @@ func ensureAdmin(tx *gorm.DB) error {
 		return err
 	}
 	admin := User{Username: AdminUsername, IsStaff: true, IsActive: true, IsSuperuser: true, DateJoined: Now()}
-	if err := tx.Create(&admin).Error; err != nil {
+	// No transaction of its own: gorm's would hand the statement back to the pool rather than
+	// to the connection holding the migration lock, whose unlock would then miss it.
+	if err := tx.Session(&gorm.Session{SkipDefaultTransaction: true}).Create(&admin).Error; err != nil {
 		return fmt.Errorf("create the admin user: %w", err)
 	}
 	return nil
