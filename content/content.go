@@ -37,8 +37,11 @@ type Dispatcher interface {
 type Config struct {
 	DB *gorm.DB
 	// Storage holds blobs and manifests; StorageDir is its root (fills stage below it).
-	Storage         *storage.Filesystem
-	AdminPassword   string
+	Storage       *storage.Filesystem
+	AdminPassword string
+	// Logins, when set, checks the registry's credentials (shared with the API of the same
+	// process); nil: the registry's own.
+	Logins          *models.Logins
 	Logger          *slog.Logger
 	TagFreshness    time.Duration
 	UpstreamTimeout time.Duration
@@ -117,7 +120,7 @@ func New(cfg Config) (*App, error) {
 		}
 	}))
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
-		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logger: cfg.Logger, Uses: uses,
+		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logins: cfg.Logins, Logger: cfg.Logger, Uses: uses,
 		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadDir: filepath.Join(cfg.Storage.Dir(), uploadsDir), UploadTimeout: cfg.UploadTimeout,
 		Recorder: tasks.ManifestRecorder{Store: cfg.Storage}})

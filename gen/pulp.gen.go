@@ -2446,6 +2446,90 @@ func (e TasksListParamsState) Valid() bool {
 	}
 }
 
+// Defines values for UsersListParamsOrdering.
+const (
+	UsersListParamsOrderingDateJoined       UsersListParamsOrdering = "date_joined"
+	UsersListParamsOrderingEmail            UsersListParamsOrdering = "email"
+	UsersListParamsOrderingFirstName        UsersListParamsOrdering = "first_name"
+	UsersListParamsOrderingId               UsersListParamsOrdering = "id"
+	UsersListParamsOrderingIsActive         UsersListParamsOrdering = "is_active"
+	UsersListParamsOrderingIsStaff          UsersListParamsOrdering = "is_staff"
+	UsersListParamsOrderingIsSuperuser      UsersListParamsOrdering = "is_superuser"
+	UsersListParamsOrderingLastLogin        UsersListParamsOrdering = "last_login"
+	UsersListParamsOrderingLastName         UsersListParamsOrdering = "last_name"
+	UsersListParamsOrderingMinusDateJoined  UsersListParamsOrdering = "-date_joined"
+	UsersListParamsOrderingMinusEmail       UsersListParamsOrdering = "-email"
+	UsersListParamsOrderingMinusFirstName   UsersListParamsOrdering = "-first_name"
+	UsersListParamsOrderingMinusId          UsersListParamsOrdering = "-id"
+	UsersListParamsOrderingMinusIsActive    UsersListParamsOrdering = "-is_active"
+	UsersListParamsOrderingMinusIsStaff     UsersListParamsOrdering = "-is_staff"
+	UsersListParamsOrderingMinusIsSuperuser UsersListParamsOrdering = "-is_superuser"
+	UsersListParamsOrderingMinusLastLogin   UsersListParamsOrdering = "-last_login"
+	UsersListParamsOrderingMinusLastName    UsersListParamsOrdering = "-last_name"
+	UsersListParamsOrderingMinusPassword    UsersListParamsOrdering = "-password"
+	UsersListParamsOrderingMinusPk          UsersListParamsOrdering = "-pk"
+	UsersListParamsOrderingMinusUsername    UsersListParamsOrdering = "-username"
+	UsersListParamsOrderingPassword         UsersListParamsOrdering = "password"
+	UsersListParamsOrderingPk               UsersListParamsOrdering = "pk"
+	UsersListParamsOrderingUsername         UsersListParamsOrdering = "username"
+)
+
+// Valid indicates whether the value is a known member of the UsersListParamsOrdering enum.
+func (e UsersListParamsOrdering) Valid() bool {
+	switch e {
+	case UsersListParamsOrderingDateJoined:
+		return true
+	case UsersListParamsOrderingEmail:
+		return true
+	case UsersListParamsOrderingFirstName:
+		return true
+	case UsersListParamsOrderingId:
+		return true
+	case UsersListParamsOrderingIsActive:
+		return true
+	case UsersListParamsOrderingIsStaff:
+		return true
+	case UsersListParamsOrderingIsSuperuser:
+		return true
+	case UsersListParamsOrderingLastLogin:
+		return true
+	case UsersListParamsOrderingLastName:
+		return true
+	case UsersListParamsOrderingMinusDateJoined:
+		return true
+	case UsersListParamsOrderingMinusEmail:
+		return true
+	case UsersListParamsOrderingMinusFirstName:
+		return true
+	case UsersListParamsOrderingMinusId:
+		return true
+	case UsersListParamsOrderingMinusIsActive:
+		return true
+	case UsersListParamsOrderingMinusIsStaff:
+		return true
+	case UsersListParamsOrderingMinusIsSuperuser:
+		return true
+	case UsersListParamsOrderingMinusLastLogin:
+		return true
+	case UsersListParamsOrderingMinusLastName:
+		return true
+	case UsersListParamsOrderingMinusPassword:
+		return true
+	case UsersListParamsOrderingMinusPk:
+		return true
+	case UsersListParamsOrderingMinusUsername:
+		return true
+	case UsersListParamsOrderingPassword:
+		return true
+	case UsersListParamsOrderingPk:
+		return true
+	case UsersListParamsOrderingUsername:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WorkersListParamsOrdering.
 const (
 	WorkersListParamsOrderingAppType              WorkersListParamsOrdering = "app_type"
@@ -2753,6 +2837,19 @@ type PaginatedTaskResponseList struct {
 	Results  []TaskResponse `json:"results"`
 }
 
+// PaginatedUserResponseList defines model for PaginatedUserResponseList.
+type PaginatedUserResponseList struct {
+	// Count Example: 123
+	Count int `json:"count"`
+
+	// Next Example: http://api.example.org/accounts/?offset=400&limit=100
+	Next *string `json:"next,omitempty"`
+
+	// Previous Example: http://api.example.org/accounts/?offset=200&limit=100
+	Previous *string        `json:"previous,omitempty"`
+	Results  []UserResponse `json:"results"`
+}
+
 // PaginatedWorkerResponseList defines model for PaginatedWorkerResponseList.
 type PaginatedWorkerResponseList struct {
 	// Count Example: 123
@@ -2905,6 +3002,17 @@ type PatchedContentRedirectContentGuard struct {
 // PatchedTaskCancel defines model for PatchedTaskCancel.
 type PatchedTaskCancel struct {
 	State *string `json:"state,omitempty"`
+}
+
+// PatchedUser defines model for PatchedUser.
+type PatchedUser struct {
+	Email     *openapi_types.Email `json:"email,omitempty"`
+	FirstName *string              `json:"first_name,omitempty"`
+	IsActive  *bool                `json:"is_active,omitempty"`
+	IsStaff   *bool                `json:"is_staff,omitempty"`
+	LastName  *string              `json:"last_name,omitempty"`
+	Password  *string              `json:"password,omitempty"`
+	Username  *string              `json:"username,omitempty"`
 }
 
 // PatchedcontainerContainerDistribution defines model for Patchedcontainer.ContainerDistribution.
@@ -3159,6 +3267,43 @@ type UnsetLabel struct {
 type UnsetLabelResponse struct {
 	Key   string  `json:"key"`
 	Value *string `json:"value,omitempty"`
+}
+
+// User defines model for User.
+type User struct {
+	Email     *openapi_types.Email `json:"email,omitempty"`
+	FirstName *string              `json:"first_name,omitempty"`
+	IsActive  *bool                `json:"is_active,omitempty"`
+	IsStaff   *bool                `json:"is_staff,omitempty"`
+	LastName  *string              `json:"last_name,omitempty"`
+	Password  *string              `json:"password,omitempty"`
+	Username  string               `json:"username"`
+}
+
+// UserGroupResponse defines model for UserGroupResponse.
+type UserGroupResponse struct {
+	Name     string  `json:"name"`
+	Prn      *string `json:"prn,omitempty"`
+	PulpHref *string `json:"pulp_href,omitempty"`
+}
+
+// UserResponse defines model for UserResponse.
+type UserResponse struct {
+	DateJoined   *time.Time           `json:"date_joined,omitempty"`
+	Email        openapi_types.Email  `json:"email"`
+	FirstName    string               `json:"first_name"`
+	Groups       *[]UserGroupResponse `json:"groups,omitempty"`
+	HiddenFields *[]struct {
+		IsSet bool   `json:"is_set"`
+		Name  string `json:"name"`
+	} `json:"hidden_fields,omitempty"`
+	Id       *int64  `json:"id,omitempty"`
+	IsActive bool    `json:"is_active"`
+	IsStaff  bool    `json:"is_staff"`
+	LastName string  `json:"last_name"`
+	Prn      *string `json:"prn,omitempty"`
+	PulpHref *string `json:"pulp_href,omitempty"`
+	Username string  `json:"username"`
 }
 
 // VersionResponse defines model for VersionResponse.
@@ -4278,6 +4423,50 @@ type TasksReadParams struct {
 	ExcludeFields *[]string `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
 }
 
+// UsersListParams defines parameters for UsersList.
+type UsersListParams struct {
+	Email              *string                    `form:"email,omitempty" json:"email,omitempty"`
+	EmailContains      *string                    `form:"email__contains,omitempty" json:"email__contains,omitempty"`
+	EmailIcontains     *string                    `form:"email__icontains,omitempty" json:"email__icontains,omitempty"`
+	EmailIexact        *string                    `form:"email__iexact,omitempty" json:"email__iexact,omitempty"`
+	EmailIn            *[]string                  `form:"email__in,omitempty" json:"email__in,omitempty"`
+	FirstName          *string                    `form:"first_name,omitempty" json:"first_name,omitempty"`
+	FirstNameContains  *string                    `form:"first_name__contains,omitempty" json:"first_name__contains,omitempty"`
+	FirstNameIcontains *string                    `form:"first_name__icontains,omitempty" json:"first_name__icontains,omitempty"`
+	FirstNameIexact    *string                    `form:"first_name__iexact,omitempty" json:"first_name__iexact,omitempty"`
+	FirstNameIn        *[]string                  `form:"first_name__in,omitempty" json:"first_name__in,omitempty"`
+	IsActive           *bool                      `form:"is_active,omitempty" json:"is_active,omitempty"`
+	IsStaff            *bool                      `form:"is_staff,omitempty" json:"is_staff,omitempty"`
+	LastName           *string                    `form:"last_name,omitempty" json:"last_name,omitempty"`
+	LastNameContains   *string                    `form:"last_name__contains,omitempty" json:"last_name__contains,omitempty"`
+	LastNameIcontains  *string                    `form:"last_name__icontains,omitempty" json:"last_name__icontains,omitempty"`
+	LastNameIexact     *string                    `form:"last_name__iexact,omitempty" json:"last_name__iexact,omitempty"`
+	LastNameIn         *[]string                  `form:"last_name__in,omitempty" json:"last_name__in,omitempty"`
+	Limit              *int                       `form:"limit,omitempty" json:"limit,omitempty"`
+	Offset             *int                       `form:"offset,omitempty" json:"offset,omitempty"`
+	Ordering           *[]UsersListParamsOrdering `form:"ordering,omitempty" json:"ordering,omitempty"`
+	PrnIn              *[]string                  `form:"prn__in,omitempty" json:"prn__in,omitempty"`
+	PulpHrefIn         *[]string                  `form:"pulp_href__in,omitempty" json:"pulp_href__in,omitempty"`
+	PulpIdIn           *[]openapi_types.UUID      `form:"pulp_id__in,omitempty" json:"pulp_id__in,omitempty"`
+	Q                  *string                    `form:"q,omitempty" json:"q,omitempty"`
+	Username           *string                    `form:"username,omitempty" json:"username,omitempty"`
+	UsernameContains   *string                    `form:"username__contains,omitempty" json:"username__contains,omitempty"`
+	UsernameIcontains  *string                    `form:"username__icontains,omitempty" json:"username__icontains,omitempty"`
+	UsernameIexact     *string                    `form:"username__iexact,omitempty" json:"username__iexact,omitempty"`
+	UsernameIn         *[]string                  `form:"username__in,omitempty" json:"username__in,omitempty"`
+	Fields             *[]string                  `form:"fields,omitempty" json:"fields,omitempty"`
+	ExcludeFields      *[]string                  `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
+}
+
+// UsersListParamsOrdering defines parameters for UsersList.
+type UsersListParamsOrdering string
+
+// UsersReadParams defines parameters for UsersRead.
+type UsersReadParams struct {
+	Fields        *[]string `form:"fields,omitempty" json:"fields,omitempty"`
+	ExcludeFields *[]string `form:"exclude_fields,omitempty" json:"exclude_fields,omitempty"`
+}
+
 // WorkersListParams defines parameters for WorkersList.
 type WorkersListParams struct {
 	LastHeartbeat       *time.Time                   `form:"last_heartbeat,omitempty" json:"last_heartbeat,omitempty"`
@@ -4446,6 +4635,15 @@ type RepositoriesContainerContainerUntagJSONRequestBody = UnTagImage
 
 // TasksCancelJSONRequestBody defines body for TasksCancel for application/json ContentType.
 type TasksCancelJSONRequestBody = PatchedTaskCancel
+
+// UsersCreateJSONRequestBody defines body for UsersCreate for application/json ContentType.
+type UsersCreateJSONRequestBody = User
+
+// UsersPartialUpdateJSONRequestBody defines body for UsersPartialUpdate for application/json ContentType.
+type UsersPartialUpdateJSONRequestBody = PatchedUser
+
+// UsersUpdateJSONRequestBody defines body for UsersUpdate for application/json ContentType.
+type UsersUpdateJSONRequestBody = User
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -4716,6 +4914,24 @@ type ServerInterface interface {
 	// TasksCancel Cancel a task
 	// (PATCH /pulp/api/v3/tasks/{pulp_id}/)
 	TasksCancel(c *gin.Context, pulpId string)
+	// UsersList List users
+	// (GET /pulp/api/v3/users/)
+	UsersList(c *gin.Context, params UsersListParams)
+	// UsersCreate Create an user
+	// (POST /pulp/api/v3/users/)
+	UsersCreate(c *gin.Context)
+	// UsersDelete Delete an user
+	// (DELETE /pulp/api/v3/users/{pulp_id}/)
+	UsersDelete(c *gin.Context, pulpId string)
+	// UsersRead Inspect an user
+	// (GET /pulp/api/v3/users/{pulp_id}/)
+	UsersRead(c *gin.Context, pulpId string, params UsersReadParams)
+	// UsersPartialUpdate Update an user
+	// (PATCH /pulp/api/v3/users/{pulp_id}/)
+	UsersPartialUpdate(c *gin.Context, pulpId string)
+	// UsersUpdate Update an user
+	// (PUT /pulp/api/v3/users/{pulp_id}/)
+	UsersUpdate(c *gin.Context, pulpId string)
 	// WorkersList List app statuss
 	// (GET /pulp/api/v3/workers/)
 	WorkersList(c *gin.Context, params WorkersListParams)
@@ -11170,6 +11386,405 @@ func (siw *ServerInterfaceWrapper) TasksCancel(c *gin.Context) {
 	siw.Handler.TasksCancel(c, pulpId)
 }
 
+// UsersList operation middleware
+func (siw *ServerInterfaceWrapper) UsersList(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UsersListParams
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", c.Request.URL.Query(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter email: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "email__contains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email__contains", c.Request.URL.Query(), &params.EmailContains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter email__contains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "email__icontains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email__icontains", c.Request.URL.Query(), &params.EmailIcontains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter email__icontains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "email__iexact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email__iexact", c.Request.URL.Query(), &params.EmailIexact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter email__iexact: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "email__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "email__in", c.Request.URL.Query(), &params.EmailIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter email__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "first_name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "first_name", c.Request.URL.Query(), &params.FirstName, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter first_name: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "first_name__contains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "first_name__contains", c.Request.URL.Query(), &params.FirstNameContains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter first_name__contains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "first_name__icontains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "first_name__icontains", c.Request.URL.Query(), &params.FirstNameIcontains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter first_name__icontains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "first_name__iexact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "first_name__iexact", c.Request.URL.Query(), &params.FirstNameIexact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter first_name__iexact: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "first_name__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "first_name__in", c.Request.URL.Query(), &params.FirstNameIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter first_name__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "is_active" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_active", c.Request.URL.Query(), &params.IsActive, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter is_active: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "is_staff" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_staff", c.Request.URL.Query(), &params.IsStaff, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter is_staff: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "last_name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "last_name", c.Request.URL.Query(), &params.LastName, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter last_name: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "last_name__contains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "last_name__contains", c.Request.URL.Query(), &params.LastNameContains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter last_name__contains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "last_name__icontains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "last_name__icontains", c.Request.URL.Query(), &params.LastNameIcontains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter last_name__icontains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "last_name__iexact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "last_name__iexact", c.Request.URL.Query(), &params.LastNameIexact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter last_name__iexact: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "last_name__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "last_name__in", c.Request.URL.Query(), &params.LastNameIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter last_name__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", c.Request.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter limit: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", c.Request.URL.Query(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter offset: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "ordering" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "ordering", c.Request.URL.Query(), &params.Ordering, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter ordering: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "prn__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "prn__in", c.Request.URL.Query(), &params.PrnIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter prn__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_href__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "pulp_href__in", c.Request.URL.Query(), &params.PulpHrefIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_href__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "pulp_id__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "pulp_id__in", c.Request.URL.Query(), &params.PulpIdIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", c.Request.URL.Query(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter q: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "username" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "username", c.Request.URL.Query(), &params.Username, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter username: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "username__contains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "username__contains", c.Request.URL.Query(), &params.UsernameContains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter username__contains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "username__icontains" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "username__icontains", c.Request.URL.Query(), &params.UsernameIcontains, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter username__icontains: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "username__iexact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "username__iexact", c.Request.URL.Query(), &params.UsernameIexact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter username__iexact: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "username__in" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "username__in", c.Request.URL.Query(), &params.UsernameIn, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter username__in: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "fields", c.Request.URL.Query(), &params.Fields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "exclude_fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exclude_fields", c.Request.URL.Query(), &params.ExcludeFields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter exclude_fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.UsersList(c, params)
+}
+
+// UsersCreate operation middleware
+func (siw *ServerInterfaceWrapper) UsersCreate(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.UsersCreate(c)
+}
+
+// UsersDelete operation middleware
+func (siw *ServerInterfaceWrapper) UsersDelete(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.UsersDelete(c, pulpId)
+}
+
+// UsersRead operation middleware
+func (siw *ServerInterfaceWrapper) UsersRead(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UsersReadParams
+
+	// ------------- Optional query parameter "fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "fields", c.Request.URL.Query(), &params.Fields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "exclude_fields" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exclude_fields", c.Request.URL.Query(), &params.ExcludeFields, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter exclude_fields: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.UsersRead(c, pulpId, params)
+}
+
+// UsersPartialUpdate operation middleware
+func (siw *ServerInterfaceWrapper) UsersPartialUpdate(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.UsersPartialUpdate(c, pulpId)
+}
+
+// UsersUpdate operation middleware
+func (siw *ServerInterfaceWrapper) UsersUpdate(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.UsersUpdate(c, pulpId)
+}
+
 // WorkersList operation middleware
 func (siw *ServerInterfaceWrapper) WorkersList(c *gin.Context) {
 
@@ -11565,6 +12180,12 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.DELETE(options.BaseURL+"/pulp/api/v3/tasks/:pulp_id/", wrapper.TasksDelete)
 	router.GET(options.BaseURL+"/pulp/api/v3/tasks/:pulp_id/", wrapper.TasksRead)
 	router.PATCH(options.BaseURL+"/pulp/api/v3/tasks/:pulp_id/", wrapper.TasksCancel)
+	router.GET(options.BaseURL+"/pulp/api/v3/users/", wrapper.UsersList)
+	router.POST(options.BaseURL+"/pulp/api/v3/users/", wrapper.UsersCreate)
+	router.DELETE(options.BaseURL+"/pulp/api/v3/users/:pulp_id/", wrapper.UsersDelete)
+	router.GET(options.BaseURL+"/pulp/api/v3/users/:pulp_id/", wrapper.UsersRead)
+	router.PATCH(options.BaseURL+"/pulp/api/v3/users/:pulp_id/", wrapper.UsersPartialUpdate)
+	router.PUT(options.BaseURL+"/pulp/api/v3/users/:pulp_id/", wrapper.UsersUpdate)
 	router.GET(options.BaseURL+"/pulp/api/v3/workers/", wrapper.WorkersList)
 	router.GET(options.BaseURL+"/pulp/api/v3/workers/:pulp_id/", wrapper.WorkersRead)
 }

@@ -57,7 +57,7 @@ func Open(url, dataDir string) (*gorm.DB, error) {
 // IsPostgres reports whether db runs on PostgreSQL.
 func IsPostgres(db *gorm.DB) bool { return db.Dialector.Name() == "postgres" }
 
-// Migrate creates or updates every table, checks that the encryption key set with
+// Migrate creates or updates every table, creates the admin user (id 1) if missing, checks that the encryption key set with
 // SetEncryptionKey is the database's (the first start records it), and seals secrets left in
 // plaintext by versions before encryption; running it again changes nothing. On PostgreSQL
 // an advisory lock keeps concurrent starts from migrating at once.
@@ -66,7 +66,10 @@ func Migrate(db *gorm.DB) error {
 		if err := tx.AutoMigrate(&Remote{}, &Repository{}, &RepositoryVersion{}, &RepositoryContent{},
 			&Distribution{}, &Namespace{}, &Blob{}, &Manifest{}, &ManifestBlob{}, &ManifestListManifest{},
 			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{}, &EncryptionKeyCheck{}, &ContentGuard{},
-			&RemoteArtifact{}, &TokenKey{}, &Upload{}); err != nil {
+			&RemoteArtifact{}, &TokenKey{}, &Upload{}, &User{}); err != nil {
+			return err
+		}
+		if err := ensureAdmin(tx); err != nil {
 			return err
 		}
 		return checkKey(tx)

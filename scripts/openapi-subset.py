@@ -8,7 +8,7 @@ first version was made and can add operations later:
         ../shared/notes/pulp-api.json openapi/operations.txt > openapi/pulp.yaml
 
 It keeps the listed operationIds and the schemas they reference, converts OpenAPI 3.1
-nullability to 3.0.3 (`nullable: true`), renames `{repository_pk}` to `{pulp_id}` (Gin needs
+nullability to 3.0.3 (`nullable: true`), renames `{repository_pk}` and `{id}` (users) to `{pulp_id}` (Gin needs
 one wildcard name per segment), types `pulp_id` as a plain string (a malformed id must reach our
 handler, which answers Pulp's 404), drops descriptions and the X-Task-Diagnostics header, marks
 every property of a response schema required (so generated types send null, not nothing) and
@@ -74,7 +74,7 @@ def main():
             for p in op.get("parameters", []):
                 if p["name"] == "X-Task-Diagnostics":
                     continue
-                if p["in"] == "path" and p["name"] in ("pulp_id", "repository_pk"):
+                if p["in"] == "path" and p["name"] in ("pulp_id", "repository_pk", "id"):
                     p = {"in": "path", "name": "pulp_id", "required": True, "schema": {"type": "string"}}
                 params.append(p)
             op["parameters"] = params
@@ -84,7 +84,7 @@ def main():
                 resp.setdefault("description", "")
             if "security" in op:
                 op["security"] = [{"basicAuth": []}]
-            newkey = key.replace("{repository_pk}", "{pulp_id}")
+            newkey = key.replace("{repository_pk}", "{pulp_id}").replace("{id}", "{pulp_id}")
             paths.setdefault(newkey, {})[method] = op
             hk = href_keys[op["operationId"]]
             if hk != key:

@@ -614,6 +614,8 @@ func idOf(obj models.Object) string {
 		return o.ID
 	case *models.ContentGuard:
 		return o.ID
+	case *models.User:
+		return strconv.FormatInt(o.ID, 10)
 	}
 	return ""
 }

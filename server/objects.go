@@ -14,7 +14,7 @@ import (
 // dispatch enqueues a task and answers 202 {"task": href}, exactly as Pulp does.
 func (s *Server) dispatch(c *gin.Context, nt models.NewTask) error {
 	nt.LoggingCID = c.GetString(cidKey)
-	user := adminHref
+	user := caller(c).Href()
 	nt.CreatedBy = &user
 	t, err := s.deps.Tasks.Dispatch(c, nt)
 	if err != nil {

@@ -240,6 +240,7 @@ var serializers = []*serializer{
 	setLabelSerializer, unsetLabelSerializer, cancelSerializer,
 	recursiveManageSerializer, tagImageSerializer, untagImageSerializer, removeImageSerializer,
 	tagCopySerializer, manifestCopySerializer, syncSerializer, orphansCleanupSerializer,
+	userSerializer,
 }
 
 // compileSerializers derives the field table of every serializer.

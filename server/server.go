@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -44,9 +45,15 @@ type Dispatcher interface {
 type Deps struct {
 	DB    *gorm.DB
 	Tasks Dispatcher
-	// AdminPassword is the password of the user admin; empty lets nobody in.
+	// AdminPassword is the password of the user admin; empty lets nobody in as admin.
 	AdminPassword string
-	Logger        *slog.Logger
+	// Logins checks credentials; share it with the registry of the same process so that a
+	// user change made here counts there at once. Nil: the API's own, with LoginTTL.
+	Logins *models.Logins
+	// LoginTTL is how long verified credentials are trusted without a new check when Logins
+	// is nil (0: models.DefaultLoginTTL; negative: never).
+	LoginTTL time.Duration
+	Logger   *slog.Logger
 	// RedisPing checks the Redis connection for /status/.
 	RedisPing func(ctx context.Context) error
 	// StorageDir is where blobs live (for /status/ storage figures).
@@ -66,6 +73,8 @@ type Server struct {
 	apiDoc []byte
 	// fields are the serializers' field tables, derived from spec.
 	fields map[*serializer][]field
+	// logins checks Basic credentials and remembers them briefly.
+	logins *models.Logins
 }
 
 var _ gen.ServerInterface = (*Server)(nil)
@@ -87,7 +96,10 @@ func New(deps Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc, fields: fields}
+	if deps.Logins == nil {
+		deps.Logins = models.NewLogins(deps.DB, deps.AdminPassword, deps.LoginTTL)
+	}
+	s := &Server{deps: deps, db: deps.DB, spec: spec, apiDoc: doc, fields: fields, logins: deps.Logins}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.RedirectTrailingSlash = false // slashRedirect only appends a slash

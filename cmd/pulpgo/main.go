@@ -168,11 +168,16 @@ func run(ctx context.Context, role string, cfg *config) error {
 		coord = nil
 	}
 
+	// In serve, the API and the registry share one check of credentials: a user change made
+	// through the API counts in the registry at once (across processes: within
+	// models.DefaultLoginTTL).
+	logins := models.NewLogins(db, cfg.AdminPassword, 0)
+
 	// In serve, the content app and the worker share one fill engine: a sync and a pull of the
 	// same blob make one upstream request.
 	var reg *content.App
 	if role == "serve" || role == "content" {
-		if reg, err = newContent(cfg, db, store, dispatcher, coord, log); err != nil {
+		if reg, err = newContent(cfg, db, store, dispatcher, coord, logins, log); err != nil {
 			return err
 		}
 		defer reg.Close()
@@ -214,7 +219,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	orphanProtection := int64(cfg.OrphanProtectionTime)
 	switch role {
 	case "serve", "api":
-		api, err := server.New(server.Deps{DB: db, Tasks: dispatcher, AdminPassword: cfg.AdminPassword, Logger: log,
+		api, err := server.New(server.Deps{DB: db, Tasks: dispatcher, AdminPassword: cfg.AdminPassword, Logins: logins, Logger: log,
 			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: cfg.StorageDir,
 			ContentOrigin: cfg.ContentOrigin, OrphanProtectionTime: &orphanProtection})
 		if err != nil {
@@ -234,7 +239,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	return listenAndServe(ctx, cfg, handler, log)
 }
 
-func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, log *slog.Logger) (*content.App, error) {
+func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, logins *models.Logins, log *slog.Logger) (*content.App, error) {
 	var tokens *token.Key
 	if cfg.TokenAuth {
 		var err error
@@ -243,7 +248,7 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 		}
 	}
 	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
-		Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
+		Logins: logins, Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb,
 		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadTimeout: cfg.UploadTimeout})

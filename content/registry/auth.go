@@ -1,18 +1,15 @@
 package registry
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/token"
+	"github.com/pulpgo/pulpgo/models"
 )
-
-// adminUser is the API user whose credentials open private distributions.
-const adminUser = "admin"
 
 // basicChallenge is the WWW-Authenticate header of 401 answers without token authentication.
 const basicChallenge = `Basic realm="pulpgo"`
@@ -28,13 +25,18 @@ var (
 	// errInsufficientScope answers a valid token that does not grant what the request needs
 	// (challenge error "insufficient_scope").
 	errInsufficientScope = &oci.Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: "Insufficient permissions"}
-	// errNoSuchUser answers a token whose subject is no user.
+	// errNoSuchUser answers a token whose subject is no active user (deleted or deactivated
+	// since the token was issued).
 	errNoSuchUser = &oci.Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: "No such user"}
 )
 
 // caller is who sent a registry request.
 type caller struct {
-	// admin is set for the admin's Basic credentials or a token issued to the admin.
+	// user is the username of the caller's Basic credentials or of its token's subject; ""
+	// for anonymous callers.
+	user string
+	// admin is set for a superuser (the admin): by its Basic credentials or a token issued
+	// to it.
 	admin bool
 	// claims are those of the request's bearer token; nil when it sent none.
 	claims *token.Claims
@@ -42,27 +44,34 @@ type caller struct {
 
 // credentials reads the HTTP Basic credentials of req. No Authorization header, another
 // scheme, and the empty credentials container clients send when they have none (`Basic Og==`)
-// are anonymous (user ""); credentials that are not the admin's fail with errBadCredentials.
-func (r *Registry) credentials(req *http.Request) (user string, err error) {
+// are anonymous (caller{}); credentials that are no active user's fail with errBadCredentials.
+func (r *Registry) credentials(req *http.Request) (caller, error) {
 	h := req.Header.Get("Authorization")
 	scheme, _, _ := strings.Cut(h, " ")
 	if !strings.EqualFold(scheme, "basic") {
-		return "", nil
+		return caller{}, nil
 	}
 	u, pass, ok := req.BasicAuth()
 	if ok && u == "" && pass == "" {
-		return "", nil
+		return caller{}, nil
 	}
-	if ok && r.cfg.AdminPassword != "" && u == adminUser && equalSecret(pass, r.cfg.AdminPassword) {
-		return adminUser, nil
+	if !ok {
+		return caller{}, errBadCredentials
 	}
-	return "", errBadCredentials
+	p, err := r.logins.Authenticate(req.Context(), u, pass)
+	if errors.Is(err, models.ErrBadCredentials) {
+		return caller{}, errBadCredentials
+	}
+	if err != nil {
+		return caller{}, fmt.Errorf("check the credentials of %q: %w", u, err)
+	}
+	return caller{user: p.Username, admin: p.Superuser}, nil
 }
 
 // authenticate returns the caller of req. Without token authentication only Basic
 // credentials count. With it, a bearer token must be valid (signed with our key, for this
-// service, issued by this realm, not expired) and name an existing user; the admin's Basic
-// credentials are still accepted as they are.
+// service, issued by this realm, not expired) and name an active user (looked up at most once
+// per models.DefaultLoginTTL); Basic credentials are still read (permit accepts a superuser's).
 func (r *Registry) authenticate(req *http.Request) (caller, error) {
 	if r.cfg.Tokens != nil {
 		if raw, ok := bearer(req); ok {
@@ -70,17 +79,20 @@ func (r *Registry) authenticate(req *http.Request) (caller, error) {
 			if err != nil || req.Host == "" {
 				return caller{}, errInvalidToken
 			}
-			switch c.Subject {
-			case "":
+			if c.Subject == "" {
 				return caller{claims: c}, nil
-			case adminUser:
-				return caller{admin: true, claims: c}, nil
 			}
-			return caller{}, errNoSuchUser
+			p, err := r.logins.Lookup(req.Context(), c.Subject)
+			if errors.Is(err, models.ErrNoSuchUser) {
+				return caller{}, errNoSuchUser
+			}
+			if err != nil {
+				return caller{}, fmt.Errorf("look up the token's user %q: %w", c.Subject, err)
+			}
+			return caller{user: p.Username, admin: p.Superuser, claims: c}, nil
 		}
 	}
-	user, err := r.credentials(req)
-	return caller{admin: user == adminUser}, err
+	return r.credentials(req)
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header.
@@ -125,7 +137,7 @@ func isWrite(rt route, req *http.Request) bool {
 }
 
 // permit checks, with token authentication, that the caller may make a request on rt. A
-// request without a token (and without the admin's Basic credentials) is challenged; a token
+// request without a token (and without a superuser's Basic credentials) is challenged; a token
 // must grant every scope the route needs, and on /v2/ must grant nothing (Pulp's rule: the
 // token of a login is asked for without a scope).
 func (r *Registry) permit(c caller, rt route, req *http.Request) error {
@@ -202,16 +214,11 @@ func quoteSafe(s string) string {
 	return strings.NewReplacer(`"`, "%22", `\`, "%5C").Replace(s)
 }
 
-// authorize checks that a caller may read a repository: private ones need the admin.
-func authorize(private, admin bool) error {
-	if private && !admin {
+// authorize checks that caller c may read repository name: anyone public content; private
+// content needs a superuser or the owner of the name's namespace (namespaceOwner).
+func authorize(c caller, private bool, name string) error {
+	if private && !c.admin && !namespaceOwner(c.user, name) {
 		return oci.ErrUnauthorized
 	}
 	return nil
-}
-
-// equalSecret compares a and b in time independent of their contents and lengths.
-func equalSecret(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }

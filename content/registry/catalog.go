@@ -10,18 +10,24 @@ import (
 // serveCatalog answers GET /v2/_catalog: {"repositories": [...]}, the base paths of the
 // container distributions (pull-through children included, pull-through distributions
 // themselves not), sorted and paged with n and last. Private distributions, and the children
-// of private pull-through distributions, are listed only for authenticated callers.
-func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, admin bool) {
+// of private pull-through distributions, are listed for superusers, and for other users in
+// their own namespace (namespaceOwner).
+func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, c caller) {
 	n, last := pageParams(req.URL.Query())
 	names := []string{}
 	if n > 0 {
 		q := r.cfg.DB.WithContext(req.Context()).Model(&models.Distribution{}).
 			Where("pulp_type <> ?", models.KindPullThroughDist.PulpType)
-		if !admin {
+		if !c.admin {
 			// A child of a private pull-through distribution is private too.
 			privatePT := r.cfg.DB.Model(&models.Distribution{}).Select("id").
 				Where("pulp_type = ? AND private = ?", models.KindPullThroughDist.PulpType, true)
-			q = q.Where("private = ? AND (pull_through_id IS NULL OR pull_through_id NOT IN (?))", false, privatePT)
+			public := r.cfg.DB.Where("private = ? AND (pull_through_id IS NULL OR pull_through_id NOT IN (?))", false, privatePT)
+			if c.user != "" {
+				// The caller's namespace: base_path is the username or starts with it and "/".
+				public = public.Or("base_path = ? OR substr(base_path, 1, ?) = ?", c.user, len(c.user)+1, c.user+"/")
+			}
+			q = q.Where(public)
 		}
 		if last != "" {
 			q = q.Where("base_path > ?", last)

@@ -4,9 +4,10 @@ import "github.com/pulpgo/pulpgo/content/oci"
 
 // mayPush reports whether caller c may push to, and delete from, the repository name: upload
 // blobs, push manifests and tags, delete them. It is the one place that decides (the token
-// endpoint grants push by it too). For now only the admin may.
+// endpoint grants push by it too). Superusers may push anywhere; another user only into the
+// namespace named after them (Pulp's namespace_is_username), which their first push creates.
 func (r *Registry) mayPush(c caller, name string) bool {
-	return c.admin
+	return c.admin || namespaceOwner(c.user, name)
 }
 
 // pushDenied is the error of a write that mayPush refused: a caller with a token lacks the

@@ -74,7 +74,7 @@ func (p *pushEnv) do(method, path string, body []byte, header map[string]string)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	req.SetBasicAuth(adminUser, adminPassword)
+	req.SetBasicAuth(models.AdminUsername, adminPassword)
 	for k, v := range header {
 		if k == "Authorization" && v == "" {
 			req.Header.Del(k)
@@ -269,7 +269,7 @@ func TestAbandonedUpload(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Length: %d\r\nContent-Range: 0-%d\r\n\r\n",
-			loc, basicAuth(adminUser, adminPassword), len(blob), len(blob)-1)
+			loc, strings.TrimPrefix(basicAuth(models.AdminUsername, adminPassword)["Authorization"], "Basic "), len(blob), len(blob)-1)
 		if _, err := conn.Write(blob[:80_000]); err != nil {
 			t.Fatal(err)
 		}
@@ -320,12 +320,6 @@ func TestAbandonedUpload(t *testing.T) {
 			t.Errorf("bytes of the swept upload remain: %v", err)
 		}
 	})
-}
-
-func basicAuth(user, pass string) string {
-	req, _ := http.NewRequest(http.MethodGet, "/", nil)
-	req.SetBasicAuth(user, pass)
-	return strings.TrimPrefix(req.Header.Get("Authorization"), "Basic ")
 }
 
 // TestPushNames refuses invalid names, anonymous pushes and pushes below a pull-through

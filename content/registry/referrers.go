@@ -21,7 +21,7 @@ type referrersIndex struct {
 // the repository's served version whose subject is digest, filtered by ?artifactType= (said
 // by OCI-Filters-Applied). Names the pull-through cache serves have no referrers yet (an
 // empty index).
-func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt route, admin bool) {
+func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt route, c caller) {
 	if !oci.ValidName(rt.name) {
 		r.writeError(w, req, oci.ErrNameInvalid.WithDetail("name", rt.name))
 		return
@@ -33,7 +33,7 @@ func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt r
 	ctx := req.Context()
 	t, err := r.resolve(ctx, rt.name)
 	if err == nil {
-		err = authorize(t.private(), admin)
+		err = authorize(c, t.private(), rt.name)
 		if errors.Is(err, oci.ErrUnauthorized) && r.cfg.Tokens != nil {
 			err = errInsufficientScope
 		}

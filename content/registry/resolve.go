@@ -47,12 +47,12 @@ func (t *target) private() bool { return t.dist.Private || t.parentPrivate }
 
 // image resolves name to the Image that serves it, checking that the caller may read it.
 // Names that resolve to nothing fail with oci.ErrNameUnknown.
-func (r *Registry) image(ctx context.Context, name string, admin bool) (Image, error) {
+func (r *Registry) image(ctx context.Context, name string, c caller) (Image, error) {
 	t, err := r.resolve(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := authorize(t.private(), admin); err != nil {
+	if err := authorize(c, t.private(), name); err != nil {
 		return nil, err
 	}
 	switch t.kind {

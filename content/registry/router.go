@@ -21,6 +21,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/token"
+	"github.com/pulpgo/pulpgo/models"
 )
 
 // DefaultResolveTTL is how long the resolution of a repository name to its distribution is
@@ -39,9 +40,17 @@ type Config struct {
 	// RemoteBlobs serves the blobs an ordinary distribution's version holds but storage does
 	// not (on_demand and streamed syncs); nil means such blobs are unknown.
 	RemoteBlobs local.RemoteBlobs
-	// AdminPassword is the password of the API user "admin", whose HTTP Basic credentials
-	// open private distributions. Empty means nobody can authenticate.
+	// AdminPassword is the password of the API user "admin", a superuser whose HTTP Basic
+	// credentials open every distribution. Empty means nobody can authenticate as admin;
+	// other users log in with their stored passwords (models.Logins).
 	AdminPassword string
+	// Logins checks Basic credentials and token subjects (shared with the API of the same
+	// process, whose user changes then count here at once). Nil: the registry's own, with
+	// LoginTTL.
+	Logins *models.Logins
+	// LoginTTL is how long verified credentials and token subjects are trusted without a new
+	// database check when Logins is nil (0: models.DefaultLoginTTL; negative: never).
+	LoginTTL time.Duration
 	// Logger receives server-side failures; nil means slog.Default().
 	Logger *slog.Logger
 	// ResolveTTL is how long a name's resolution (distribution, served version) is reused,
@@ -95,6 +104,8 @@ type Registry struct {
 	store *local.Store // the content of ordinary distributions
 	// tokens remembers verified bearer tokens (token authentication only).
 	tokens *verifiedTokens
+	// logins checks Basic credentials and token subjects against the users.
+	logins *models.Logins
 	bufs   sync.Pool // *[]byte of copyBufferSize, for streaming blobs
 	// stopSweep ends the sweeper of abandoned uploads; sweepDone is closed when it has.
 	stopSweep context.CancelFunc
@@ -114,11 +125,15 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Logins == nil {
+		cfg.Logins = models.NewLogins(cfg.DB, cfg.AdminPassword, cfg.LoginTTL)
+	}
 	ttl := cfg.ResolveTTL
 	if ttl == 0 {
 		ttl = DefaultResolveTTL
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), tokens: newVerifiedTokens(), store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
+	r := &Registry{cfg: cfg, log: cfg.Logger, names: newNameCache(ttl), tokens: newVerifiedTokens(),
+		logins: cfg.Logins, store: local.New(cfg.DB, cfg.Storage, cfg.Logger, local.WithRemoteBlobs(cfg.RemoteBlobs))}
 	r.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	r.startSweeper()
 	return r, nil
@@ -262,21 +277,21 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Length", "2")
 		_, _ = w.Write([]byte("{}"))
 	case routeCatalog:
-		r.serveCatalog(w, req, c.admin)
+		r.serveCatalog(w, req, c)
 	case routeReferrers:
-		r.serveReferrers(w, req, rt, c.admin)
+		r.serveReferrers(w, req, rt, c)
 	default:
 		if write {
 			r.servePush(w, req, rt, c)
 			return
 		}
-		r.serveRepository(w, req, rt, c.admin)
+		r.serveRepository(w, req, rt, c)
 	}
 }
 
 // serveRepository validates the name and the reference of rt, resolves the name to an Image
 // (checking access), and hands over to the endpoint's handler.
-func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt route, admin bool) {
+func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt route, c caller) {
 	if !oci.ValidName(rt.name) {
 		r.writeError(w, req, oci.ErrNameInvalid.WithDetail("name", rt.name))
 		return
@@ -298,7 +313,7 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt 
 			return
 		}
 	}
-	img, err := r.image(req.Context(), rt.name, admin)
+	img, err := r.image(req.Context(), rt.name, c)
 	if errors.Is(err, oci.ErrUnauthorized) && r.cfg.Tokens != nil {
 		// The token granted a pull the distribution no longer allows (made private since).
 		err = errInsufficientScope

@@ -50,11 +50,16 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		writeTokenError(w, &tokenError{status: http.StatusMethodNotAllowed, detail: fmt.Sprintf("Method %q not allowed.", req.Method)})
 		return
 	}
-	user, err := r.credentials(req)
-	if _, _, basic := req.BasicAuth(); basic && user == "" {
+	c, err := r.credentials(req)
+	if _, _, basic := req.BasicAuth(); basic && err == nil && c.user == "" {
 		// DRF's BasicAuthentication here, unlike the registry's: empty credentials
 		// (`Basic Og==`) are wrong credentials, not anonymous.
 		err = errBadCredentials
+	}
+	if err != nil && !errors.Is(err, errBadCredentials) {
+		r.log.Error("token request failed", "err", err)
+		writeTokenError(w, &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."})
+		return
 	}
 	if err != nil {
 		// DRF's BasicAuthentication: 401 with its challenge.
@@ -72,7 +77,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		writeTokenError(w, &tokenError{status: http.StatusBadRequest, detail: fmt.Sprintf("Too many scopes: %d, at most %d.", len(requested), maxScopes)})
 		return
 	}
-	access, err := r.grant(req, user, requested)
+	access, err := r.grant(req, c, requested)
 	if err != nil {
 		r.log.Error("token request failed", "service", service[0], "err", err)
 		writeTokenError(w, &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."})
@@ -80,7 +85,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 	}
 	now := r.now()
 	ttl := r.tokenTTL()
-	s, err := r.cfg.Tokens.Issue(now, ttl, r.realm(req), service[0], user, access)
+	s, err := r.cfg.Tokens.Issue(now, ttl, r.realm(req), service[0], c.user, access)
 	if err != nil {
 		r.log.Error("token request failed", "service", service[0], "err", err)
 		writeTokenError(w, &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."})
@@ -110,13 +115,14 @@ func writeTokenError(w http.ResponseWriter, e *tokenError) {
 	_, _ = w.Write(body)
 }
 
-// grant decides the access list of a token for user ("" anonymous, or the admin) from the
-// scopes asked for, with Pulp's rules: when any scope is not type:name:actions, nothing is
-// granted (the token then opens /v2/ only); each scope is listed with the actions granted,
-// possibly none. Push is granted, with pull, to whom mayPush allows. Pull goes to
-// the admin, and to anyone for public content (mayPull). The catalog (registry:catalog:*)
+// grant decides the access list of a token for caller c (anonymous, a user or a superuser)
+// from the scopes asked for, with Pulp's rules: when any scope is not type:name:actions,
+// nothing is granted (the token then opens /v2/ only); each scope is listed with the actions
+// granted, possibly none. Push is granted, with pull, to superusers for every name and to
+// other users in their own namespace (namespaceOwner), as Pulp lets a user create and push
+// to the namespace named after them. Pull goes by mayPull. The catalog (registry:catalog:*)
 // goes to everyone: anonymous callers see public distributions only.
-func (r *Registry) grant(req *http.Request, user string, requested []string) ([]token.Access, error) {
+func (r *Registry) grant(req *http.Request, c caller, requested []string) ([]token.Access, error) {
 	access := []token.Access{}
 	for _, s := range requested {
 		if strings.Count(s, ":") != 2 {
@@ -129,10 +135,10 @@ func (r *Registry) grant(req *http.Request, user string, requested []string) ([]
 		actions := strings.Split(parts[2], ",")
 		switch {
 		case a.Type == "repository":
-			if slices.Contains(actions, "push") && r.mayPush(caller{admin: user == adminUser}, a.Name) {
+			if slices.Contains(actions, "push") && r.mayPush(c, a.Name) {
 				a.Actions = append(a.Actions, "pull", "push")
 			} else if slices.Contains(actions, "pull") {
-				ok, err := r.mayPull(req, user, a.Name)
+				ok, err := r.mayPull(req, c, a.Name)
 				if err != nil {
 					return nil, err
 				}
@@ -148,13 +154,15 @@ func (r *Registry) grant(req *http.Request, user string, requested []string) ([]
 	return access, nil
 }
 
-// mayPull reports whether user may pull the repository name: the admin may pull anything;
-// others may pull what resolves to public content, including names below a public
+// mayPull reports whether caller c may pull the repository name: superusers anything, users
+// every name in their own namespace (namespaceOwner; Pulp's namespace owners may pull its
+// private content, and pull names it does not hold yet as a namespace creator); others what
+// resolves to public content, including names below a public
 // pull-through distribution that the cache has not created yet (so anonymous pulls fill the
 // cache, where Pulp requires a user with pull-through permissions). Unknown names are not
 // granted to them, as Pulp grants them only to users who may create namespaces.
-func (r *Registry) mayPull(req *http.Request, user, name string) (bool, error) {
-	if user == adminUser {
+func (r *Registry) mayPull(req *http.Request, c caller, name string) (bool, error) {
+	if c.admin || namespaceOwner(c.user, name) {
 		return true, nil
 	}
 	if !oci.ValidName(name) {
