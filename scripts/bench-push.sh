@@ -105,6 +105,7 @@ large_ref=$(jq -r '.images[] | select(.layers | length == 1) | select(.name != "
 [[ -n "$large_ref" ]] || die "fakehub built no single-layer large image: $(jq -c '[.images[] | {name, tag}]' "$tmp/fakehub.json")"
 mapfile -t small_tags < <(jq -r '.images[] | select(.name == "library/tags") | .tag' "$tmp/fakehub.json")
 ((${#small_tags[@]} == SMALL)) || die "fakehub built ${#small_tags[@]} small images, want $SMALL"
+mkdir -p "$tmp/src"
 skopeo copy -q --src-tls-verify=false "docker://$hub/$large_ref" "dir:$tmp/src/large" >/dev/null
 for t in "${small_tags[@]}"; do
 	skopeo copy -q --src-tls-verify=false "docker://$hub/library/tags:$t" "dir:$tmp/src/small-$t" >/dev/null
