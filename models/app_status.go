@@ -1,6 +1,8 @@
 package models
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	"gorm.io/gorm"
@@ -47,6 +49,23 @@ func Heartbeat(db *gorm.DB, a *AppStatus) error {
 	}
 	a.ID, a.PulpCreated = row.ID, row.PulpCreated
 	return nil
+}
+
+// ProcessName names this process's apps in /status/ and /workers/: <pid>@<hostname>.
+func ProcessName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%d@%s", os.Getpid(), host)
+}
+
+// AppID returns the id of this process's app of appType ("" when it has not reported a
+// heartbeat: tests that run an app without one).
+func AppID(db *gorm.DB, appType string) string {
+	var ids []string
+	db.Model(&AppStatus{}).Where("name = ? AND app_type = ?", ProcessName(), appType).Limit(1).Pluck("id", &ids)
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
 }
 
 // Online returns the apps of appType whose heartbeat is younger than ttl.

@@ -46,6 +46,9 @@ type Task struct {
 	Result                  JSON       `gorm:"type:text"`
 	Args                    JSON       `gorm:"type:text;serializer:encrypted"`
 	WorkerID                *string    `gorm:"size:36;index"`
+	// AppID is the app status of the API or content process running an immediate task (a
+	// push's version) in a request: the task fails when that process is gone.
+	AppID *string `gorm:"size:36;index"`
 }
 
 // TaskResource is one resource a task reserves; tasks that reserve the same resource run one
@@ -120,9 +123,12 @@ type NewTask struct {
 	Name       string
 	LoggingCID string
 	CreatedBy  *string
-	Exclusive  []string // resources (PRNs) reserved exclusively
-	Shared     []string // resources reserved shared
-	Args       any
+	// App is the app status id of the process running an immediate task itself ("" for
+	// tasks a worker runs).
+	App       string
+	Exclusive []string // resources (PRNs) reserved exclusively
+	Shared    []string // resources reserved shared
+	Args      any
 }
 
 // CreateTask stores a waiting task and its reservations.
@@ -136,6 +142,9 @@ func CreateTask(db *gorm.DB, nt NewTask) (*Task, error) {
 	t := &Task{ID: NewID(), PulpCreated: now, PulpLastUpdated: now, State: TaskWaiting, Name: nt.Name,
 		LoggingCID: nt.LoggingCID, CreatedBy: nt.CreatedBy, CreatedResources: StringList{},
 		ReservedResourcesRecord: record, Args: MustJSON(nt.Args)}
+	if nt.App != "" {
+		t.AppID = &nt.App
+	}
 	err := db.Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(t).Error; err != nil {
 			return err
@@ -304,5 +313,25 @@ func FailLostTasks(db *gorm.DB, ttl time.Duration) (int64, error) {
 	res := db.Model(&Task{}).Where("state IN ? AND worker_id IN (?)", []string{TaskRunning, TaskCanceling}, dead).
 		Updates(map[string]any{"state": TaskFailed, "finished_at": now, "pulp_last_updated": now,
 			"error": MustJSON(map[string]any{"reason": "Worker has gone missing: its heartbeat expired while the task was running."})})
+	if res.Error != nil {
+		return 0, res.Error
+	}
+	// Immediate tasks of API and content processes that are gone (they may still be waiting:
+	// their reservation would block the repository for good).
+	goneApps := db.Model(&AppStatus{}).Select("id").Where("app_type <> ? AND last_heartbeat < ?", AppWorker, cutoff)
+	imm := db.Model(&Task{}).Where("state IN ? AND app_id IN (?)", []string{TaskWaiting, TaskRunning, TaskCanceling}, goneApps).
+		Updates(map[string]any{"state": TaskFailed, "finished_at": now, "pulp_last_updated": now,
+			"error": MustJSON(map[string]any{"reason": "The process running this immediate task has gone missing: its heartbeat expired."})})
+	return res.RowsAffected + imm.RowsAffected, imm.Error
+}
+
+// FailTasksOfRestartedApp fails the unfinished tasks that app (an app status id) was running
+// before its process restarted under the same name: nothing of them runs any more.
+func FailTasksOfRestartedApp(db *gorm.DB, app string) (int64, error) {
+	now := Now()
+	res := db.Model(&Task{}).Where("state IN ? AND (app_id = ? OR worker_id = ?)",
+		[]string{TaskWaiting, TaskRunning, TaskCanceling}, app, app).
+		Updates(map[string]any{"state": TaskFailed, "finished_at": now, "pulp_last_updated": now,
+			"error": MustJSON(map[string]any{"reason": "The process running this task restarted before it finished."})})
 	return res.RowsAffected, res.Error
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"time"
 
@@ -66,8 +65,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Name == "" {
-		host, _ := os.Hostname()
-		cfg.Name = fmt.Sprintf("%d@%s", os.Getpid(), host)
+		cfg.Name = models.ProcessName()
 	}
 	w := &Worker{cfg: cfg, jobs: map[string]Job{
 		NameGeneralCreate:      generalCreate,
@@ -104,6 +102,11 @@ func NewWorker(cfg WorkerConfig) *Worker {
 func (w *Worker) Start() error {
 	if err := models.Heartbeat(w.cfg.DB, &w.status); err != nil {
 		return fmt.Errorf("register worker %s: %w", w.cfg.Name, err)
+	}
+	// A worker that had this name before (a container restarted with the same pid and
+	// hostname) left its running tasks unfinished; nothing runs them any more.
+	if n, err := models.FailTasksOfRestartedApp(w.cfg.DB, w.status.ID); err != nil || n > 0 {
+		w.cfg.Logger.Warn("failed the tasks of this worker's previous run", "worker", w.cfg.Name, "count", n, "err", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel, w.done = cancel, make(chan struct{})

@@ -627,3 +627,56 @@ func TestFailLostTasksOfRunningWorker(t *testing.T) {
 		}
 	})
 }
+
+// TestFailLostImmediateTasks: the immediate task of a push whose content process is gone
+// (heartbeat expired) fails, even while still waiting, so its reservation no longer blocks the
+// repository; a process restarted under the same name fails what its previous run left.
+func TestFailLostImmediateTasks(t *testing.T) {
+	t.Parallel()
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		db := testenv.OpenDB(t, e)
+		app := func(name string) *models.AppStatus {
+			a := &models.AppStatus{Name: name, AppType: models.AppContent, Versions: models.MustJSON(map[string]string{})}
+			if err := models.Heartbeat(db, a); err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		gone, alive, restarted := app("gone@host"), app("alive@host"), app("restarted@host")
+		immediate := func(a *models.AppStatus) *models.Task {
+			task, err := models.CreateTask(db, models.NewTask{Name: "test.push", App: a.ID,
+				Exclusive: []string{"prn:container.containerrepository:" + a.Name}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return task
+		}
+		lost, kept, left := immediate(gone), immediate(alive), immediate(restarted)
+		// A task waiting behind the lost one on the same repository.
+		behind, err := models.CreateTask(db, models.NewTask{Name: "test.sync", Exclusive: []string{"prn:container.containerrepository:gone@host"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if blocked, err := models.Blocked(db, behind); !blocked || err != nil {
+			t.Fatalf("the task behind the push is not blocked: %v %v", blocked, err)
+		}
+		old := models.Now().Add(-WorkerTTL - time.Minute)
+		if err := db.Model(&models.AppStatus{}).Where("id = ?", gone.ID).Update("last_heartbeat", old).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n, err := models.FailLostTasks(db, WorkerTTL); n != 1 || err != nil {
+			t.Fatalf("failed %d (%v), want 1", n, err)
+		}
+		if n, err := models.FailTasksOfRestartedApp(db, restarted.ID); n != 1 || err != nil {
+			t.Fatalf("restarted app: failed %d (%v), want 1", n, err)
+		}
+		for id, state := range map[string]string{lost.ID: models.TaskFailed, left.ID: models.TaskFailed, kept.ID: models.TaskWaiting} {
+			if task, _ := models.GetTask(db, id); task.State != state {
+				t.Errorf("task %s is %s, want %s", id, task.State, state)
+			}
+		}
+		if blocked, err := models.Blocked(db, behind); blocked || err != nil {
+			t.Errorf("the task behind the lost push is still blocked: %v %v", blocked, err)
+		}
+	})
+}

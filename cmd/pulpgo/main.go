@@ -276,20 +276,29 @@ func newSyncer(db *gorm.DB, store *storage.Filesystem, reg *content.App, rdb red
 
 // heartbeats reports the API and content apps of this process in /status/.
 func heartbeats(ctx context.Context, db *gorm.DB, apps []string, log *slog.Logger) {
-	host, _ := os.Hostname()
 	statuses := make([]*models.AppStatus, 0, len(apps))
 	for _, a := range apps {
-		statuses = append(statuses, &models.AppStatus{Name: fmt.Sprintf("%d@%s", os.Getpid(), host), AppType: a,
+		statuses = append(statuses, &models.AppStatus{Name: models.ProcessName(), AppType: a,
 			Versions: models.MustJSON(server.VersionMap())})
 	}
+	first := true
 	tick := time.NewTicker(tasks.HeartbeatInterval)
 	defer tick.Stop()
 	for {
 		for _, s := range statuses {
 			if err := models.Heartbeat(db, s); err != nil {
 				log.Warn("heartbeat failed", "app", s.AppType, "err", err)
+				continue
+			}
+			if first {
+				// A process that had this name before (a container restarted with the same
+				// pid and hostname) left its immediate tasks unfinished.
+				if n, err := models.FailTasksOfRestartedApp(db, s.ID); err != nil || n > 0 {
+					log.Warn("failed the tasks of this app's previous run", "app", s.AppType, "count", n, "err", err)
+				}
 			}
 		}
+		first = false
 		select {
 		case <-ctx.Done():
 			return

@@ -76,7 +76,7 @@ const (
 // that it never makes a version at the same time as a task on the same repository.
 func (r *Registry) changeRepository(ctx context.Context, name, path string, target *models.Repository, fn func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error)) error {
 	repoID := target.ID
-	nt := models.NewTask{Name: name, Exclusive: []string{target.Kind().PRNOf(repoID)}}
+	nt := models.NewTask{Name: name, Exclusive: []string{target.Kind().PRNOf(repoID)}, App: r.appID()}
 	// The cached resolution names the version served before the change: this process serves
 	// the new one at once (others within the resolve TTL).
 	defer r.names.forget(path)

@@ -107,6 +107,9 @@ type Registry struct {
 	// logins checks Basic credentials and token subjects against the users.
 	logins *models.Logins
 	bufs   sync.Pool // *[]byte of copyBufferSize, for streaming blobs
+	// app is this process's content app status id (appID), once known.
+	appMu sync.Mutex
+	app   string
 	// stopSweep ends the sweeper of abandoned uploads; sweepDone is closed when it has.
 	stopSweep context.CancelFunc
 	sweepDone chan struct{}
