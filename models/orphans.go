@@ -75,9 +75,10 @@ func CountOrphans(db *gorm.DB, scope OrphanScope) (int64, error) {
 // DeleteOrphans removes, in one transaction, the content units in scope that are in no
 // repository version and that no unit kept still needs: tags first, then manifests that no
 // kept tag names and no kept index lists (indexes before the manifests they list), then blobs
-// that no kept manifest uses as config or layer. A unit whose digest held reports in use is
-// kept. Link rows and the remote artifacts of the removed blobs go with them. Bytes are the
-// caller's: OrphanResult.Digests names the stored objects that lost their row.
+// that no kept manifest uses as config or layer and no repository holds pending (PendingBlob).
+// A unit whose digest held reports in use is kept. Link rows and the remote artifacts of the
+// removed blobs go with them. Bytes are the caller's: OrphanResult.Digests names the stored
+// objects that lost their row.
 func DeleteOrphans(db *gorm.DB, scope OrphanScope, held HeldFunc) (OrphanResult, error) {
 	var res OrphanResult
 	err := db.Transaction(func(tx *gorm.DB) error {
@@ -110,7 +111,8 @@ func DeleteOrphans(db *gorm.DB, scope OrphanScope, held HeldFunc) (OrphanResult,
 		}
 		q := orphanOf(tx.Model(&Blob{}), "blobs", scope).
 			Where("NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_id = blobs.id)").
-			Where("NOT EXISTS (SELECT 1 FROM manifests m WHERE m.config_blob_id = blobs.id)")
+			Where("NOT EXISTS (SELECT 1 FROM manifests m WHERE m.config_blob_id = blobs.id)").
+			Where("NOT EXISTS (SELECT 1 FROM pending_blobs pb WHERE pb.blob_id = blobs.id)")
 		_, err = removeUnheld(q, held, &res, func(batch []string) error {
 			if err := tx.Where("blob_id IN ?", batch).Delete(&RemoteArtifact{}).Error; err != nil {
 				return err

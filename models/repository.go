@@ -92,10 +92,13 @@ func CreateRepository(db *gorm.DB, r *Repository) error {
 	})
 }
 
-// DeleteRepository removes r, its versions and its content memberships. Content units stay
+// DeleteRepository removes r, its versions, its content memberships and its pending blobs. Content units stay
 // (they are shared; orphan cleanup removes them). Distributions that served r lose it.
 func DeleteRepository(tx *gorm.DB, id string) error {
 	if err := tx.Where("repository_id = ?", id).Delete(&RepositoryContent{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Where("repository_id = ?", id).Delete(&PendingBlob{}).Error; err != nil {
 		return err
 	}
 	if err := tx.Model(&Distribution{}).Where("repository_id = ?", id).Update("repository_id", nil).Error; err != nil {

@@ -51,7 +51,8 @@ func GetVersion(db *gorm.DB, repo *Repository, n int64) (*RepositoryVersion, err
 }
 
 // NewVersion adds and removes content in a new version of repo, inside tx (the caller's
-// transaction, which should hold the repository's lock). It returns nil when nothing changes:
+// transaction, which should hold the repository's lock); the blobs it adds are no longer
+// pending in repo (PendingBlob). It returns nil when nothing changes:
 // Pulp discards such versions. Versions beyond retain_repo_versions are squashed away.
 func NewVersion(tx *gorm.DB, repo *Repository, add, remove []ContentRef) (*RepositoryVersion, error) {
 	cur := repo.LatestNumber
@@ -102,6 +103,13 @@ func NewVersion(tx *gorm.DB, repo *Repository, add, remove []ContentRef) (*Repos
 	}
 	if len(rows) > 0 {
 		if err := tx.CreateInBatches(rows, inChunk).Error; err != nil {
+			return nil, err
+		}
+		added := make([]string, 0, len(rows))
+		for _, r := range rows {
+			added = append(added, r.ContentID)
+		}
+		if err := clearPendingBlobs(tx, repo.ID, added); err != nil {
 			return nil, err
 		}
 		changed = true

@@ -106,10 +106,11 @@ func (img *Image) Manifest(ctx context.Context, ref string) (*oci.Manifest, erro
 }
 
 // Blob returns the blob with digest when the version holds it (as a blob, or as the config or
-// a layer of a manifest it holds): from storage when storage has its bytes, otherwise through
-// the Store's RemoteBlobs when the version holds the blob as content of its own (what an
-// on_demand or streamed sync recorded: a manifest can list any digest, and must not make the
-// content app fetch one through another repository's remote); otherwise BLOB_UNKNOWN.
+// a layer of a manifest it holds) or the repository holds it pending (models.PendingBlob):
+// from storage when storage has its bytes, otherwise through the Store's RemoteBlobs when the
+// version holds the blob as content of its own (what an on_demand or streamed sync recorded:
+// a manifest can list any digest, and must not make the content app fetch one through another
+// repository's remote); otherwise BLOB_UNKNOWN.
 // A stored blob is a File whenever the driver can open one, for HEAD too, so that HEAD and GET
 // answer the same headers.
 func (img *Image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobContent, error) {
@@ -134,7 +135,15 @@ func (img *Image) Blob(ctx context.Context, digest string, head bool) (*oci.Blob
 		return nil, fmt.Errorf("blob %s of %s: %w", digest, img.name, err)
 	}
 	if len(hits) == 0 {
-		return nil, unknown
+		// A blob pushed to the repository that no version holds yet (Pulp serves its
+		// pending_blobs too, whichever version is asked for).
+		id, err := models.PendingBlobID(db, img.repoID, digest)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s of %s: %w", digest, img.name, err)
+		}
+		if id == "" {
+			return nil, unknown
+		}
 	}
 	if _, err := storage.BlobPath(digest); err != nil {
 		return nil, unknown

@@ -10,52 +10,58 @@ import (
 	"github.com/pulpgo/pulpgo/models"
 )
 
-// mount reports whether the blob digest can be mounted from repository from for caller c,
-// touching it when so: the caller may pull from (its token grants pull on it, or the
-// distribution is public, or the caller is the admin), from's served version holds the blob,
-// and storage has its bytes. Anything else is no error: the client then uploads the blob.
-func (r *Registry) mount(ctx context.Context, c caller, from, digest string) (bool, error) {
+// mount returns the id of the blob digest when it can be mounted from repository from for
+// caller c, touching it when so: the caller may pull from (its token grants pull on it, or
+// the distribution is public, or the caller is the admin), from's served version holds the
+// blob or from's repository holds it pending (Pulp mounts only the former; pulpgo serves a
+// pending blob to whoever may pull from, so it mounts it too), and storage has its bytes.
+// Anything else is "" and no error: the client then uploads the blob.
+func (r *Registry) mount(ctx context.Context, c caller, from, digest string) (string, error) {
 	if !oci.ValidName(from) || !oci.ValidDigest(digest) {
-		return false, nil
+		return "", nil
 	}
 	t, err := r.resolve(ctx, from)
 	if errors.Is(err, oci.ErrNameUnknown) {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	switch {
 	case c.admin:
 	case c.claims != nil:
 		if !token.Allows(c.claims.Access, "repository", from, "pull") {
-			return false, nil
+			return "", nil
 		}
 	case t.private():
-		return false, nil
+		return "", nil
 	}
 	if t.kind == targetPullThrough {
-		return false, nil
+		return "", nil
 	}
 	if t.kind == targetChild {
 		if t, err = r.local(ctx, t.dist); err != nil {
-			return false, nil
+			return "", nil
 		}
 	}
-	id, err := models.BlobIDInVersion(r.cfg.DB.WithContext(ctx), t.repoID, t.version, digest)
+	db := r.cfg.DB.WithContext(ctx)
+	id, err := models.BlobIDInVersion(db, t.repoID, t.version, digest)
+	if err == nil && id == "" {
+		id, err = models.PendingBlobID(db, t.repoID, digest)
+	}
 	if err != nil || id == "" {
-		return false, err
+		return "", err
 	}
 	path, err := storage.BlobPath(digest)
 	if err != nil {
-		return false, nil
+		return "", nil
 	}
 	if _, err := r.cfg.Storage.Stat(ctx, path); err != nil {
-		return false, nil
+		return "", nil
 	}
-	if err := models.TouchDigest(r.cfg.DB.WithContext(ctx), digest); err != nil {
-		return false, err
+	if err := models.TouchDigest(db, digest); err != nil {
+		return "", err
 	}
 	r.log.Info("blob mounted", "from", from, "digest", digest)
-	return true, nil
+	return id, nil
 }

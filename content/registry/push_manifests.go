@@ -169,7 +169,8 @@ func (r *Registry) stored(ctx context.Context, digest string) bool {
 	return err == nil
 }
 
-// errDeleteByDigest answers deletes by tag, as Pulp 2.29 does.
+// errDeleteByDigest answers deletes by tag, as Pulp 2.29 does. (Pulp refuses every reference
+// but a sha256 digest so; pulpgo stores sha512 content too, and deletes it as sha256 content.)
 func errDeleteByDigest(what string) error {
 	return oci.ErrInvalidRequest.WithDetail("message", "A "+what+" can only be deleted by digest.")
 }
@@ -178,7 +179,7 @@ func errDeleteByDigest(what string) error {
 // naming it leave the repository in a new version (202); their content and bytes stay until an
 // orphan cleanup. A tag is refused with INVALID_REQUEST, as Pulp 2.29 refuses it.
 func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt route) error {
-	if !strings.HasPrefix(rt.ref, "sha256:") {
+	if !oci.IsDigest(rt.ref) {
 		return errDeleteByDigest("manifest")
 	}
 	if !oci.ValidDigest(rt.ref) {
@@ -209,9 +210,10 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 
 // deleteBlob answers DELETE /v2/<name>/blobs/<digest>, as Pulp 2.29: the blob leaves the
 // repository in a new version (202), whatever manifests still name it; a blob the latest
-// version does not hold is BLOB_UNKNOWN.
+// version does not hold but the repository holds pending stops being pending (202); any other
+// blob is BLOB_UNKNOWN.
 func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route) error {
-	if !strings.HasPrefix(rt.ref, "sha256:") {
+	if !oci.IsDigest(rt.ref) {
 		return errDeleteByDigest("blob")
 	}
 	if !oci.ValidDigest(rt.ref) {
@@ -226,10 +228,17 @@ func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route
 		if err != nil {
 			return nil, err
 		}
+		if id != "" {
+			return models.NewVersion(tx, repo, nil, []models.ContentRef{{Type: models.KindBlob.PulpType, ID: id}})
+		}
+		if id, err = models.PendingBlobID(tx, repo.ID, rt.ref); err != nil {
+			return nil, err
+		}
 		if id == "" {
 			return nil, oci.ErrBlobUnknown.WithDetail("digest", rt.ref)
 		}
-		return models.NewVersion(tx, repo, nil, []models.ContentRef{{Type: models.KindBlob.PulpType, ID: id}})
+		_, err = models.RemovePendingBlob(tx, repo.ID, id)
+		return nil, err
 	})
 	if err != nil {
 		return err

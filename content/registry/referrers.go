@@ -19,8 +19,8 @@ type referrersIndex struct {
 
 // serveReferrers answers GET /v2/<name>/referrers/<digest>: an OCI index of the manifests of
 // the repository's served version whose subject is digest, filtered by ?artifactType= (said
-// by OCI-Filters-Applied). Names the pull-through cache serves have no referrers yet (an
-// empty index).
+// by OCI-Filters-Applied). Names the pull-through cache serves, and names nothing is
+// distributed at yet, have no referrers (an empty index; nothing is created).
 func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt route, c caller) {
 	if !oci.ValidName(rt.name) {
 		r.writeError(w, req, oci.ErrNameInvalid.WithDetail("name", rt.name))
@@ -32,7 +32,11 @@ func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt r
 	}
 	ctx := req.Context()
 	t, err := r.resolve(ctx, rt.name)
-	if err == nil {
+	if errors.Is(err, oci.ErrNameUnknown) {
+		// Nothing is distributed at the name yet (the caller may pull it: permit checked a
+		// token's scope): no manifest refers to anything in it.
+		t, err = nil, nil
+	} else if err == nil {
 		err = authorize(c, t.private(), rt.name)
 		if errors.Is(err, oci.ErrUnauthorized) && r.cfg.Tokens != nil {
 			err = errInsufficientScope
@@ -44,7 +48,7 @@ func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt r
 	}
 	artifactType := req.URL.Query().Get("artifactType")
 	idx := referrersIndex{SchemaVersion: 2, MediaType: oci.MediaTypeOCIIndex, Manifests: []oci.Descriptor{}}
-	if t.kind == targetLocal {
+	if t != nil && t.kind == targetLocal {
 		ms, err := models.Referrers(r.cfg.DB.WithContext(ctx), t.repoID, t.version, rt.ref, artifactType)
 		if err != nil {
 			r.writeError(w, req, err)

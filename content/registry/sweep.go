@@ -51,7 +51,9 @@ func (r *Registry) startSweeper() {
 }
 
 // SweepUploads removes the uploads not written to for the upload timeout, with their bytes,
-// and staging files that no upload owns any more; it returns how many uploads it removed.
+// staging files that no upload owns any more, and the pending rows of blobs pushed longer ago
+// than the timeout that no manifest push recorded (their bytes are then left to an orphan
+// cleanup); it returns how many uploads it removed.
 // Uploads a request is writing to (their file is locked) are left alone.
 func (r *Registry) SweepUploads(ctx context.Context) (int, error) {
 	if err := os.MkdirAll(r.cfg.UploadDir, 0o700); err != nil {
@@ -61,6 +63,9 @@ func (r *Registry) SweepUploads(ctx context.Context) (int, error) {
 	db := r.cfg.DB.WithContext(ctx)
 	ids, err := models.StaleUploads(db, cutoff)
 	if err != nil {
+		return 0, err
+	}
+	if _, err := models.SweepPendingBlobs(db, cutoff); err != nil {
 		return 0, err
 	}
 	n := 0

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"gorm.io/gorm"
+
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
@@ -119,9 +121,10 @@ func (r *Registry) appendBody(ctx context.Context, uf *uploadFile, body io.Reade
 }
 
 // finish checks that the upload's bytes have digest and commits them to storage as that
-// blob (or drops them when storage has it already), with its blob row; the upload is gone
-// afterwards either way. Bytes of another digest are dropped with DIGEST_INVALID.
-func (r *Registry) finish(ctx context.Context, uf *uploadFile, digest string) error {
+// blob (or drops them when storage has it already), with its blob row, pending in repository
+// repoID (models.PendingBlob); the upload is gone afterwards either way. Bytes of another
+// digest are dropped with DIGEST_INVALID.
+func (r *Registry) finish(ctx context.Context, uf *uploadFile, digest, repoID string) error {
 	alg, _, _ := storage.ParseDigest(digest)
 	var sum string
 	if alg == storage.AlgorithmSHA256 {
@@ -153,7 +156,14 @@ func (r *Registry) finish(ctx context.Context, uf *uploadFile, digest string) er
 			return fmt.Errorf("commit upload %s as blob %s: %w", uf.u.ID, digest, err)
 		}
 	}
-	if _, err := models.GetOrCreateBlob(r.cfg.DB.WithContext(ctx), &models.Blob{Digest: digest, Size: uf.u.Received}); err != nil {
+	err = r.cfg.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		b, err := models.GetOrCreateBlob(tx, &models.Blob{Digest: digest, Size: uf.u.Received})
+		if err != nil {
+			return err
+		}
+		return models.AddPendingBlob(tx, repoID, b.ID)
+	})
+	if err != nil {
 		return fmt.Errorf("record blob %s: %w", digest, err)
 	}
 	r.dropUpload(ctx, uf.u.ID)

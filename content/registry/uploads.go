@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -76,7 +77,13 @@ func (r *Registry) serveUpload(w http.ResponseWriter, req *http.Request, rt rout
 			return err
 		}
 		defer uf.Close()
-		return r.complete(w, req, rt.name, uf, digest)
+		// The repository was created when the upload started; a push recreates it if it has
+		// been deleted since, as Pulp does.
+		t, err := r.pushTarget(ctx, rt.name, true)
+		if err != nil {
+			return err
+		}
+		return r.complete(w, req, t, uf, digest)
 	}
 	return unsupported(w, rt)
 }
@@ -85,16 +92,20 @@ func (r *Registry) serveUpload(w http.ResponseWriter, req *http.Request, rt rout
 // distribution on a first push (as Pulp does).
 func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt route, c caller) error {
 	ctx := req.Context()
-	if _, err := r.pushTarget(ctx, rt.name, true); err != nil {
+	t, err := r.pushTarget(ctx, rt.name, true)
+	if err != nil {
 		return err
 	}
 	q := req.URL.Query()
 	if from, ok := mountSource(req); ok {
-		mounted, err := r.mount(ctx, c, from, q.Get("mount"))
+		blobID, err := r.mount(ctx, c, from, q.Get("mount"))
 		if err != nil {
 			return err
 		}
-		if mounted {
+		if blobID != "" {
+			if err := models.AddPendingBlob(r.cfg.DB.WithContext(ctx), t.Repository.ID, blobID); err != nil {
+				return fmt.Errorf("record mounted blob %s in %s: %w", q.Get("mount"), rt.name, err)
+			}
 			blobCreated(w, rt.name, q.Get("mount"))
 			return nil
 		}
@@ -116,22 +127,22 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		return err
 	}
 	defer uf.Close()
-	return r.complete(w, req, rt.name, uf, digest[0])
+	return r.complete(w, req, t, uf, digest[0])
 }
 
 // complete appends the request's body to the upload, if it has one, checks the digest and
-// commits the blob: 201 with its location.
-func (r *Registry) complete(w http.ResponseWriter, req *http.Request, name string, uf *uploadFile, digest string) error {
+// commits the blob as pending in the target's repository: 201 with its location.
+func (r *Registry) complete(w http.ResponseWriter, req *http.Request, t *models.PushTarget, uf *uploadFile, digest string) error {
 	ctx := req.Context()
 	if req.ContentLength != 0 {
 		if err := r.appendChunk(ctx, uf, req); err != nil {
 			return err
 		}
 	}
-	if err := r.finish(ctx, uf, digest); err != nil {
+	if err := r.finish(ctx, uf, digest, t.Repository.ID); err != nil {
 		return err
 	}
-	blobCreated(w, name, digest)
+	blobCreated(w, uf.u.Name, digest)
 	return nil
 }
 

@@ -13,9 +13,15 @@ import (
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
-// knownFailures are the suite's tests pulpgo fails, by pattern of their names, each with the
-// reason docs/api.md gives. Any other failure fails TestOCIConformance.
-var knownFailures = map[string]string{}
+// knownFailures are the suite's tests pulpgo does not pass (failed, or skipped as unsupported),
+// by pattern of their names, each with the reason docs/api.md ("OCI conformance") gives. Any
+// other failure or unsupported test fails TestOCIConformance.
+var knownFailures = map[string]string{
+	`/delete/tag-delete$`: "DELETE /v2/<name>/manifests/<tag> answers 400 INVALID_REQUEST, as Pulp 2.29: " +
+		"manifests are deleted by digest only (the suite then deletes by digest, which passes)",
+	`/mount anonymous/blob-mount-anonymous$`: "a mount without from= (POST ?mount=<digest>) starts an upload (202), " +
+		"as Pulp mounts only with both mount and from; the suite falls back to POST+PUT, which passes",
+}
 
 // required are tests that must pass: the issue's "manifest DELETE, blob DELETE and referrers
 // must pass".
@@ -51,15 +57,14 @@ func TestOCIConformance(t *testing.T) {
 		n := rs.Count()
 		t.Logf("OCI conformance on %s: %d passed, %d failed, %d unsupported (skipped), %d disabled",
 			e.Name, n["passed"], n["failure"], n["skipped"], n["disabled"])
-		for _, name := range rs.With("skipped") {
-			t.Logf("unsupported: %s: %s", name, firstLine(rs[name].Reason))
-		}
-		for _, name := range rs.With("failure") {
-			if reason, ok := known(name); ok {
-				t.Logf("known failure: %s: %s", name, reason)
-				continue
+		for _, status := range []string{"skipped", "failure"} {
+			for _, name := range rs.With(status) {
+				if reason, ok := known(name); ok {
+					t.Logf("known non-pass (%s): %s: %s", status, name, reason)
+					continue
+				}
+				t.Errorf("%s: %s: %s", status, name, firstLine(rs[name].Reason))
 			}
-			t.Errorf("failed: %s: %s", name, firstLine(rs[name].Reason))
 		}
 		for name, r := range rs {
 			if required.MatchString(name) && r.Status != "passed" {
