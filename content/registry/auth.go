@@ -136,23 +136,41 @@ func isWrite(rt route, req *http.Request) bool {
 	return rt.kind == routeUpload || (req.Method != http.MethodGet && req.Method != http.MethodHead)
 }
 
-// permit checks, with token authentication, that the caller may make a request on rt. A
-// request without a token (and without a superuser's Basic credentials) is challenged; a token
-// must grant every scope the route needs, and on /v2/ must grant nothing (Pulp's rule: the
-// token of a login is asked for without a scope).
+// permit checks, with token authentication, that the caller may make a request on rt. An
+// anonymous request without a token is challenged; a token must grant every scope the route
+// needs, and on /v2/ must grant nothing (Pulp's rule: the token of a login is asked for
+// without a scope). A user's Basic credentials may do what a token for them would grant.
 func (r *Registry) permit(c caller, rt route, req *http.Request) error {
 	if r.cfg.Tokens == nil {
 		return nil
 	}
-	if c.claims == nil {
-		if c.admin {
+	need := scopes(rt, req)
+	var access []token.Access
+	switch {
+	case c.claims != nil:
+		access = c.claims.Access
+	case c.admin:
+		return nil
+	case c.user == "":
+		return oci.ErrUnauthorized
+	default:
+		// A user's Basic credentials sent without a token (clients that send them keep
+		// working): the request may do what a token issued to that user would grant.
+		if len(need) == 0 {
 			return nil
 		}
-		return oci.ErrUnauthorized
+		requested := make([]string, len(need))
+		for i, s := range need {
+			requested[i] = s.String()
+		}
+		granted, err := r.grant(req, c, requested)
+		if err != nil {
+			return err
+		}
+		access = granted
 	}
-	need := scopes(rt, req)
 	if len(need) == 0 {
-		if len(c.claims.Access) == 0 {
+		if len(access) == 0 {
 			return nil
 		}
 		return errInsufficientScope
@@ -162,7 +180,7 @@ func (r *Registry) permit(c caller, rt route, req *http.Request) error {
 			continue // a mount's source: without pull on it, the mount falls back to an upload
 		}
 		for _, a := range strings.Split(s.action, ",") {
-			if !token.Allows(c.claims.Access, s.typ, s.name, a) {
+			if !token.Allows(access, s.typ, s.name, a) {
 				return errInsufficientScope
 			}
 		}

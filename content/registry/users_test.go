@@ -162,8 +162,13 @@ func TestUserTokens(t *testing.T) {
 			{name: "another's private", path: "/v2/bob/app/manifests/latest", header: other, status: 401, code: "UNAUTHORIZED",
 				headers: map[string]string{"WWW-Authenticate": `Bearer realm="` + tf.srv.URL + `/token/",service="` + tf.host() +
 					`",scope="repository:bob/app:pull",error="insufficient_scope"`}},
-			{name: "Basic is not enough for users", path: "/v2/alice/app/manifests/latest", header: basicAuth("alice", "alice-password"),
-				status: 401, code: "UNAUTHORIZED"},
+			// A user's Basic credentials without a token open what a token would.
+			{name: "Basic, own private", path: "/v2/alice/app/manifests/latest", header: basicAuth("alice", "alice-password"), status: 200},
+			{name: "Basic, ping", path: "/v2/", header: basicAuth("alice", "alice-password"), status: 200},
+			{name: "Basic, another's private", path: "/v2/bob/app/manifests/latest", header: basicAuth("alice", "alice-password"),
+				status: 401, code: "UNAUTHORIZED", headers: map[string]string{"WWW-Authenticate": `Bearer realm="` + tf.srv.URL + `/token/",service="` + tf.host() +
+					`",scope="repository:bob/app:pull",error="insufficient_scope"`}},
+			{name: "Basic, wrong password", path: "/v2/alice/app/manifests/latest", header: basicAuth("alice", "wrong"), status: 401, code: "UNAUTHORIZED"},
 		})
 	})
 
