@@ -251,6 +251,7 @@ func copyHashing(ctx context.Context, f *Fill, file *os.File, body io.Reader, si
 		body = io.LimitReader(body, size+1)
 	}
 	buf := make([]byte, bufferSize)
+	out := storage.NewWriteback(file, 0)
 	var total int64
 	for {
 		n, rerr := body.Read(buf)
@@ -258,7 +259,7 @@ func copyHashing(ctx context.Context, f *Fill, file *os.File, body io.Reader, si
 			if size >= 0 && total+int64(n) > size {
 				return 0, nil, &SizeMismatchError{Digest: f.digest, Want: size, Got: total + int64(n)}
 			}
-			if _, err := file.Write(buf[:n]); err != nil {
+			if _, err := out.Write(buf[:n]); err != nil {
 				return 0, nil, fmt.Errorf("stage blob %s: %w", f.digest, err)
 			}
 			h.Write(buf[:n])

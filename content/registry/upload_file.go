@@ -102,7 +102,7 @@ func (r *Registry) appendBody(ctx context.Context, uf *uploadFile, body io.Reade
 	}
 	bp := r.bufs.Get().(*[]byte)
 	defer r.bufs.Put(bp)
-	n, copyErr := io.CopyBuffer(io.MultiWriter(uf.f, h), body, *bp)
+	n, copyErr := io.CopyBuffer(io.MultiWriter(storage.NewWriteback(uf.f, start), h), body, *bp)
 	if n == 0 && copyErr == nil {
 		return 0, nil
 	}

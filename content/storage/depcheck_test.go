@@ -7,8 +7,9 @@ import (
 )
 
 // TestImportsAreLeaf keeps storage a leaf: its non-test files import only the standard
-// library, and storagetest only the standard library and storage.
+// library and golang.org/x/sys/unix (sync_file_range), and storagetest only the standard
+// library and storage.
 func TestImportsAreLeaf(t *testing.T) {
-	imports.Only(t, ".")
+	imports.Only(t, ".", "golang.org/x/sys/unix")
 	imports.Only(t, "storagetest", "github.com/pulpgo/pulpgo/content/storage")
 }
