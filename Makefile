@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pulpgo
 OAPI    := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: build run test test-parity generate lint bench-tasks bench-pull bench-cold bench-sync clean
+.PHONY: build run test test-parity generate lint bench-tasks bench-pull bench-cold bench-sync bench-push clean
 
 build: ## Build bin/pulpgo.
 	$(GO) build -o $(BIN) ./cmd/pulpgo
@@ -34,6 +34,9 @@ bench-cold: ## Cold pulls only, direct vs pulpgo, with the server CPU of each (s
 
 bench-sync: build ## Repository sync benchmark against a local upstream and skopeo sync (scripts/bench-sync.sh).
 	bash scripts/bench-sync.sh
+
+bench-push: build ## Push benchmark beside Distribution v3 (scripts/bench-push.sh).
+	bash scripts/bench-push.sh
 
 clean:
 	rm -rf bin
