@@ -523,3 +523,40 @@ func TestMount(t *testing.T) {
 		expect(t, "mount from nowhere", resp, body, http.StatusAccepted, "")
 	})
 }
+
+// TestUploadWithoutItsBytes: an upload whose staging file is gone (committed by a request that
+// died before it dropped the row) or shorter than its row says is dropped, never refilled: a
+// later chunk and PUT cannot store zeros and new bytes under a digest computed from the saved
+// hash state of bytes no longer there (review finding 2).
+func TestUploadWithoutItsBytes(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		p := newPushEnv(t, e, nil)
+		head, tail := randomBytes(t, 50_000), randomBytes(t, 1000)
+		whole := oci.Digest(append(append([]byte{}, head...), tail...))
+		for _, damage := range []string{"gone", "short"} {
+			resp, body := p.do(http.MethodPost, "/v2/bytes/blobs/uploads/", nil, nil)
+			expect(t, "start", resp, body, http.StatusAccepted, "")
+			loc, uuid := resp.Header.Get("Location"), resp.Header.Get("Docker-Upload-UUID")
+			resp, body = p.do(http.MethodPatch, loc, head, map[string]string{"Content-Range": fmt.Sprintf("0-%d", len(head)-1)})
+			expect(t, "chunk", resp, body, http.StatusAccepted, "")
+			path := p.reg.uploadPath(uuid)
+			if damage == "gone" {
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Truncate(path, 100); err != nil {
+				t.Fatal(err)
+			}
+			resp, body = p.do(http.MethodPatch, loc, tail, map[string]string{"Content-Range": fmt.Sprintf("%d-%d", len(head), len(head)+len(tail)-1)})
+			expect(t, damage+": next chunk", resp, body, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+			resp, body = p.do(http.MethodPut, loc+"?digest="+whole, nil, nil)
+			expect(t, damage+": finish", resp, body, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+			if _, err := os.Stat(path); !os.IsNotExist(err) {
+				t.Errorf("%s: the staging file exists again: %v", damage, err)
+			}
+			if got := p.stored(whole); got != nil {
+				t.Fatalf("%s: %d bytes stored under %s", damage, len(got), whole)
+			}
+		}
+	})
+}

@@ -35,9 +35,28 @@ var errUploadBusy = &oci.Error{Status: 416, Code: "BLOB_UPLOAD_INVALID", Message
 // before they name a file.
 func (r *Registry) uploadPath(id string) string { return filepath.Join(r.cfg.UploadDir, id) }
 
-// openUpload opens and locks the staging file of upload u of name, and re-reads its row.
+// createUploadFile creates the empty staging file of the new upload id. Only a new upload
+// creates one: a request for an upload whose file is gone finds no upload.
+func (r *Registry) createUploadFile(id string) error {
+	f, err := os.OpenFile(r.uploadPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create upload %s: %w", id, err)
+	}
+	return f.Close()
+}
+
+// openUpload opens and locks the staging file of upload u of name, and re-reads its row. An
+// upload whose file is missing or shorter than its row counts (its bytes were committed by a
+// request that did not get to drop the row, or lost) is dropped: its saved hash would not
+// describe the file.
 func (r *Registry) openUpload(ctx context.Context, id, name string) (*uploadFile, error) {
-	f, err := os.OpenFile(r.uploadPath(id), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(r.uploadPath(id), os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := models.GetUpload(r.cfg.DB.WithContext(ctx), id, name); err == nil {
+			r.dropUpload(ctx, id)
+		}
+		return nil, oci.ErrBlobUploadUnknown.WithDetail("uuid", id)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open upload %s: %w", id, err)
 	}
@@ -52,6 +71,11 @@ func (r *Registry) openUpload(ctx context.Context, id, name string) (*uploadFile
 			return nil, oci.ErrBlobUploadUnknown.WithDetail("uuid", id)
 		}
 		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() < u.Received {
+		f.Close()
+		r.dropUpload(ctx, id)
+		return nil, oci.ErrBlobUploadUnknown.WithDetail("uuid", id)
 	}
 	return &uploadFile{f: f, u: u}, nil
 }
@@ -156,7 +180,8 @@ func (r *Registry) finish(ctx context.Context, uf *uploadFile, digest, repoID st
 			return fmt.Errorf("commit upload %s as blob %s: %w", uf.u.ID, digest, err)
 		}
 	}
-	err = r.cfg.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	// Recorded even when the client has gone meanwhile: the bytes are committed already.
+	err = r.cfg.DB.WithContext(context.WithoutCancel(ctx)).Transaction(func(tx *gorm.DB) error {
 		b, err := models.GetOrCreateBlob(tx, &models.Blob{Digest: digest, Size: uf.u.Received})
 		if err != nil {
 			return err

@@ -118,6 +118,10 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 	if err != nil {
 		return err
 	}
+	if err := r.createUploadFile(u.ID); err != nil {
+		r.dropUpload(ctx, u.ID)
+		return err
+	}
 	if !monolithic {
 		uploadStatus(w, rt.name, u, http.StatusAccepted)
 		return nil
