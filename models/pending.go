@@ -65,3 +65,33 @@ func clearPendingBlobs(tx *gorm.DB, repoID string, contentIDs []string) error {
 		return tx.Where("repository_id = ? AND blob_id IN ?", repoID, part).Delete(&PendingBlob{}).Error
 	})
 }
+
+// RepositoryHoldsBlob reports whether repository repoID has the blob digest: in its latest
+// version, or pending (pushed to it and not yet named by a version). A pushed manifest may name
+// only such blobs, so that a push cannot take in another repository's content by digest.
+func RepositoryHoldsBlob(db *gorm.DB, repoID, digest string) (bool, error) {
+	var repo Repository
+	if err := db.Select("id", "latest_number").Take(&repo, "id = ?", repoID).Error; err != nil {
+		return false, err
+	}
+	id, err := BlobIDInVersion(db, repoID, repo.LatestNumber, digest)
+	if err != nil || id != "" {
+		return id != "", err
+	}
+	id, err = PendingBlobID(db, repoID, digest)
+	return id != "", err
+}
+
+// RepositoryHoldsManifest reports whether the latest version of repository repoID holds the
+// manifest digest (an index pushed to it may list only such manifests).
+func RepositoryHoldsManifest(db *gorm.DB, repoID, digest string) (bool, error) {
+	var repo Repository
+	if err := db.Take(&repo, "id = ?", repoID).Error; err != nil {
+		return false, err
+	}
+	_, err := ManifestInVersion(db, &repo, repo.LatestNumber, digest)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}

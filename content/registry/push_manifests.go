@@ -47,11 +47,11 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 		}
 		m.Digest = rt.ref
 	}
-	if err := r.checkReferences(ctx, m); err != nil {
-		return err
-	}
 	target, err := r.pushTarget(ctx, rt.name, true)
 	if err != nil {
+		return err
+	}
+	if err := r.checkReferences(ctx, m, target.Repository.ID); err != nil {
 		return err
 	}
 	if err := r.store.PutManifest(ctx, m); err != nil {
@@ -128,22 +128,21 @@ func readPushedManifest(req *http.Request) (*oci.Manifest, error) {
 	return m, nil
 }
 
-// checkReferences checks that what m names is stored: an image manifest's config and layers
-// (foreign layers are not stored anywhere), an index's listed manifests (recorded and
-// stored).
-func (r *Registry) checkReferences(ctx context.Context, m *oci.Manifest) error {
+// checkReferences checks that what m names is stored and belongs to repository repoID: an
+// image manifest's config and layers (foreign layers are not stored anywhere) in its latest
+// version or pending (uploaded or mounted to it), an index's listed manifests in its latest
+// version. A digest the pusher has not brought to this repository is unknown here, even when
+// another repository holds it: naming it must not copy that repository's content in.
+func (r *Registry) checkReferences(ctx context.Context, m *oci.Manifest, repoID string) error {
+	db := r.cfg.DB.WithContext(ctx)
 	if oci.IsIndex(m.MediaType) {
-		digests := make([]string, 0, len(m.Manifests))
 		for _, d := range m.Manifests {
-			digests = append(digests, d.Digest)
-		}
-		ids, err := models.ManifestIDsByDigest(r.cfg.DB.WithContext(ctx), digests)
-		if err != nil {
-			return err
-		}
-		for _, d := range digests {
-			if _, ok := ids[d]; !ok || !r.stored(ctx, d) {
-				return oci.ErrManifestInvalid.WithDetail("reason", "listed manifest "+d+" is not stored")
+			ok, err := models.RepositoryHoldsManifest(db, repoID, d.Digest)
+			if err != nil {
+				return err
+			}
+			if !ok || !r.stored(ctx, d.Digest) {
+				return oci.ErrManifestInvalid.WithDetail("reason", "listed manifest "+d.Digest+" is not in this repository")
 			}
 		}
 		return nil
@@ -152,7 +151,11 @@ func (r *Registry) checkReferences(ctx context.Context, m *oci.Manifest) error {
 		if oci.Foreign(d.MediaType) {
 			continue
 		}
-		if !r.stored(ctx, d.Digest) {
+		ok, err := models.RepositoryHoldsBlob(db, repoID, d.Digest)
+		if err != nil {
+			return err
+		}
+		if !ok || !r.stored(ctx, d.Digest) {
 			return oci.ErrManifestBlobUnknown.WithDetail("digest", d.Digest)
 		}
 	}

@@ -560,3 +560,35 @@ func TestUploadWithoutItsBytes(t *testing.T) {
 		}
 	})
 }
+
+// TestPushNamesOnlyItsOwnContent: a pushed manifest may name only blobs its repository holds
+// (in its latest version, or uploaded or mounted to it), and an index only manifests of that
+// repository: knowing a digest of another repository does not copy its content in (review
+// finding 1).
+func TestPushNamesOnlyItsOwnContent(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		p := newPushEnv(t, e, nil)
+		secret := p.pushImage("bob/secret", "v1")
+		// Another repository: its own config, the other's layer, by digest only.
+		cd := p.pushBlob("alice/x", []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}`))
+		ld := oci.Digest(secret.layer)
+		m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}`,
+			oci.MediaTypeOCIManifest, cd, len(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}`), ld, len(secret.layer)))
+		resp, body := p.do(http.MethodPut, "/v2/alice/x/manifests/stolen", m, map[string]string{"Content-Type": oci.MediaTypeOCIManifest})
+		expect(t, "manifest naming another repository's layer", resp, body, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN")
+		resp, _ = p.do(http.MethodGet, "/v2/alice/x/blobs/"+ld, nil, nil)
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("the other repository's layer is served through alice/x")
+		}
+		index := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"arm64","os":"linux"}}]}`,
+			oci.MediaTypeOCIIndex, oci.MediaTypeOCIManifest, secret.digest, len(secret.manifest)))
+		resp, body = p.do(http.MethodPut, "/v2/alice/x/manifests/all", index, map[string]string{"Content-Type": oci.MediaTypeOCIIndex})
+		expect(t, "index listing another repository's manifest", resp, body, http.StatusBadRequest, "MANIFEST_INVALID")
+
+		// Brought to the repository by a mount, the same layer may be named.
+		resp, body = p.do(http.MethodPost, "/v2/alice/x/blobs/uploads/?mount="+ld+"&from=bob/secret", nil, nil)
+		expect(t, "mount", resp, body, http.StatusCreated, "")
+		resp, body = p.do(http.MethodPut, "/v2/alice/x/manifests/mounted", m, map[string]string{"Content-Type": oci.MediaTypeOCIManifest})
+		expect(t, "manifest after the mount", resp, body, http.StatusCreated, "")
+	})
+}
