@@ -11,8 +11,9 @@ import (
 )
 
 // mount returns the id of the blob digest when it can be mounted from repository from for
-// caller c, touching it when so: the caller may pull from (its token grants pull on it, or
-// the distribution is public, or the caller is the admin), from's served version holds the
+// caller c, touching it when so: the caller may pull from (its token, if it sent one, grants
+// pull on it, and the distribution is public, in the caller's namespace, or the caller is a
+// superuser), from's served version holds the
 // blob or from's repository holds it pending (Pulp mounts only the former; pulpgo serves a
 // pending blob to whoever may pull from, so it mounts it too), and storage has its bytes.
 // Anything else is "" and no error: the client then uploads the blob.
@@ -27,13 +28,11 @@ func (r *Registry) mount(ctx context.Context, c caller, from, digest string) (st
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case c.admin:
-	case c.claims != nil:
-		if !token.Allows(c.claims.Access, "repository", from, "pull") {
-			return "", nil
-		}
-	case t.private():
+	// The token's grant is not enough alone: from may have become private since it was issued.
+	if c.claims != nil && !c.admin && !token.Allows(c.claims.Access, "repository", from, "pull") {
+		return "", nil
+	}
+	if authorize(c, t.private(), from) != nil {
 		return "", nil
 	}
 	if t.kind == targetPullThrough {

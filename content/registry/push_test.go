@@ -592,3 +592,33 @@ func TestPushNamesOnlyItsOwnContent(t *testing.T) {
 		expect(t, "manifest after the mount", resp, body, http.StatusCreated, "")
 	})
 }
+
+// TestChunkBeyondItsRange: a chunk sent without a length (chunked transfer) counts up to the
+// end of its Content-Range only; more bytes are refused, not appended (review finding 11).
+func TestChunkBeyondItsRange(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		p := newPushEnv(t, e, nil)
+		resp, body := p.do(http.MethodPost, "/v2/range/blobs/uploads/", nil, nil)
+		expect(t, "start", resp, body, http.StatusAccepted, "")
+		loc := resp.Header.Get("Location")
+		chunk := randomBytes(t, 3000)
+		// io.MultiReader hides the length: the client sends the body chunked.
+		req, err := http.NewRequest(http.MethodPatch, p.srv.URL+loc, io.MultiReader(bytes.NewReader(chunk)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(models.AdminUsername, adminPassword)
+		req.Header.Set("Content-Range", "0-999")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		expect(t, "chunk longer than its range", resp, body, http.StatusBadRequest, "SIZE_INVALID")
+		resp, _ = p.do(http.MethodGet, loc, nil, nil)
+		if got := resp.Header.Get("Range"); got != "0-999" {
+			t.Errorf("upload status Range %q: bytes past the chunk's range were kept", got)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -153,6 +154,8 @@ func (r *Registry) complete(w http.ResponseWriter, req *http.Request, t *models.
 // appendChunk appends the body of req to the upload. With a Content-Range the chunk must start
 // where the upload ends (416 otherwise) and its Content-Length must match the range.
 func (r *Registry) appendChunk(ctx context.Context, uf *uploadFile, req *http.Request) error {
+	var body io.Reader = req.Body
+	limit := int64(-1)
 	if cr := req.Header.Get("Content-Range"); cr != "" {
 		m := contentRange.FindStringSubmatch(cr)
 		if m == nil {
@@ -166,9 +169,19 @@ func (r *Registry) appendChunk(ctx context.Context, uf *uploadFile, req *http.Re
 		if n := end - start + 1; req.ContentLength >= 0 && req.ContentLength != n {
 			return oci.ErrSizeInvalid.WithDetail("Content-Range", cr)
 		}
+		// A body of unknown length (chunked) counts up to the range's end only.
+		limit = end - start + 1
+		body = io.LimitReader(req.Body, limit)
 	}
-	_, err := r.appendBody(ctx, uf, req.Body)
-	return err
+	if _, err := r.appendBody(ctx, uf, body); err != nil {
+		return err
+	}
+	if limit >= 0 && req.ContentLength < 0 {
+		if n, _ := req.Body.Read(make([]byte, 1)); n > 0 {
+			return oci.ErrSizeInvalid.WithDetail("Content-Range", req.Header.Get("Content-Range"))
+		}
+	}
+	return nil
 }
 
 // mountSource returns the repository a POST asks to mount a blob from: Pulp mounts when the
