@@ -47,7 +47,8 @@ func newPushEnv(t *testing.T, e testenv.Engine, mod func(*Config)) *pushEnv {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	cfg := Config{DB: db, Storage: store, AdminPassword: adminPassword, ResolveTTL: -1,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Errors (what a 500 hides) go to the test's log.
+		Logger:    slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelError})),
 		UploadDir: filepath.Join(store.Dir(), ".uploads"), Recorder: tasks.ManifestRecorder{Store: store}}
 	if mod != nil {
 		mod(&cfg)
@@ -60,6 +61,14 @@ func newPushEnv(t *testing.T, e testenv.Engine, mod func(*Config)) *pushEnv {
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	return &pushEnv{t: t, db: db, store: store, reg: reg, srv: srv}
+}
+
+// testLog writes a server's log lines to the test's log.
+type testLog struct{ t testing.TB }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // do sends a request as the admin (unless header says otherwise) and returns the response with
