@@ -20,6 +20,7 @@ type Image struct {
 	repoID  string
 	version int64
 	latest  bool // the latest version, whichever it is when asked (Store.Latest)
+	pinned  bool // served by a distribution fixed to the version (Store.Pinned)
 }
 
 var _ oci.Image = (*Image)(nil)
@@ -136,7 +137,10 @@ func (img *Image) Blob(ctx context.Context, digest string, head bool) (*oci.Blob
 	}
 	if len(hits) == 0 {
 		// A blob pushed to the repository that no version holds yet (Pulp serves its
-		// pending_blobs too, whichever version is asked for).
+		// pending_blobs too), but not through a distribution pinned to a version.
+		if img.pinned {
+			return nil, unknown
+		}
 		id, err := models.PendingBlobID(db, img.repoID, digest)
 		if err != nil {
 			return nil, fmt.Errorf("blob %s of %s: %w", digest, img.name, err)

@@ -59,6 +59,13 @@ func (s *Store) Image(name, repoID string, version int64) *Image {
 	return &Image{s: s, name: name, repoID: repoID, version: version}
 }
 
+// Pinned returns version version of repository repoID, served under name by a distribution
+// fixed to that version: unlike Image, it does not serve the repository's pending blobs (what
+// is being pushed belongs to the repository's own distribution, which may be private).
+func (s *Store) Pinned(name, repoID string, version int64) *Image {
+	return &Image{s: s, name: name, repoID: repoID, version: version, pinned: true}
+}
+
 // Latest returns the latest version of repository repoID, served under name: whichever
 // version is the latest when it is asked (a pull-through repository grows as pulls are
 // recorded).

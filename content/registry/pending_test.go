@@ -213,3 +213,35 @@ func TestReferrersOfUnknownName(t *testing.T) {
 		}
 	})
 }
+
+// TestPendingBlobsNotThroughPinned: a distribution pinned to a version of the repository
+// (public, while the repository's own is private) does not serve what is being pushed to the
+// repository (review finding 8).
+func TestPendingBlobsNotThroughPinned(t *testing.T) {
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		p := newPushEnv(t, e, nil)
+		p.pushImage("own/app", "v1")
+		if err := p.db.Model(&models.Distribution{}).Where("base_path = ?", "own/app").Update("private", true).Error; err != nil {
+			t.Fatal(err)
+		}
+		var repo models.Repository
+		if err := p.db.Take(&repo, "name = ?", "own/app").Error; err != nil {
+			t.Fatal(err)
+		}
+		var v models.RepositoryVersion
+		if err := p.db.Take(&v, "repository_id = ? AND number = ?", repo.ID, repo.LatestNumber).Error; err != nil {
+			t.Fatal(err)
+		}
+		now := models.Now()
+		pinned := models.Distribution{ID: models.NewID(), PulpType: models.KindContainerDistribution.PulpType, PulpCreated: now,
+			PulpLastUpdated: now, Name: "release/app", BasePath: "release/app", RepositoryVersionID: &v.ID, PulpLabels: models.Labels{}}
+		if err := p.db.Create(&pinned).Error; err != nil {
+			t.Fatal(err)
+		}
+		secret := randomBytes(t, 4000)
+		d := p.pushBlob("own/app", secret)
+		anon := map[string]string{"Authorization": ""}
+		p.getBlob("pending, through the pinned public distribution", "release/app", d, anon, http.StatusNotFound, nil)
+		p.getBlob("pending, through the repository's own distribution", "own/app", d, nil, http.StatusOK, secret)
+	})
+}

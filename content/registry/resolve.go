@@ -63,6 +63,9 @@ func (r *Registry) image(ctx context.Context, name string, c caller) (Image, err
 		d := *t.dist
 		return r.cfg.PullThrough.Image(ctx, &d, t.upstream)
 	}
+	if t.dist.RepositoryVersionID != nil {
+		return r.store.Pinned(name, t.repoID, t.version), nil
+	}
 	return r.store.Image(name, t.repoID, t.version), nil
 }
 
