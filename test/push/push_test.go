@@ -138,5 +138,28 @@ func TestPushClients(t *testing.T) {
 		home.Run(t, "podman", "pull", reg+"/team/busybox:v1").Must(t) // public: anonymous works
 		home.Run(t, "podman", "login", "-u", harness.Username, "-p", harness.Password, reg).Must(t)
 		home.Run(t, "podman", "pull", reg+"/team/private:v1").Must(t)
+
+		// A user pushes into the namespace named after her, and nowhere else.
+		status, body = api.Do(t, "POST", "/pulp/api/v3/users/", map[string]any{"username": "alice", "password": "alice-pushes-here"})
+		if status != 201 {
+			t.Fatalf("create alice: %d %s", status, body)
+		}
+		home.Run(t, "podman", "logout", reg).Must(t)
+		home.Run(t, "podman", "login", "-u", "alice", "-p", "alice-pushes-here", reg).Must(t)
+		home.Run(t, "podman", "tag", reg+"/team/busybox:v1", reg+"/alice/app:1", reg+"/team/app:1").Must(t)
+		home.Run(t, "podman", "push", reg+"/alice/app:1").Must(t)
+		if r := home.Run(t, "podman", "push", reg+"/team/app:1"); r.Code == 0 {
+			t.Error("alice pushed into the team namespace")
+		} else if s := strings.ToLower(r.Stderr); !strings.Contains(s, "unauthorized") && !strings.Contains(s, "denied") {
+			t.Errorf("alice's push to team/app: stderr lacks \"unauthorized\" or \"denied\":\n%s", r.Stderr)
+		}
+		if got := api.List(t, "/pulp/api/v3/distributions/container/container/", url.Values{"base_path": {"team/app"}}); len(got) != 0 {
+			t.Errorf("a refused push created %v", got)
+		}
+		if got := api.List(t, "/pulp/api/v3/distributions/container/container/", url.Values{"base_path": {"alice/app"}}); len(got) != 1 {
+			t.Errorf("alice's push created no distribution alice/app: %v", got)
+		}
+		home.Run(t, "podman", "rmi", "-a", "-f").Must(t)
+		home.Run(t, "podman", "pull", reg+"/alice/app:1").Must(t)
 	})
 }
