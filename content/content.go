@@ -60,6 +60,9 @@ type Config struct {
 	// Redis, when set, coordinates content processes so that each blob is fetched once across
 	// all of them (a lock per digest).
 	Redis redis.UniversalClient
+	// Mirrors maps upstream hosts to the pull-through distributions that serve unprefixed
+	// names as a registry mirror (registry.Config.Mirrors).
+	Mirrors map[string]string
 	// UploadTimeout is how long a blob upload may go without a write before it is swept
 	// (0: registry.DefaultUploadTimeout).
 	UploadTimeout time.Duration
@@ -123,7 +126,7 @@ func New(cfg Config) (*App, error) {
 		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logins: cfg.Logins, Logger: cfg.Logger, Uses: uses,
 		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadDir: filepath.Join(cfg.Storage.Dir(), uploadsDir), UploadTimeout: cfg.UploadTimeout,
-		Recorder: tasks.ManifestRecorder{Store: cfg.Storage}})
+		Mirrors: cfg.Mirrors, Recorder: tasks.ManifestRecorder{Store: cfg.Storage}})
 	if err != nil {
 		uses.Close()
 		cache.Close()

@@ -52,6 +52,9 @@ type config struct {
 	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME: minutes an orphan cleanup that
 	// names no protection time keeps content after its last use.
 	OrphanProtectionTime int
+	// Mirrors maps upstream hosts to the pull-through distributions that serve unprefixed
+	// names (--mirror NAME for docker.io, --mirror HOST=NAME for others).
+	Mirrors map[string]string
 	// UploadTimeout is how long a registry blob upload may go without a write before it is
 	// swept as abandoned.
 	UploadTimeout time.Duration
@@ -122,6 +125,26 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.TokenKey, "token-key", "PULPGO_TOKEN_KEY", "", "PEM file with the EC P-256 private key that signs registry tokens (ES256); empty = a key generated once and stored encrypted in the database, shared by every content process")
 	dur(&c.TokenExpiration, "token-expiration", "PULPGO_TOKEN_EXPIRATION", 5*time.Minute, "how long a registry token is valid (Pulp's TOKEN_EXPIRATION_TIME)")
 	dur(&c.UploadTimeout, "upload-timeout", "PULPGO_UPLOAD_TIMEOUT", time.Hour, "a registry blob upload that receives nothing for this long is swept (its bytes removed) by the content app")
+	c.Mirrors = map[string]string{}
+	addMirror := func(v string) error {
+		host, name, ok := strings.Cut(v, "=")
+		if !ok {
+			host, name = "docker.io", v
+		}
+		if host == "" || name == "" || strings.ContainsAny(host, "/ ") {
+			return fmt.Errorf("--mirror %q: want a pull-through distribution name, or <upstream host>=<name>", v)
+		}
+		c.Mirrors[host] = name
+		return nil
+	}
+	if v, ok := os.LookupEnv("PULPGO_MIRROR"); ok && v != "" {
+		for _, m := range strings.Split(v, ",") {
+			if err := addMirror(strings.TrimSpace(m)); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("PULPGO_MIRROR: %w", err))
+			}
+		}
+	}
+	fs.Func("mirror", "serve unprefixed names as a registry mirror through the pull-through distribution NAME (for docker.io), or HOST=NAME for the requests of containerd's mirrors with ?ns=HOST; repeatable (env PULPGO_MIRROR, comma-separated)", addMirror)
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err

@@ -68,6 +68,11 @@ type Config struct {
 	// ContentOrigin, when set, is the URL clients reach the registry at: the token realm is
 	// <ContentOrigin>/token/ (Pulp's TOKEN_SERVER). Empty: the request's scheme and host.
 	ContentOrigin string
+	// Mirrors makes the registry a registry mirror: it maps an upstream host (the ?ns= of
+	// containerd's mirror requests; DefaultMirrorHost for requests without one) to the name of
+	// the pull-through distribution that serves unprefixed names for it. Empty: names are
+	// served as they are.
+	Mirrors map[string]string
 	// Now is the clock of token issue and verification; nil means time.Now.
 	Now func() time.Time
 	// Uses, when set, marks each blob as in use while it is served (content/inuse), so that
@@ -107,6 +112,8 @@ type Registry struct {
 	// logins checks Basic credentials and token subjects against the users.
 	logins *models.Logins
 	bufs   sync.Pool // *[]byte of copyBufferSize, for streaming blobs
+	// mirrors caches the base paths of Config.Mirrors' distributions.
+	mirrors mirrorBases
 	// app is this process's content app status id (appID), once known.
 	appMu sync.Mutex
 	app   string
@@ -263,6 +270,11 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if err == nil && write && !r.mayPush(c, rt.name) {
 		err = pushDenied(c)
+	}
+	if err == nil && !write && rt.name != "" {
+		// A registry mirror's request names the image as its upstream does: the scopes
+		// above are for that name, the content is served under the name it maps to.
+		rt.name, err = r.mirrorTarget(req.Context(), req.URL.Query().Get("ns"), rt.name)
 	}
 	if err != nil {
 		r.writeError(w, req, err)

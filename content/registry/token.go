@@ -170,6 +170,19 @@ func (r *Registry) mayPull(req *http.Request, c caller, name string) (bool, erro
 	}
 	t, err := r.resolve(req.Context(), name)
 	if errors.Is(err, oci.ErrNameUnknown) {
+		// A registry mirror's client asks for the upstream's name: it may pull it when it
+		// may pull it below one of the mirrors' pull-through distributions.
+		names, err := r.mirrorNames(req.Context(), name)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range names {
+			if t, err := r.resolve(req.Context(), n); err == nil && !t.private() {
+				return true, nil
+			} else if err != nil && !errors.Is(err, oci.ErrNameUnknown) {
+				return false, err
+			}
+		}
 		return false, nil
 	}
 	if err != nil {
