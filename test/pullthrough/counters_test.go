@@ -82,7 +82,9 @@ func TestUpstreamRequests(t *testing.T) {
 		})
 
 		t.Run("after-window", func(t *testing.T) {
-			const window = time.Second
+			// Long enough that the concurrent pulls below fit in one window even on a loaded
+			// machine (with 1 s, a make test run once saw them straddle two: 2 HEADs).
+			const window = 3 * time.Second
 			e := startServer(t, freshEngine(t, eng), "", "--tag-freshness", window.String())
 			e.createCache(t, cacheBase, cacheBase, hub.URL(), nil, nil)
 			e.reg.mustPull(t, name, "1", img)
