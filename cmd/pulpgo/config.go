@@ -52,6 +52,9 @@ type config struct {
 	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME: minutes an orphan cleanup that
 	// names no protection time keeps content after its last use.
 	OrphanProtectionTime int
+	// TLSCert and TLSKey are PEM files of the certificate and key every listening role serves
+	// HTTPS with (reloaded when they change); empty: plain HTTP.
+	TLSCert, TLSKey string
 	// Mirrors maps upstream hosts to the pull-through distributions that serve unprefixed
 	// names (--mirror NAME for docker.io, --mirror HOST=NAME for others).
 	Mirrors map[string]string
@@ -125,6 +128,8 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.TokenKey, "token-key", "PULPGO_TOKEN_KEY", "", "PEM file with the EC P-256 private key that signs registry tokens (ES256); empty = a key generated once and stored encrypted in the database, shared by every content process")
 	dur(&c.TokenExpiration, "token-expiration", "PULPGO_TOKEN_EXPIRATION", 5*time.Minute, "how long a registry token is valid (Pulp's TOKEN_EXPIRATION_TIME)")
 	dur(&c.UploadTimeout, "upload-timeout", "PULPGO_UPLOAD_TIMEOUT", time.Hour, "a registry blob upload that receives nothing for this long is swept (its bytes removed) by the content app")
+	str(&c.TLSCert, "tls-cert", "PULPGO_TLS_CERT", "", "PEM certificate (chain) to serve HTTPS with, reloaded when the file changes; with --tls-key")
+	str(&c.TLSKey, "tls-key", "PULPGO_TLS_KEY", "", "PEM private key of --tls-cert")
 	c.Mirrors = map[string]string{}
 	addMirror := func(v string) error {
 		host, name, ok := strings.Cut(v, "=")
@@ -174,6 +179,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.TokenExpiration < time.Second {
 		return nil, fmt.Errorf("--token-expiration must be at least 1s, not %s", c.TokenExpiration)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
 	}
 	if c.UploadTimeout <= 0 {
 		return nil, fmt.Errorf("--upload-timeout must be positive, not %s", c.UploadTimeout)

@@ -31,9 +31,20 @@ func listenAndServe(ctx context.Context, cfg *config, h http.Handler, log *slog.
 	}
 	warnDefaultPassword(log, ln.Addr(), cfg.AdminPassword)
 	srv := newHTTPServer(cfg, h)
+	limited := newLimitListener(ln, cfg.MaxConnections)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(newLimitListener(ln, cfg.MaxConnections)) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = certs.tlsConfig()
+		go func() { errc <- srv.ServeTLS(limited, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(limited) }()
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
 	select {
 	case err := <-errc:
 		return err
