@@ -52,12 +52,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$server_pid"
 	stop_pid "$fakehub_pid"
-	if ((rc != 0 || failed > 0)) || [[ "$KEEP_LOGS" == 1 ]]; then
-		local kept
-		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-push-logs.XXXXXX")
-		cp -r "$logs" "$kept/" 2>/dev/null || true
-		say "logs kept in $kept"
-	fi
+	keep_logs bench-push "$rc"
 	rm -rf "$tmp" 2>/dev/null || true
 	exit "$rc"
 }
@@ -69,13 +64,7 @@ trap 'exit 143' TERM
 source "$root/scripts/lib.sh"
 
 say "building pulpgo and fakehub in $tmp"
-if [[ -n "${PULPGO_BIN:-}" ]]; then
-	pulpgo=$PULPGO_BIN
-else
-	pulpgo="$tmp/pulpgo"
-	go build -o "$pulpgo" ./cmd/pulpgo
-fi
-go build -o "$tmp/fakehub" ./test/upstream/cmd/fakehub
+build_pulpgo_and_fakehub
 
 if [[ -n "${DIST_BIN:-}" ]]; then
 	dist=$DIST_BIN

@@ -64,12 +64,7 @@ cleanup() {
 	stop_pid "$fakehub_pid"
 	[[ -n "${pg_dir:-}" ]] && bash "$root/scripts/start-postgres.sh" stop "$pg_dir" >/dev/null 2>&1
 	[[ -n "${redis_dir:-}" ]] && bash "$root/scripts/start-redis.sh" stop "$redis_dir" >/dev/null 2>&1
-	if ((rc != 0 || failed > 0)) || [[ "$KEEP_LOGS" == 1 ]]; then
-		local kept
-		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-sync-logs.XXXXXX")
-		cp -r "$logs" "$kept/" 2>/dev/null || true
-		say "logs kept in $kept"
-	fi
+	keep_logs bench-sync "$rc"
 	rm -rf "$tmp" 2>/dev/null || true
 	exit "$rc"
 }
@@ -81,13 +76,7 @@ trap 'exit 143' TERM
 source "$root/scripts/lib.sh"
 
 say "building pulpgo and fakehub in $tmp"
-if [[ -n "${PULPGO_BIN:-}" ]]; then
-	pulpgo=$PULPGO_BIN
-else
-	pulpgo="$tmp/pulpgo"
-	go build -o "$pulpgo" ./cmd/pulpgo
-fi
-go build -o "$tmp/fakehub" ./test/upstream/cmd/fakehub
+build_pulpgo_and_fakehub
 
 say "starting fakehub with $IMAGE: $TAGS tags, each a shared layer + $TAG_MIB MiB of its own + a config"
 mkdir -p "$tmp/fakehub-tmp"

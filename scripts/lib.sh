@@ -64,3 +64,26 @@ wait_ready() {
 	done
 	die "$name was not ready within $secs s"
 }
+
+# keep_logs NAME RC: copy $logs into a new directory named after the script NAME when RC is
+# not 0, $failed is above 0 or KEEP_LOGS=1, and say where.
+keep_logs() {
+	local kept
+	if (($2 != 0 || ${failed:-0} > 0)) || [[ "${KEEP_LOGS:-0}" == 1 ]]; then
+		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-$1-logs.XXXXXX")
+		cp -r "$logs" "$kept/" 2>/dev/null || true
+		echo "$1.sh: logs kept in $kept" >&2
+	fi
+}
+
+# build_pulpgo_and_fakehub: set pulpgo to $PULPGO_BIN or a build of ./cmd/pulpgo in $tmp, and
+# build fakehub (test/upstream/cmd/fakehub) into $tmp/fakehub.
+build_pulpgo_and_fakehub() {
+	if [[ -n "${PULPGO_BIN:-}" ]]; then
+		pulpgo=$PULPGO_BIN
+	else
+		pulpgo="$tmp/pulpgo"
+		go build -o "$pulpgo" ./cmd/pulpgo
+	fi
+	go build -o "$tmp/fakehub" ./test/upstream/cmd/fakehub
+}
