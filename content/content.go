@@ -7,6 +7,7 @@ package content
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content/fill"
+	"github.com/pulpgo/pulpgo/content/htpasswd"
 	"github.com/pulpgo/pulpgo/content/inuse"
 	"github.com/pulpgo/pulpgo/content/ondemand"
 	"github.com/pulpgo/pulpgo/content/pullthrough"
@@ -66,6 +68,11 @@ type Config struct {
 	// UploadTimeout is how long a blob upload may go without a write before it is swept
 	// (0: registry.DefaultUploadTimeout).
 	UploadTimeout time.Duration
+	// Htpasswd, when set, is an htpasswd file of bcrypt entries: users who may pull only
+	// (registry.Config.PullUsers), re-read when it changes. A missing file fails New.
+	Htpasswd string
+	// FillsRequireAuth makes anonymous pulls cache-only (registry.Config.FillsRequireAuth).
+	FillsRequireAuth bool
 }
 
 // App is the content app: the registry handler and the cache behind it.
@@ -81,6 +88,14 @@ type App struct {
 
 // New builds the content app.
 func New(cfg Config) (*App, error) {
+	var pullUsers registry.PullUsers
+	if cfg.Htpasswd != "" {
+		f, err := htpasswd.Open(cfg.Htpasswd, htpasswd.Options{Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("--htpasswd: %w", err)
+		}
+		pullUsers = f
+	}
 	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -126,7 +141,8 @@ func New(cfg Config) (*App, error) {
 		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logins: cfg.Logins, Logger: cfg.Logger, Uses: uses,
 		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadDir: filepath.Join(cfg.Storage.Dir(), uploadsDir), UploadTimeout: cfg.UploadTimeout,
-		Mirrors: cfg.Mirrors, Recorder: tasks.ManifestRecorder{Store: cfg.Storage}})
+		Mirrors: cfg.Mirrors, Recorder: tasks.ManifestRecorder{Store: cfg.Storage},
+		PullUsers: pullUsers, FillsRequireAuth: cfg.FillsRequireAuth})
 	if err != nil {
 		uses.Close()
 		cache.Close()

@@ -61,6 +61,11 @@ type config struct {
 	// UploadTimeout is how long a registry blob upload may go without a write before it is
 	// swept as abandoned.
 	UploadTimeout time.Duration
+	// Htpasswd is an htpasswd file (bcrypt entries) of users who may pull only; empty: none.
+	Htpasswd string
+	// FillsRequireAuth lets only authenticated users make the pull-through cache fetch;
+	// anonymous pulls get what is cached.
+	FillsRequireAuth bool
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -130,6 +135,8 @@ func parseConfig(role string, args []string) (*config, error) {
 	dur(&c.UploadTimeout, "upload-timeout", "PULPGO_UPLOAD_TIMEOUT", time.Hour, "a registry blob upload that receives nothing for this long is swept (its bytes removed) by the content app")
 	str(&c.TLSCert, "tls-cert", "PULPGO_TLS_CERT", "", "PEM certificate (chain) to serve HTTPS with, reloaded when the file changes; with --tls-key")
 	str(&c.TLSKey, "tls-key", "PULPGO_TLS_KEY", "", "PEM private key of --tls-cert")
+	str(&c.Htpasswd, "htpasswd", "PULPGO_HTPASSWD", "", "htpasswd file of bcrypt entries (htpasswd -B): users who may pull only, private pull-through distributions included; re-read when it changes")
+	boolean(&c.FillsRequireAuth, "fills-require-auth", "PULPGO_FILLS_REQUIRE_AUTH", false, "pulls that would fill the pull-through cache need an authenticated user; anonymous clients get cached content only, with no upstream request")
 	c.Mirrors = map[string]string{}
 	addMirror := func(v string) error {
 		host, name, ok := strings.Cut(v, "=")

@@ -3,6 +3,7 @@ package pullthrough
 import (
 	"context"
 
+	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/lru"
 )
 
@@ -29,7 +30,7 @@ func (g grants) add(name, digest string) { g.c.Add(name+"@"+digest, struct{}{}) 
 
 // mayServe reports whether the image may serve the stored blob or manifest digest; upstream
 // is true when only the upstream's confirmation allowed it (the image's repository does not
-// hold it yet).
+// hold it yet). A cache-only context never asks the upstream.
 func (im *image) mayServe(ctx context.Context, digest string, manifest bool) (ok, upstream bool) {
 	if im.c.grants.has(im.name, digest) {
 		return true, false
@@ -39,7 +40,7 @@ func (im *image) mayServe(ctx context.Context, digest string, manifest bool) (ok
 		return true, false
 	}
 	src := im.source()
-	if src == nil {
+	if src == nil || cacheonly.Is(ctx) {
 		return false, false
 	}
 	cl, err := im.c.client(src)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/flight"
 	"github.com/pulpgo/pulpgo/content/local"
@@ -126,7 +127,8 @@ type childObjects struct {
 // Image returns the image upstreamName behind pull-through distribution pt. Its repository,
 // remote and distribution (named <base_path>/<upstreamName>, as Pulp names them) are created
 // once, even under concurrent first pulls, but only when the upstream has answered for the
-// name: pulls of names the upstream does not have leave nothing behind.
+// name: pulls of names the upstream does not have leave nothing behind. A cache-only context
+// (content/cacheonly) creates nothing: a name without its objects is ErrAuthRequired.
 func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName string) (oci.Image, error) {
 	path := pt.BasePath + "/" + upstreamName
 	if !oci.ValidName(upstreamName) {
@@ -139,6 +141,10 @@ func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName
 	if err := c.cfg.DB.WithContext(ctx).Where("base_path = ? AND pull_through_id = ?", path, pt.ID).
 		Limit(1).Find(&child).Error; err == nil && child.ID != "" {
 		return c.Child(ctx, &child)
+	}
+	if cacheonly.Is(ctx) {
+		// Creating the image is a fill: the caller may only read what is cached.
+		return nil, cacheonly.ErrAuthRequired.WithDetail("name", path)
 	}
 	if pt.RemoteID == nil {
 		return nil, unknown

@@ -16,6 +16,7 @@ func TestImports(t *testing.T) {
 	imports.Only(t, ".",
 		"gorm.io/gorm",
 		"golang.org/x/time/rate",
+		"github.com/pulpgo/pulpgo/content/cacheonly",
 		"github.com/pulpgo/pulpgo/content/fill",
 		"github.com/pulpgo/pulpgo/content/flight",
 		"github.com/pulpgo/pulpgo/content/local",

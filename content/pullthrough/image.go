@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
@@ -132,7 +133,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if m, err := im.c.store.Manifest(ctx, digest); err == nil {
 		ok, confirmed := im.mayServe(ctx, digest, true)
 		if !ok {
-			return nil, unknown
+			return nil, im.uncached(ctx, unknown)
 		}
 		if confirmed || im.repoID() == "" {
 			// Stored for another image, or for this one by a pull that could not create its
@@ -147,6 +148,9 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	src := im.source()
 	if src == nil {
 		return nil, unknown
+	}
+	if cacheonly.Is(ctx) {
+		return nil, cacheonly.ErrAuthRequired.WithDetail("reference", digest)
 	}
 	key, err := im.flightKey(src, digest)
 	if err != nil {
@@ -224,6 +228,15 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 			return m, nil
 		}
 	}
+	if cacheonly.Is(ctx) {
+		// No HEAD, however old the tag: what the cache has, or a challenge.
+		if known {
+			if m, err := im.c.store.Manifest(ctx, st.digest); err == nil {
+				return m, nil
+			}
+		}
+		return nil, cacheonly.ErrAuthRequired.WithDetail("reference", tag)
+	}
 	src := im.source()
 	if src == nil {
 		if known {
@@ -293,6 +306,17 @@ func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known 
 	return tagState{digest: digest, checked: now}, nil
 }
 
+// uncached is the error of content this image may not serve from the cache: unknown, or in a
+// cache-only context a challenge (its upstream, which a user's pull would ask, may have it).
+func (im *image) uncached(ctx context.Context, unknown *oci.Error) error {
+	if cacheonly.Is(ctx) && im.source() != nil {
+		e := *cacheonly.ErrAuthRequired
+		e.Detail = unknown.Detail
+		return &e
+	}
+	return unknown
+}
+
 // flightKey names one upstream question of the image: everything that changes its answer
 // (the remote's settings and credentials, the image, the upstream name, the reference). It
 // keys the single flights of manifest requests and the negative cache.
@@ -317,13 +341,16 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 			if bc.File != nil {
 				_ = bc.File.Close()
 			}
-			return nil, unknown
+			return nil, im.uncached(ctx, unknown)
 		}
 		return bc, nil
 	}
 	src := im.source()
 	if src == nil {
 		return nil, unknown
+	}
+	if cacheonly.Is(ctx) {
+		return im.joinOnly(ctx, src, digest, head)
 	}
 	cl, err := im.c.client(src)
 	if err != nil {
@@ -360,6 +387,32 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 	}
 	read := func(ctx context.Context, off int64) io.ReadCloser {
 		return remotes.FailReader(f.NewReader(ctx, off), f.Err, unknown)
+	}
+	return &oci.BlobContent{Digest: digest, Size: size, Open: read}, nil
+}
+
+// joinOnly serves, in a cache-only context, a blob that is not stored yet but that a fill of
+// this very image (a user's pull) is fetching: following it asks the upstream nothing more.
+// Any other blob is ErrAuthRequired.
+func (im *image) joinOnly(ctx context.Context, src *models.Remote, digest string, head bool) (*oci.BlobContent, error) {
+	needAuth := cacheonly.ErrAuthRequired.WithDetail("digest", digest)
+	owner, err := im.flightKey(src, "")
+	if err != nil {
+		return nil, err
+	}
+	f := im.c.fills.Running(digest)
+	if f == nil || f.Owner() != owner {
+		return nil, needAuth
+	}
+	size, err := f.Size(ctx)
+	if err != nil {
+		return nil, needAuth
+	}
+	if head {
+		return &oci.BlobContent{Digest: digest, Size: size}, nil
+	}
+	read := func(ctx context.Context, off int64) io.ReadCloser {
+		return remotes.FailReader(f.NewReader(ctx, off), f.Err, oci.ErrBlobUnknown.WithDetail("digest", digest))
 	}
 	return &oci.BlobContent{Digest: digest, Size: size, Open: read}, nil
 }

@@ -40,11 +40,36 @@ type caller struct {
 	admin bool
 	// claims are those of the request's bearer token; nil when it sent none.
 	claims *token.Claims
+	// pullOnly is set for a user of Config.PullUsers (htpasswd): user is that file's name,
+	// which owns no namespace and is no API user, even one of the same name.
+	pullOnly bool
+}
+
+// anonymous reports whether the caller sent no credentials (or a token issued to nobody).
+func (c caller) anonymous() bool { return c.user == "" && !c.admin }
+
+// owns reports whether the caller owns the namespace of repository name (namespaceOwner); a
+// pull-only user owns none.
+func (c caller) owns(name string) bool { return !c.pullOnly && namespaceOwner(c.user, name) }
+
+// pullOnlySubject prefixes the subject of tokens issued to pull-only users: no API username
+// contains ":", so such a token names no API user, here or in a process without PullUsers.
+const pullOnlySubject = "htpasswd:"
+
+// subject is the token subject of the caller.
+func (c caller) subject() string {
+	if c.pullOnly {
+		return pullOnlySubject + c.user
+	}
+	return c.user
 }
 
 // credentials reads the HTTP Basic credentials of req. No Authorization header, another
 // scheme, and the empty credentials container clients send when they have none (`Basic Og==`)
-// are anonymous (caller{}); credentials that are no active user's fail with errBadCredentials.
+// are anonymous (caller{}). An API user's password is checked first; credentials that are not
+// an API user's are checked against PullUsers (a pull-only caller), so a name in both logs in
+// as the API user with the API password and as the pull-only user with the htpasswd one.
+// Credentials that are neither fail with errBadCredentials.
 func (r *Registry) credentials(req *http.Request) (caller, error) {
 	h := req.Header.Get("Authorization")
 	scheme, _, _ := strings.Cut(h, " ")
@@ -60,6 +85,10 @@ func (r *Registry) credentials(req *http.Request) (caller, error) {
 	}
 	p, err := r.logins.Authenticate(req.Context(), u, pass)
 	if errors.Is(err, models.ErrBadCredentials) {
+		// Not an API user's: maybe a pull-only user's. Either refusal reads the same.
+		if r.cfg.PullUsers != nil && r.cfg.PullUsers.Authenticate(u, pass) {
+			return caller{user: u, pullOnly: true}, nil
+		}
 		return caller{}, errBadCredentials
 	}
 	if err != nil {
@@ -71,7 +100,8 @@ func (r *Registry) credentials(req *http.Request) (caller, error) {
 // authenticate returns the caller of req. Without token authentication only Basic
 // credentials count. With it, a bearer token must be valid (signed with our key, for this
 // service, issued by this realm, not expired) and name an active user (looked up at most once
-// per models.DefaultLoginTTL); Basic credentials are still read (permit accepts a superuser's).
+// per models.DefaultLoginTTL) or a pull-only user still in PullUsers; Basic credentials are
+// still read (permit accepts a superuser's).
 func (r *Registry) authenticate(req *http.Request) (caller, error) {
 	if r.cfg.Tokens != nil {
 		if raw, ok := bearer(req); ok {
@@ -81,6 +111,12 @@ func (r *Registry) authenticate(req *http.Request) (caller, error) {
 			}
 			if c.Subject == "" {
 				return caller{claims: c}, nil
+			}
+			if name, ok := strings.CutPrefix(c.Subject, pullOnlySubject); ok {
+				if r.cfg.PullUsers == nil || !r.cfg.PullUsers.Has(name) {
+					return caller{}, errNoSuchUser
+				}
+				return caller{user: name, pullOnly: true, claims: c}, nil
 			}
 			p, err := r.logins.Lookup(req.Context(), c.Subject)
 			if errors.Is(err, models.ErrNoSuchUser) {
@@ -232,10 +268,11 @@ func quoteSafe(s string) string {
 	return strings.NewReplacer(`"`, "%22", `\`, "%5C").Replace(s)
 }
 
-// authorize checks that caller c may read repository name: anyone public content; private
-// content needs a superuser or the owner of the name's namespace (namespaceOwner).
-func authorize(c caller, private bool, name string) error {
-	if private && !c.admin && !namespaceOwner(c.user, name) {
+// authorize checks that caller c may read repository name, which resolved to t: anyone public
+// content; private content needs a superuser or the owner of the name's namespace
+// (namespaceOwner), or for the images of a private pull-through distribution a pull-only user.
+func authorize(c caller, t *target, name string) error {
+	if t.private() && !c.admin && !c.owns(name) && !(c.pullOnly && t.pullThrough()) {
 		return oci.ErrUnauthorized
 	}
 	return nil

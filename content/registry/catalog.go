@@ -11,7 +11,8 @@ import (
 // container distributions (pull-through children included, pull-through distributions
 // themselves not), sorted and paged with n and last. Private distributions, and the children
 // of private pull-through distributions, are listed for superusers, and for other users in
-// their own namespace (namespaceOwner).
+// their own namespace (namespaceOwner); children of private pull-through distributions also
+// for pull-only (htpasswd) users.
 func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, c caller) {
 	n, last := pageParams(req.URL.Query())
 	names := []string{}
@@ -23,7 +24,10 @@ func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, c call
 			privatePT := r.cfg.DB.Model(&models.Distribution{}).Select("id").
 				Where("pulp_type = ? AND private = ?", models.KindPullThroughDist.PulpType, true)
 			public := r.cfg.DB.Where("private = ? AND (pull_through_id IS NULL OR pull_through_id NOT IN (?))", false, privatePT)
-			if c.user != "" {
+			if c.pullOnly {
+				// Pull-only users may pull the children of private pull-through distributions.
+				public = public.Or("pull_through_id IS NOT NULL")
+			} else if c.user != "" {
 				// The caller's namespace: base_path is the username or starts with it and "/".
 				public = public.Or("base_path = ? OR substr(base_path, 1, ?) = ?", c.user, len(c.user)+1, c.user+"/")
 			}

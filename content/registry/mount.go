@@ -32,7 +32,7 @@ func (r *Registry) mount(ctx context.Context, c caller, from, digest string) (st
 	if c.claims != nil && !c.admin && !token.Allows(c.claims.Access, "repository", from, "pull") {
 		return "", nil
 	}
-	if authorize(c, t.private(), from) != nil {
+	if authorize(c, t, from) != nil {
 		return "", nil
 	}
 	if t.kind == targetPullThrough {

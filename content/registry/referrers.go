@@ -37,7 +37,7 @@ func (r *Registry) serveReferrers(w http.ResponseWriter, req *http.Request, rt r
 		// token's scope): no manifest refers to anything in it.
 		t, err = nil, nil
 	} else if err == nil {
-		err = authorize(c, t.private(), rt.name)
+		err = authorize(c, t, rt.name)
 		if errors.Is(err, oci.ErrUnauthorized) && r.cfg.Tokens != nil {
 			err = errInsufficientScope
 		}

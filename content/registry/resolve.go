@@ -45,6 +45,10 @@ type target struct {
 // every image below it. (Pulp copies the flag into a child once, when it creates it.)
 func (t *target) private() bool { return t.dist.Private || t.parentPrivate }
 
+// pullThrough reports whether the target is an image of a pull-through distribution: a name
+// below it, or a child it created.
+func (t *target) pullThrough() bool { return t.kind != targetLocal || t.dist.PullThroughID != nil }
+
 // image resolves name to the Image that serves it, checking that the caller may read it.
 // Names that resolve to nothing fail with oci.ErrNameUnknown.
 func (r *Registry) image(ctx context.Context, name string, c caller) (Image, error) {
@@ -52,7 +56,7 @@ func (r *Registry) image(ctx context.Context, name string, c caller) (Image, err
 	if err != nil {
 		return nil, err
 	}
-	if err := authorize(c, t.private(), name); err != nil {
+	if err := authorize(c, t, name); err != nil {
 		return nil, err
 	}
 	switch t.kind {

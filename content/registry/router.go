@@ -17,6 +17,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
@@ -87,6 +88,21 @@ type Config struct {
 	UploadTimeout time.Duration
 	// Recorder turns pushed manifests into content rows; nil refuses manifest pushes.
 	Recorder Recorder
+	// PullUsers, when set, is a second source of users (--htpasswd) who may pull only: what
+	// anonymous callers may, and the images below private pull-through distributions; never
+	// push, private ordinary distributions, namespace ownership, or the API.
+	PullUsers PullUsers
+	// FillsRequireAuth makes anonymous pulls cache-only (content/cacheonly): they get what the
+	// cache holds, with no upstream request, and a challenge for the rest.
+	FillsRequireAuth bool
+}
+
+// PullUsers checks the credentials of pull-only users (content/htpasswd's File).
+type PullUsers interface {
+	// Authenticate reports whether user has password.
+	Authenticate(user, password string) bool
+	// Has reports whether user exists (the subject of a token issued to it).
+	Has(user string) bool
 }
 
 // Recorder records a stored manifest (and, for an index, its stored children) as manifest and
@@ -270,6 +286,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if err == nil && write && !r.mayPush(c, rt.name) {
 		err = pushDenied(c)
+	}
+	if err == nil && !write && r.cfg.FillsRequireAuth && c.anonymous() {
+		req = req.WithContext(cacheonly.With(req.Context()))
 	}
 	if err == nil && !write && rt.name != "" {
 		// A registry mirror's request names the image as its upstream does: the scopes

@@ -41,7 +41,8 @@ type tokenError struct {
 func (e *tokenError) Error() string { return e.detail }
 
 // serveToken answers GET /token/?service=<host>&scope=<type:name:actions>...: a token for
-// the caller (the admin by Basic credentials, or anonymous) granting, of each scope asked
+// the caller (a user or a pull-only user by Basic credentials, or anonymous; a pull-only
+// user's subject is "htpasswd:<name>") granting, of each scope asked
 // for, the actions the caller may take (Pulp's AuthorizationService; grant). Wrong
 // credentials get 401 so that a login with them fails.
 func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
@@ -85,7 +86,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 	}
 	now := r.now()
 	ttl := r.tokenTTL()
-	s, err := r.cfg.Tokens.Issue(now, ttl, r.realm(req), service[0], c.user, access)
+	s, err := r.cfg.Tokens.Issue(now, ttl, r.realm(req), service[0], c.subject(), access)
 	if err != nil {
 		r.log.Error("token request failed", "service", service[0], "err", err)
 		writeTokenError(w, &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."})
@@ -159,10 +160,11 @@ func (r *Registry) grant(req *http.Request, c caller, requested []string) ([]tok
 // private content, and pull names it does not hold yet as a namespace creator); others what
 // resolves to public content, including names below a public
 // pull-through distribution that the cache has not created yet (so anonymous pulls fill the
-// cache, where Pulp requires a user with pull-through permissions). Unknown names are not
-// granted to them, as Pulp grants them only to users who may create namespaces.
+// cache, where Pulp requires a user with pull-through permissions), and for pull-only
+// (htpasswd) users the names below private pull-through distributions too. Unknown names are
+// not granted to them, as Pulp grants them only to users who may create namespaces.
 func (r *Registry) mayPull(req *http.Request, c caller, name string) (bool, error) {
-	if c.admin || namespaceOwner(c.user, name) {
+	if c.admin || c.owns(name) {
 		return true, nil
 	}
 	if !oci.ValidName(name) {
@@ -177,7 +179,7 @@ func (r *Registry) mayPull(req *http.Request, c caller, name string) (bool, erro
 			return false, err
 		}
 		for _, n := range names {
-			if t, err := r.resolve(req.Context(), n); err == nil && !t.private() {
+			if t, err := r.resolve(req.Context(), n); err == nil && mayRead(c, t) {
 				return true, nil
 			} else if err != nil && !errors.Is(err, oci.ErrNameUnknown) {
 				return false, err
@@ -188,7 +190,13 @@ func (r *Registry) mayPull(req *http.Request, c caller, name string) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	return !t.private(), nil
+	return mayRead(c, t), nil
+}
+
+// mayRead reports whether caller c, who owns nothing of it, may read target t: public content,
+// and for pull-only users the images of private pull-through distributions.
+func mayRead(c caller, t *target) bool {
+	return !t.private() || c.pullOnly && t.pullThrough()
 }
 
 // tokenTTL is how long the tokens issued are valid.
