@@ -265,3 +265,25 @@ type authRequired struct{ fakePullThrough }
 func (*authRequired) Image(_ context.Context, pt *models.Distribution, upstreamName string) (Image, error) {
 	return nil, cacheonly.ErrAuthRequired.WithDetail("name", pt.BasePath+"/"+upstreamName)
 }
+
+// TestPullUsersMirror: as a registry mirror of a private pull-through distribution, an
+// htpasswd user is granted and served the unprefixed names; anonymous callers are not.
+func TestPullUsersMirror(t *testing.T) {
+	tf := &tokenFixture{fixture: newFixture(t), key: newKey(t), pt: &fakePullThrough{}}
+	users, _ := pullUsers(t)
+	tf.srv = tf.serve(t, Config{PullThrough: tf.pt, Tokens: tf.key, ResolveTTL: -1, LoginTTL: -1, PullUsers: users,
+		Mirrors: map[string]string{"docker.io": "secret"}})
+	carol := basicAuth("carol", "carol-pass")["Authorization"]
+	q := url.Values{"service": {tf.host()}, "scope": {"repository:library/x:pull"}}.Encode()
+	if got := string(must(jsonMarshal(tf.getToken(t, carol, q).claims["access"]))); got != `[{"actions":["pull"],"name":"library/x","type":"repository"}]` {
+		t.Errorf("carol's grant on a mirrored name %s, want pull", got)
+	}
+	if got := string(must(jsonMarshal(tf.getToken(t, "", q).claims["access"]))); got != `[{"actions":[],"name":"library/x","type":"repository"}]` {
+		t.Errorf("anonymous grant on a mirrored private name %s, want none", got)
+	}
+	tok := tf.bearerFor(t, carol, "repository:library/x:pull")
+	run(t, tf.srv, []call{{name: "mirror pull", path: "/v2/library/x/tags/list?ns=docker.io", header: tok, status: 200}})
+	if calls := tf.pt.Calls(); len(calls) == 0 || calls[len(calls)-1] != "image secret library/x" {
+		t.Errorf("pull-through calls %v, want the last one for secret/library/x", calls)
+	}
+}
