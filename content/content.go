@@ -2,7 +2,8 @@
 // distributions, with the pull-through cache behind it. Its parts live in subpackages:
 // registry (HTTP handlers), pullthrough (the cache), upstream (the upstream registry client),
 // ondemand (blobs that on_demand/streamed syncs recorded), fill (the fill engine), remotes
-// (upstream clients by remote), storage (blob storage) and oci (what they share).
+// (upstream clients by remote), storage (blob storage), htpasswd (pull-only users), cacheonly
+// (pulls that may not fill the cache) and oci (what they share).
 package content
 
 import (
