@@ -185,3 +185,39 @@ func TestCheckInterval(t *testing.T) {
 		t.Error("the change was not seen after the check interval")
 	}
 }
+
+// BenchmarkAuthenticate measures a login check: "remembered" is every request of a pull after
+// the first (Basic credentials are sent with each), "bcrypt" a first login, at Go's
+// DefaultCost (10; `htpasswd -B` writes cost 5 unless given -C).
+func BenchmarkAuthenticate(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "htpasswd")
+	h, err := bcrypt.GenerateFromPassword([]byte("alice-pass"), bcrypt.DefaultCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("alice:"+string(h)+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	f, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("remembered", func(b *testing.B) {
+		f.Authenticate("alice", "alice-pass")
+		for b.Loop() {
+			if !f.Authenticate("alice", "alice-pass") {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("bcrypt", func(b *testing.B) {
+		for b.Loop() {
+			f.mu.Lock()
+			clear(f.verified)
+			f.mu.Unlock()
+			if !f.Authenticate("alice", "alice-pass") {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
