@@ -198,3 +198,32 @@ func TestHtpasswdMissing(t *testing.T) {
 		t.Errorf("start with a missing htpasswd file: err %v, output %q; want a refusal naming --htpasswd and the file", err, out)
 	}
 }
+
+// TestPullAuthBasic: with token authentication off (HTTP Basic only, as Distribution's
+// htpasswd auth), podman logs in with an htpasswd user and pulls through a private pull-through
+// distribution; skopeo with a wrong password and anonymous skopeo are refused.
+func TestPullAuthBasic(t *testing.T) {
+	client.NeedTools(t, "podman", "skopeo")
+	ctx := client.Context(t)
+	hub := client.StartHub(t)
+	busybox, err := hub.PushSmall(ctx, "library/busybox", "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(t.TempDir(), "htpasswd")
+	writeHtpasswd(t, users, map[string]string{"carol": "carol-pass"})
+	e := startServer(t, testenv.Embedded(), "", "--token-auth=false", "--htpasswd", users)
+	ownAuthFile(t, e.home)
+	e.createCache(t, cacheBase, cacheBase, hub.URL(), nil, map[string]any{"private": true})
+	const ref = cacheBase + "/library/busybox:latest"
+	if r, _ := skopeoCopy(t, e, ref); r.Code == 0 {
+		t.Errorf("anonymous skopeo copy from the private pull-through distribution succeeded")
+	}
+	if r, _ := skopeoCopy(t, e, ref, "--src-creds", "carol:wrong"); r.Code == 0 {
+		t.Errorf("skopeo copy with a wrong password succeeded")
+	}
+	mustSkopeoCopy(t, e, ref, busybox, "--src-creds", "carol:carol-pass")
+	carol := podmanHome(t, e)
+	carol.Run(t, "podman", "login", "--tls-verify=false", "-u", "carol", "-p", "carol-pass", e.srv.Addr).Must(t)
+	carol.Run(t, "podman", "pull", "--tls-verify=false", e.srv.Addr+"/"+ref).Must(t)
+}
