@@ -24,7 +24,7 @@ import (
 // The client configurations below are the ones docs/mirror.md shows; keep them in step.
 
 // podmanMirrorConf is registries.conf with docker.io mirrored to mirror (host:port, or
-// host:port/base-path for a prefixed mirror). docker.io's own location is dead: a fallback to
+// host:port/base-path for a prefixed mirror; insecure = true for plain HTTP). docker.io's own location is dead: a fallback to
 // it fails the pull visibly instead of leaving the machine.
 const podmanMirrorConf = `unqualified-search-registries = []
 
@@ -34,7 +34,7 @@ location = %q
 
 [[registry.mirror]]
 location = %q
-insecure = true
+insecure = %t
 `
 
 // containerdHostsToml is <hosts dir>/<upstream host>/hosts.toml with the upstream mirrored to
@@ -218,7 +218,7 @@ func TestMirrorPodman(t *testing.T) {
 			home := harness.NewClientHome(t, e.srv)
 			home.PodmanEnv(t)
 			conf := filepath.Join(home.Dir, ".containers", "registries.conf")
-			if err := os.WriteFile(conf, []byte(fmt.Sprintf(podmanMirrorConf, deadAddr(t), mirror)), 0o644); err != nil {
+			if err := os.WriteFile(conf, []byte(fmt.Sprintf(podmanMirrorConf, deadAddr(t), mirror, true)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			home.Run(t, "podman", "pull", "docker.io/library/busybox:latest").Must(t)
