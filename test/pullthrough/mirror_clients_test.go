@@ -56,6 +56,16 @@ func startBusyboxHub(t testing.TB) (*upstream.Upstream, upstream.Image) {
 	return hub, img
 }
 
+// containerdPrefixedHostsToml is containerdHostsToml for a mirror below a path
+// (http://host:port/v2/<base path>): override_path makes containerd append the image's name
+// to that path instead of to /v2/.
+const containerdPrefixedHostsToml = `server = %q
+
+[host.%q]
+  capabilities = ["pull", "resolve"]
+  override_path = true
+`
+
 // deadAddr returns a loopback host:port nothing listens on: a free port, released.
 func deadAddr(t testing.TB) string {
 	return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -185,6 +195,25 @@ func TestMirrorContainerd(t *testing.T) {
 		}
 		if imgs := ctd.Ctr(t, e.home, "images", "ls", "-q").Must(t).Stdout; !strings.Contains(imgs, "docker.io/library/busybox:latest") {
 			t.Errorf("ctr images ls: %q", imgs)
+		}
+
+		// A prefixed mirror: the host's path names the pull-through distribution
+		// (override_path), containerd still sends ns=docker.io; the same child again.
+		prefixed := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(prefixed, "docker.io"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		conf := fmt.Sprintf(containerdPrefixedHostsToml, "http://"+deadAddr(t), rec.URL+"/v2/"+cacheBase)
+		if err := os.WriteFile(filepath.Join(prefixed, "docker.io", "hosts.toml"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctd.Ctr(t, e.home, "content", "fetch", "--hosts-dir", prefixed, "docker.io/library/busybox:latest").Must(t)
+		reqs := rec.registryRequests()
+		checkNS(t, reqs, "docker.io")
+		for _, l := range reqs {
+			if !strings.Contains(l, " /v2/"+cacheBase+"/library/busybox/") {
+				t.Errorf("prefixed mirror request %q is not below /v2/%s/library/busybox/", l, cacheBase)
+			}
 		}
 
 		// The prefixed name is the same child: no second fetch, one repository each.
