@@ -21,30 +21,6 @@ import (
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
 
-// The client configurations below are the ones docs/mirror.md shows; keep them in step.
-
-// podmanMirrorConf is registries.conf with docker.io mirrored to mirror (host:port, or
-// host:port/base-path for a prefixed mirror; insecure = true for plain HTTP). docker.io's own location is dead: a fallback to
-// it fails the pull visibly instead of leaving the machine.
-const podmanMirrorConf = `unqualified-search-registries = []
-
-[[registry]]
-prefix = "docker.io"
-location = %q
-
-[[registry.mirror]]
-location = %q
-insecure = %t
-`
-
-// containerdHostsToml is <hosts dir>/<upstream host>/hosts.toml with the upstream mirrored to
-// mirror (http://host:port). The server line is dead for the same reason.
-const containerdHostsToml = `server = %q
-
-[host.%q]
-  capabilities = ["pull", "resolve"]
-`
-
 // startBusyboxHub starts a fake Docker Hub holding library/busybox:latest (PushSmall).
 func startBusyboxHub(t testing.TB) (*upstream.Upstream, upstream.Image) {
 	t.Helper()
@@ -55,16 +31,6 @@ func startBusyboxHub(t testing.TB) (*upstream.Upstream, upstream.Image) {
 	}
 	return hub, img
 }
-
-// containerdPrefixedHostsToml is containerdHostsToml for a mirror below a path
-// (http://host:port/v2/<base path>): override_path makes containerd append the image's name
-// to that path instead of to /v2/.
-const containerdPrefixedHostsToml = `server = %q
-
-[host.%q]
-  capabilities = ["pull", "resolve"]
-  override_path = true
-`
 
 // deadAddr returns a loopback host:port nothing listens on: a free port, released.
 func deadAddr(t testing.TB) string {
@@ -247,7 +213,7 @@ func TestMirrorPodman(t *testing.T) {
 			home := harness.NewClientHome(t, e.srv)
 			home.PodmanEnv(t)
 			conf := filepath.Join(home.Dir, ".containers", "registries.conf")
-			if err := os.WriteFile(conf, []byte(fmt.Sprintf(podmanMirrorConf, deadAddr(t), mirror, true)), 0o644); err != nil {
+			if err := os.WriteFile(conf, []byte(podmanMirror(deadAddr(t), mirror, true)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			home.Run(t, "podman", "pull", "docker.io/library/busybox:latest").Must(t)

@@ -101,7 +101,7 @@ func TestMirrorHTTPS(t *testing.T) {
 		checkDirCopy(t, dir, img)
 
 		// docker.io mirrored to the server over HTTPS (docker.io itself dead).
-		writeConf(fmt.Sprintf(podmanMirrorConf, deadAddr(t), addr, false))
+		writeConf(podmanMirror(deadAddr(t), addr, false))
 		home.Run(t, "podman", "pull", "--cert-dir", ca.Dir, "docker.io/library/busybox:latest").Must(t)
 		if d := digestOf("docker.io/library/busybox:latest"); d != img.ManifestDigest {
 			t.Errorf("podman pulled %s through the HTTPS mirror, want %s", d, img.ManifestDigest)
