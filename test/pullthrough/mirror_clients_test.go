@@ -95,10 +95,16 @@ func checkNS(t testing.TB, reqs []string, host string) {
 	}
 }
 
-// childRepos returns how many repositories are named name.
-func (e *env) childRepos(t testing.TB, name string) int {
+// checkOneChild fails t unless exactly one repository, one remote and one distribution are
+// named name (the child objects of a pull-through image, created once whichever way the image
+// was asked for).
+func (e *env) checkOneChild(t testing.TB, name string) {
 	t.Helper()
-	return len(e.api.List(t, "/pulp/api/v3/repositories/container/container/", url.Values{"name": {name}}))
+	for _, kind := range []string{"repositories", "remotes", "distributions"} {
+		if n := len(e.api.List(t, "/pulp/api/v3/"+kind+"/container/container/", url.Values{"name": {name}})); n != 1 {
+			t.Errorf("%d %s named %s, want 1", n, kind, name)
+		}
+	}
 }
 
 // checkOneFetch fails t unless the upstream served each blob of img exactly once.
@@ -187,11 +193,8 @@ func TestMirrorContainerd(t *testing.T) {
 		e.reg.mustPull(t, "quay/team/tool", qimg.Tag, qimg)
 		checkOneFetch(t, hub, img)
 		checkOneFetch(t, quay, qimg)
-		for _, name := range []string{"docker-cache/library/busybox", "quay/team/tool"} {
-			if n := e.childRepos(t, name); n != 1 {
-				t.Errorf("%d repositories %s, want 1", n, name)
-			}
-		}
+		e.checkOneChild(t, "docker-cache/library/busybox")
+		e.checkOneChild(t, "quay/team/tool")
 	})
 }
 
@@ -231,9 +234,7 @@ func TestMirrorPodman(t *testing.T) {
 			}
 		}
 		checkOneFetch(t, hub, img)
-		if n := e.childRepos(t, cacheBase+"/library/busybox"); n != 1 {
-			t.Errorf("%d repositories %s/library/busybox, want 1", n, cacheBase)
-		}
+		e.checkOneChild(t, cacheBase+"/library/busybox")
 	})
 }
 

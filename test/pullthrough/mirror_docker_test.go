@@ -200,5 +200,7 @@ func TestMirrorDockerDaemon(t *testing.T) {
 		checkOneFetch(t, hub, img)
 		child, _ := idx.Child("linux/amd64")
 		checkOneFetch(t, hub, child)
+		e.checkOneChild(t, cacheBase+"/library/busybox")
+		e.checkOneChild(t, cacheBase+"/library/alpine")
 	})
 }

@@ -107,6 +107,8 @@ func TestMirrorHTTPS(t *testing.T) {
 			t.Errorf("podman pulled %s through the HTTPS mirror, want %s", d, img.ManifestDigest)
 		}
 		writeConf("unqualified-search-registries = []\n")
+		checkOneFetch(t, hub, img)
+		e.checkOneChild(t, cacheBase+"/library/busybox")
 
 		// A certificate from a CA podman does not trust, put in place on disk: refused.
 		other := harness.NewTestCA(t)
