@@ -43,7 +43,8 @@ func waitServed(t testing.TB, addr string, issuer *x509.Certificate, serial int6
 }
 
 // TestMirrorHTTPS: with --tls-cert/--tls-key, podman and skopeo pull over HTTPS trusting only
-// a CA file (--cert-dir; no insecure setting anywhere), the token realm is https, podman's
+// a CA file (--cert-dir; no insecure setting anywhere), the token realm is the https content
+// origin, podman's
 // docker.io mirror works over HTTPS, and a certificate replaced on disk is what the next pull
 // gets without a restart: one from an unknown CA makes podman refuse, a renewal from the
 // trusted CA makes it pull again.
@@ -52,12 +53,15 @@ func TestMirrorHTTPS(t *testing.T) {
 		client.NeedTools(t, "podman", "skopeo")
 		hub, img := startBusyboxHub(t)
 		ca := harness.NewTestCA(t)
-		e := startServerWith(t, harness.Options{Engine: eng, TLSRoots: ca.Pool(),
-			Args: append(ca.TLSArgs(), "--mirror", "docker-cache")})
+		port := testenv.FreePort(t)
+		origin := fmt.Sprintf("https://localhost:%d", port)
+		e := startServerWith(t, harness.Options{Engine: eng, TLSRoots: ca.Pool(), Listen: fmt.Sprintf("127.0.0.1:%d", port),
+			Args: append(ca.TLSArgs(), "--mirror", "docker-cache", "--content-origin", origin)})
 		e.createCache(t, "docker-cache", cacheBase, hub.URL(), nil, nil)
 		addr := strings.TrimPrefix(e.srv.URL, "https://")
 
-		// The challenge sends clients to an https realm on the same origin.
+		// The challenge sends clients to the https realm of the content origin (another name
+		// of the server, which the clients then verify too).
 		resp, err := e.reg.HTTP.Get(e.srv.URL + "/v2/")
 		if err != nil {
 			t.Fatal(err)
@@ -66,8 +70,8 @@ func TestMirrorHTTPS(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET /v2/ over HTTPS: %d, want the 401 challenge", resp.StatusCode)
 		}
-		if ch := client.ParseChallenge(resp.Header.Get("WWW-Authenticate")); ch.Realm != e.srv.URL+"/token/" {
-			t.Errorf("token realm %q, want %s/token/", ch.Realm, e.srv.URL)
+		if ch := client.ParseChallenge(resp.Header.Get("WWW-Authenticate")); ch.Realm != origin+"/token/" {
+			t.Errorf("token realm %q, want %s/token/", ch.Realm, origin)
 		}
 
 		// registries.conf with nothing insecure: the CA file is the only trust.
