@@ -197,6 +197,27 @@ func TestMirrorDockerDaemon(t *testing.T) {
 				d.pull("library/alpine", idx)
 			})
 		}
+		// A daemon logged in to Docker Hub sends those credentials to the mirror's token
+		// endpoint (fetchTokenWithBasicAuth: account= and Basic). They are not pulpgo's: 401,
+		// and the daemon falls back to Docker Hub (docs/mirror.md says so).
+		d := &dockerDaemon{t: t, ctx: ctx, base: e.srv.URL, http: client.NewHTTPClient()}
+		resp, _ := d.send(http.MethodGet, e.srv.URL+"/v2/", nil)
+		ch := client.ParseChallenge(resp.Header.Get("WWW-Authenticate"))
+		q := url.Values{"account": {"hubuser"}, "service": {ch.Service}, "scope": {"repository:library/busybox:pull"}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ch.Realm+"?"+q.Encode(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("hubuser", "docker hub password")
+		resp, err = d.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("token request with Docker Hub credentials: %d, want 401", resp.StatusCode)
+		}
+
 		checkOneFetch(t, hub, img)
 		child, _ := idx.Child("linux/amd64")
 		checkOneFetch(t, hub, child)
