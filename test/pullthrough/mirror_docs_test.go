@@ -40,6 +40,11 @@ const containerdHostsToml = `server = %q
   capabilities = ["pull", "resolve"]
 `
 
+// containerdCAHostsToml is containerdHostsToml with the CA file that verifies the mirror's
+// certificate.
+const containerdCAHostsToml = containerdHostsToml + `  ca = %q
+`
+
 // containerdPrefixedHostsToml is containerdHostsToml for a mirror below a path
 // (http://host:port/v2/<base path>): override_path makes containerd append the image's name
 // to that path instead of to /v2/.
@@ -63,6 +68,7 @@ func TestMirrorDocs(t *testing.T) {
 		"podman, unprefixed":   fmt.Sprintf(podmanMirrorConf, "docker.io", server, false),
 		"podman, prefixed":     fmt.Sprintf(podmanMirrorConf, "docker.io", server+"/"+cacheBase, false),
 		"containerd":           fmt.Sprintf(containerdHostsToml, hub, "https://"+server),
+		"containerd with a CA": fmt.Sprintf(containerdCAHostsToml, hub, "https://"+server, "/etc/containerd/certs.d/docker.io/pulpgo-ca.crt"),
 		"containerd, prefixed": fmt.Sprintf(containerdPrefixedHostsToml, hub, "https://"+server+"/v2/"+cacheBase),
 	} {
 		if !strings.Contains(doc, snippet) {

@@ -131,3 +131,43 @@ func TestMirrorHTTPS(t *testing.T) {
 		}
 	})
 }
+
+// TestMirrorContainerdHTTPS: containerd's ctr with a hosts.toml whose mirror host is the
+// server over HTTPS, trusted through the hosts.toml's ca line only (no skip_verify), fetches
+// docker.io/library/busybox; with another CA's file in that line the fetch fails.
+func TestMirrorContainerdHTTPS(t *testing.T) {
+	harness.NeedContainerd(t)
+	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
+		hub, img := startBusyboxHub(t)
+		ca := harness.NewTestCA(t)
+		e := startServerWith(t, harness.Options{Engine: eng, TLSRoots: ca.Pool(),
+			Args: append(ca.TLSArgs(), "--mirror", "docker-cache")})
+		e.createCache(t, "docker-cache", cacheBase, hub.URL(), nil, nil)
+		ctd := harness.StartContainerd(t)
+
+		fetch := func(caFile string) harness.Result {
+			t.Helper()
+			hosts := t.TempDir()
+			conf := fmt.Sprintf(containerdCAHostsToml, "https://"+deadAddr(t), e.srv.URL, caFile)
+			if err := os.MkdirAll(filepath.Join(hosts, "docker.io"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(hosts, "docker.io", "hosts.toml"), []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return ctd.Ctr(t, e.home, "content", "fetch", "--hosts-dir", hosts, "docker.io/library/busybox:latest")
+		}
+		other := harness.NewTestCA(t)
+		if r := fetch(filepath.Join(other.Dir, "ca.crt")); r.Code == 0 || !strings.Contains(r.Stderr, "certificate") {
+			t.Errorf("ctr fetched from a mirror whose certificate the ca file did not sign: exit %d\n%s", r.Code, r.Stderr)
+		}
+		fetch(filepath.Join(ca.Dir, "ca.crt")).Must(t)
+		out := ctd.Ctr(t, e.home, "content", "ls", "-q").Must(t).Stdout
+		for _, d := range append([]string{img.ManifestDigest}, blobDigests(img)...) {
+			if !strings.Contains(out, d) {
+				t.Errorf("containerd's content store lacks %s:\n%s", d, out)
+			}
+		}
+		checkOneFetch(t, hub, img)
+	})
+}
