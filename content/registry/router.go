@@ -200,6 +200,8 @@ type route struct {
 	kind routeKind
 	name string
 	ref  string
+	// asked is the name as the client sent it, when a registry mirror serves it as name.
+	asked string
 }
 
 // parseRoute splits the escaped path p of a /v2/ request. Names contain slashes, so the
@@ -290,6 +292,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if err == nil && !write && r.cfg.FillsRequireAuth && c.anonymous() {
 		req = req.WithContext(cacheonly.With(req.Context()))
 	}
+	rt.asked = rt.name // tags/list answers under the name asked for, a mirror's too
 	if err == nil && !write && rt.name != "" {
 		// A registry mirror's request names the image as its upstream does: the scopes
 		// above are for that name, the content is served under the name it maps to.
@@ -358,7 +361,7 @@ func (r *Registry) serveRepository(w http.ResponseWriter, req *http.Request, rt 
 	}
 	switch rt.kind {
 	case routeTags:
-		r.serveTags(w, req, img, rt.name)
+		r.serveTags(w, req, img, rt.asked)
 	case routeManifest:
 		r.serveManifest(w, req, img, rt.ref)
 	case routeBlob:

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Paging of tags/list and _catalog, as Pulp does it.
@@ -17,7 +18,8 @@ const (
 )
 
 // serveTags answers GET /v2/<name>/tags/list: {"name": name, "tags": [...]}, sorted, paged
-// with n and last, and a Link to the next page when a full page comes back.
+// with n and last, and a Link to the next page when a full page comes back. name is the name
+// asked for (a registry mirror's unprefixed one, whose ns the Link keeps).
 func (r *Registry) serveTags(w http.ResponseWriter, req *http.Request, img Image, name string) {
 	tags, err := img.Tags(req.Context())
 	if err != nil {
@@ -39,7 +41,11 @@ func (r *Registry) serveTags(w http.ResponseWriter, req *http.Request, img Image
 	if tags == nil {
 		tags = []string{}
 	}
-	setNextLink(w, "/v2/"+name+"/tags/list", n, tags)
+	next := "/v2/" + name + "/tags/list"
+	if ns := req.URL.Query().Get("ns"); ns != "" {
+		next += "?ns=" + url.QueryEscape(ns) // a mirror's next page is the same upstream's
+	}
+	setNextLink(w, next, n, tags)
 	writeJSON(w, req, map[string]any{"name": name, "tags": tags})
 }
 
@@ -54,12 +60,17 @@ func pageParams(q url.Values) (n int, last string) {
 	return max(0, min(n, maxPageSize)), q.Get("last")
 }
 
-// setNextLink adds the Link header to the next page when page is full.
+// setNextLink adds the Link header to the next page when page is full; path may carry a
+// query of its own.
 func setNextLink(w http.ResponseWriter, path string, n int, page []string) {
 	if n == 0 || len(page) < n {
 		return
 	}
-	w.Header().Set("Link", fmt.Sprintf(`<%s?n=%d&last=%s>; rel="next"`, path, n, url.QueryEscape(page[len(page)-1])))
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	w.Header().Set("Link", fmt.Sprintf(`<%s%sn=%d&last=%s>; rel="next"`, path, sep, n, url.QueryEscape(page[len(page)-1])))
 }
 
 // writeJSON answers 200 with v as JSON (no body for HEAD).

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -42,11 +44,14 @@ type Options struct {
 	Env []string
 	// Binary is the server binary to run; default Binary(t), the one built from ./cmd/pulpgo.
 	Binary string
+	// TLSRoots, when set, says the server serves HTTPS (Args carry --tls-cert and --tls-key,
+	// e.g. TestCA.TLSArgs): URL is https:// and the readiness check trusts only these roots.
+	TLSRoots *x509.CertPool
 }
 
 // Server is a running bin/pulpgo serve.
 type Server struct {
-	// URL is the server's base URL, http://127.0.0.1:PORT.
+	// URL is the server's base URL, http://127.0.0.1:PORT (https:// with Options.TLSRoots).
 	URL string
 	// Addr is the address it listens on, 127.0.0.1:PORT.
 	Addr string
@@ -84,8 +89,12 @@ func Start(t testing.TB, opts Options) *Server {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	scheme := "http"
+	if opts.TLSRoots != nil {
+		scheme = "https"
+	}
 	s := &Server{
-		URL:     "http://" + net.JoinHostPort(host, port),
+		URL:     scheme + "://" + net.JoinHostPort(host, port),
 		Addr:    opts.Listen,
 		DataDir: opts.DataDir,
 		LogFile: filepath.Join(t.TempDir(), "pulpgo.log"),
@@ -217,6 +226,9 @@ func (s *Server) start(t testing.TB) {
 // waitReady polls StatusPath until it answers 200, the process exits, or readyTimeout passes.
 func (s *Server) waitReady(done <-chan struct{}) error {
 	client := &http.Client{Timeout: 2 * time.Second}
+	if s.opts.TLSRoots != nil {
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.opts.TLSRoots}}
+	}
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)

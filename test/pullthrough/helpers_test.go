@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -55,14 +56,29 @@ const binaryEnv = "PULPGO_TEST_BINARY"
 // startServer runs bin/pulpgo serve on engine e with extra serve arguments.
 func startServer(t testing.TB, e testenv.Engine, listen string, args ...string) *env {
 	t.Helper()
-	srv := harness.Start(t, harness.Options{Engine: e, Listen: listen, Args: args, Binary: os.Getenv(binaryEnv)})
+	return startServerWith(t, harness.Options{Engine: e, Listen: listen, Args: args})
+}
+
+// startServerWith runs bin/pulpgo serve with opts (Binary from PULPGO_TEST_BINARY); with
+// opts.TLSRoots its clients trust those roots.
+func startServerWith(t testing.TB, opts harness.Options) *env {
+	t.Helper()
+	opts.Binary = os.Getenv(binaryEnv)
+	srv := harness.Start(t, opts)
 	home := harness.NewClientHome(t, srv)
+	httpClient := func() *http.Client {
+		c := client.NewHTTPClient()
+		if opts.TLSRoots != nil {
+			c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: opts.TLSRoots}
+		}
+		return c
+	}
 	return &env{
 		srv:      srv,
 		home:     home,
-		api:      &apiClient{&client.API{Base: srv.URL, HTTP: client.NewHTTPClient()}},
-		reg:      &regClient{&client.Registry{Base: srv.URL, HTTP: client.NewHTTPClient()}},
-		regAdmin: &regClient{&client.Registry{Base: srv.URL, HTTP: client.NewHTTPClient(), User: harness.Username, Pass: harness.Password}},
+		api:      &apiClient{&client.API{Base: srv.URL, HTTP: httpClient()}},
+		reg:      &regClient{&client.Registry{Base: srv.URL, HTTP: httpClient()}},
+		regAdmin: &regClient{&client.Registry{Base: srv.URL, HTTP: httpClient(), User: harness.Username, Pass: harness.Password}},
 	}
 }
 
