@@ -88,8 +88,7 @@ func (u *Upstream) serveV2(w http.ResponseWriter, r *http.Request) {
 		if s := u.faults.retry.Load(); s > 0 {
 			w.Header().Set("Retry-After", strconv.FormatInt(s, 10))
 		}
-		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
-			"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading.")
+		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", tooManyMessage)
 		return
 	}
 	if !u.tokens.allows(r, rt.name, time.Now()) {
@@ -106,6 +105,9 @@ func (u *Upstream) serveV2(w http.ResponseWriter, r *http.Request) {
 		u.counts.add(func(c *Counts) *int { return &c.Pings })
 		writeJSON(w, http.StatusOK, struct{}{})
 	case routeManifest:
+		if !u.admitManifest(w, head, time.Now()) {
+			return
+		}
 		u.counts.add(func(c *Counts) *int {
 			if head {
 				return &c.ManifestHeads

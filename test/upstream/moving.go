@@ -1,0 +1,290 @@
+package upstream
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Docker schema 2 media types of the moving images' config and layers.
+const (
+	mediaTypeDockerConfig = "application/vnd.docker.container.image.v1+json"
+	mediaTypeDockerLayer  = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+)
+
+// MovingTag is the tag of every moving image.
+const MovingTag = "latest"
+
+// MovingName returns the repository of the i-th moving image,
+// "library/farm-<i>".
+func MovingName(i int) string { return fmt.Sprintf("library/farm-%d", i) }
+
+// mover keeps the moving images: their layers, pushed once, and the
+// generation their tags point at. It is safe for concurrent use.
+type mover struct {
+	layers [][]memBlob // per image: a base layer all share, then its own
+
+	mu     sync.Mutex // held while a generation is pushed
+	gen    int
+	images []Image
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the ticker goroutine has ended
+}
+
+// memBlob is a blob built in memory, with its diff ID when it is a layer.
+type memBlob struct {
+	data           []byte
+	digest, diffID string
+}
+
+func newMemBlob(data []byte) memBlob {
+	sum := sha256.Sum256(data)
+	return memBlob{data: data, digest: "sha256:" + hex.EncodeToString(sum[:])}
+}
+
+// PushMoving pushes n small Docker schema 2 images, MovingName(0) to
+// MovingName(n-1), each tagged MovingTag, and then, every every (never when
+// every is 0), moves each tag to a new image: the same layers (a base layer
+// all images share and one of its own) under a new config, so every tag
+// gets a new manifest digest while the old manifests and configs stay
+// fetchable by digest. It returns the first generation; MovingImages
+// returns the current one. It may be called once per Upstream; Close stops
+// the moves.
+func (u *Upstream) PushMoving(ctx context.Context, n int, every time.Duration) ([]Image, error) {
+	if n <= 0 || every < 0 {
+		return nil, fmt.Errorf("push moving images: want n > 0 and every >= 0, got %d and %v", n, every)
+	}
+	if u.moving != nil {
+		return nil, fmt.Errorf("push moving images: already pushed")
+	}
+	base, err := memLayer(textFile{"etc/farm-base", "the base layer every moving image shares\n"})
+	if err != nil {
+		return nil, err
+	}
+	m := &mover{done: make(chan struct{})}
+	for i := range n {
+		own, err := memLayer(textFile{"etc/farm-image", MovingName(i) + "\n"})
+		if err != nil {
+			return nil, err
+		}
+		m.layers = append(m.layers, []memBlob{base, own})
+		for _, l := range m.layers[i] {
+			if err := u.uploadBlob(ctx, MovingName(i), l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := u.pushGeneration(ctx, m, 0); err != nil {
+		return nil, err
+	}
+	u.moving = m
+	moveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	go func() {
+		defer close(m.done)
+		if every == 0 {
+			return
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-moveCtx.Done():
+				return
+			case <-tick.C:
+				if _, err := u.MoveTags(moveCtx); err != nil && moveCtx.Err() == nil {
+					u.log.Warn("moving the tags failed", "err", err)
+				}
+			}
+		}
+	}()
+	return m.currentImages(), nil
+}
+
+// MoveTags moves every moving tag to a new image now (the next generation)
+// and returns the new images.
+func (u *Upstream) MoveTags(ctx context.Context) ([]Image, error) {
+	m := u.moving
+	if m == nil {
+		return nil, fmt.Errorf("move tags: no moving images (PushMoving first)")
+	}
+	m.mu.Lock()
+	gen := m.gen + 1
+	m.mu.Unlock()
+	if err := u.pushGeneration(ctx, m, gen); err != nil {
+		return nil, err
+	}
+	return m.currentImages(), nil
+}
+
+// MovingImages returns the images the moving tags point at now; nil before
+// PushMoving.
+func (u *Upstream) MovingImages() []Image {
+	if u.moving == nil {
+		return nil
+	}
+	return u.moving.currentImages()
+}
+
+// MovingGeneration returns how many times the moving tags have moved.
+func (u *Upstream) MovingGeneration() int {
+	if u.moving == nil {
+		return 0
+	}
+	u.moving.mu.Lock()
+	defer u.moving.mu.Unlock()
+	return u.moving.gen
+}
+
+func (m *mover) currentImages() []Image {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Image(nil), m.images...)
+}
+
+// stop ends the ticker goroutine and waits for it.
+func (m *mover) stop() {
+	m.cancel()
+	<-m.done
+}
+
+// pushGeneration pushes generation gen of every moving image (its config,
+// then its manifest under MovingTag) and records it, unless a later one was
+// recorded meanwhile.
+func (u *Upstream) pushGeneration(ctx context.Context, m *mover, gen int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen <= m.gen && m.images != nil {
+		return nil // a concurrent move got there first
+	}
+	images := make([]Image, len(m.layers))
+	for i, layers := range m.layers {
+		img, err := u.pushMovingImage(ctx, MovingName(i), layers, gen)
+		if err != nil {
+			return err
+		}
+		images[i] = img
+	}
+	m.gen, m.images = gen, images
+	return nil
+}
+
+// pushMovingImage pushes the config of generation gen and the manifest of
+// name:MovingTag that names it and layers.
+func (u *Upstream) pushMovingImage(ctx context.Context, name string, layers []memBlob, gen int) (Image, error) {
+	var cfg imageConfig
+	cfg.Created = epoch.Add(time.Duration(gen) * time.Second).Format(time.RFC3339)
+	cfg.Architecture, cfg.OS = "amd64", "linux"
+	cfg.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cfg.Config.Cmd = []string{"sh"}
+	cfg.Config.Labels = map[string]string{"org.pulpgo.test.generation": fmt.Sprint(gen), "org.pulpgo.test.image": name}
+	cfg.RootFS.Type = "layers"
+	img := Image{Name: name, Tag: MovingTag, MediaType: MediaTypeDockerManifest}
+	for _, l := range layers {
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
+		img.Layers = append(img.Layers, Blob{Digest: l.digest, Size: int64(len(l.data)), MediaType: mediaTypeDockerLayer})
+	}
+	cb, err := json.Marshal(cfg)
+	if err != nil {
+		return Image{}, err
+	}
+	config := newMemBlob(cb)
+	if err := u.uploadBlob(ctx, name, config); err != nil {
+		return Image{}, err
+	}
+	img.Config = &Blob{Digest: config.digest, Size: int64(len(cb)), MediaType: mediaTypeDockerConfig}
+	mb, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     MediaTypeDockerManifest,
+		"config":        img.Config,
+		"layers":        img.Layers,
+	})
+	if err != nil {
+		return Image{}, err
+	}
+	manifest := newMemBlob(mb)
+	img.ManifestDigest, img.Size = manifest.digest, int64(len(mb))
+	if _, err := u.registryDo(ctx, http.MethodPut, "/v2/"+name+"/manifests/"+MovingTag, MediaTypeDockerManifest, mb, http.StatusCreated); err != nil {
+		return Image{}, fmt.Errorf("push %s:%s (generation %d): %w", name, MovingTag, gen, err)
+	}
+	return img, nil
+}
+
+// memLayer builds a gzipped layer of one directory and its files in memory.
+func memLayer(files ...textFile) (memBlob, error) {
+	var plain, zipped bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	if err := textLayer("etc", files...)(tw); err != nil {
+		return memBlob{}, err
+	}
+	if err := tw.Close(); err != nil {
+		return memBlob{}, err
+	}
+	sum := sha256.Sum256(plain.Bytes())
+	gz, err := gzip.NewWriterLevel(&zipped, gzip.BestSpeed)
+	if err != nil {
+		return memBlob{}, err
+	}
+	if _, err := gz.Write(plain.Bytes()); err != nil {
+		return memBlob{}, err
+	}
+	if err := gz.Close(); err != nil {
+		return memBlob{}, err
+	}
+	b := newMemBlob(zipped.Bytes())
+	b.diffID = "sha256:" + hex.EncodeToString(sum[:])
+	return b, nil
+}
+
+// uploadBlob pushes b into the registry's repository name (a POST, then a
+// monolithic PUT).
+func (u *Upstream) uploadBlob(ctx context.Context, name string, b memBlob) error {
+	resp, err := u.registryDo(ctx, http.MethodPost, "/v2/"+name+"/blobs/uploads/", "", nil, http.StatusAccepted)
+	if err != nil {
+		return fmt.Errorf("upload %s to %s: %w", b.digest, name, err)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return fmt.Errorf("upload %s to %s: bad Location: %w", b.digest, name, err)
+	}
+	q := loc.Query()
+	q.Set("digest", b.digest)
+	loc.RawQuery = q.Encode()
+	if _, err := u.registryDo(ctx, http.MethodPut, loc.RequestURI(), "application/octet-stream", b.data, http.StatusCreated); err != nil {
+		return fmt.Errorf("upload %s to %s: %w", b.digest, name, err)
+	}
+	return nil
+}
+
+// registryDo sends one request to the registry at path (a path and query)
+// and checks the status; the body is read and closed.
+func (u *Upstream) registryDo(ctx context.Context, method, path, contentType string, body []byte, want int) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u.registryURL()+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: registry answered %s, want %d: %s", method, path, resp.Status, want, bytes.TrimSpace(msg))
+	}
+	return resp, nil
+}
