@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/pulpgo/pulpgo/test/upstream"
+)
+
+// TestFarm runs the farm straight against the local Docker Hub: every pull is served while
+// the budget lasts, the tag moves are seen, and pulls past the budget fail as 429s.
+func TestFarm(t *testing.T) {
+	if _, err := exec.LookPath("docker-registry"); err != nil {
+		t.Fatalf("docker-registry is not installed (apt-get install -y docker-registry): %v", err)
+	}
+	u, err := upstream.Start(t.Context(), upstream.Options{PullBudget: upstream.PullBudget{Limit: 1000, Window: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	imgs, err := u.PushMoving(t.Context(), 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{registry: u.URL(), clients: 4, duration: time.Second, layerConcurrency: 3, verify: true,
+		authTokenFlow: true, platform: "linux/amd64", label: "test"}
+	for _, img := range imgs {
+		o.images = append(o.images, img.Ref())
+	}
+	moved := make(chan error, 1)
+	go func() { // one move during the run
+		time.Sleep(300 * time.Millisecond)
+		_, err := u.MoveTags(t.Context())
+		moved <- err
+	}()
+	res := runFarm(t.Context(), o)
+	if err := <-moved; err != nil {
+		t.Fatal(err)
+	}
+	c := u.Counts()
+	t.Logf("farm: %+v; upstream: %+v", res, c)
+	if res.Errors != 0 || res.PullsFailed != 0 || res.PullsOK == 0 || res.Pulls != res.PullsOK {
+		t.Fatalf("farm within the budget: %d pulls, %d ok, %d failed (%v), want all ok", res.Pulls, res.PullsOK, res.PullsFailed, res.ErrorSamples)
+	}
+	if c.ManifestGets != res.PullsOK || res.TokenRequests != int64(res.PullsOK) {
+		t.Errorf("upstream manifest GETs %d, token requests %d, want one each per pull (%d)", c.ManifestGets, res.TokenRequests, res.PullsOK)
+	}
+	for _, img := range imgs {
+		if n := res.DigestsServed[img.Ref()]; n != 2 {
+			t.Errorf("%s served as %d digests, want 2 (one move during the run)", img.Ref(), n)
+		}
+	}
+
+	// Past the budget: the pulls that get a 429 fail, and say so.
+	c0 := &client{hc: newHTTPClient(1), base: u.URL(), name: imgs[0].Name, authFlow: true, stats: &clientStats{}}
+	for u.BudgetRemaining() > 0 { // spend the rest of the budget
+		if _, err := c0.manifest(t.Context(), upstream.MovingTag); err != nil {
+			t.Fatalf("manifest GET with %d of the budget left: %v", u.BudgetRemaining(), err)
+		}
+	}
+	o.duration = 200 * time.Millisecond
+	res = runFarm(t.Context(), o)
+	if res.PullsOK != 0 || res.PullsFailed == 0 || res.ErrorKinds["429"] != res.PullsFailed || len(res.ErrorSamples) == 0 {
+		t.Errorf("farm past the budget: %d ok, %d failed, kinds %v, samples %v; want every pull failed with 429", res.PullsOK, res.PullsFailed, res.ErrorKinds, res.ErrorSamples)
+	}
+}
