@@ -165,13 +165,7 @@ if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || [[ -
 fi
 [[ -z "${PULPGO_BIN:-}" ]] || src_state="$PULPGO_BIN"
 say "building pulpgo, fakehub and pullbench in $tmp (pulpgo source: $src_state)"
-if [[ -n "${PULPGO_BIN:-}" ]]; then
-	pulpgo=$PULPGO_BIN
-else
-	pulpgo="$tmp/pulpgo"
-	go build -o "$pulpgo" ./cmd/pulpgo
-fi
-go build -o "$tmp/fakehub" ./test/upstream/cmd/fakehub
+build_pulpgo_and_fakehub
 go build -o "$tmp/pullbench" ./test/bench/cmd/pullbench
 pullbench="$tmp/pullbench"
 
