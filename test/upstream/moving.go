@@ -8,11 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,12 +36,18 @@ func MovingName(i int) string { return fmt.Sprintf("library/farm-%d", i) }
 type mover struct {
 	layers [][]memBlob // per image: a base layer all share, then its own
 
-	mu     sync.Mutex // held while a generation is pushed
-	gen    int
-	images []Image
+	pushMu sync.Mutex                 // held while a generation is pushed
+	cur    atomic.Pointer[generation] // the last generation pushed whole
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the ticker goroutine has ended
+}
+
+// generation is one set of the moving tags' images.
+type generation struct {
+	n       int
+	images  []Image
+	digests map[string]string // repository -> manifest digest of its tag
 }
 
 // memBlob is a blob built in memory, with its diff ID when it is a layer.
@@ -65,8 +73,8 @@ func (u *Upstream) PushMoving(ctx context.Context, n int, every time.Duration) (
 	if n <= 0 || every < 0 {
 		return nil, fmt.Errorf("push moving images: want n > 0 and every >= 0, got %d and %v", n, every)
 	}
-	if u.moving != nil {
-		return nil, fmt.Errorf("push moving images: already pushed")
+	if u.moving.Load() != nil {
+		return nil, errMovingTwice
 	}
 	base, err := memLayer(textFile{"etc/farm-base", "the base layer every moving image shares\n"})
 	if err != nil {
@@ -88,9 +96,12 @@ func (u *Upstream) PushMoving(ctx context.Context, n int, every time.Duration) (
 	if err := u.pushGeneration(ctx, m, 0); err != nil {
 		return nil, err
 	}
-	u.moving = m
 	moveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+	if !u.moving.CompareAndSwap(nil, m) {
+		cancel()
+		return nil, errMovingTwice
+	}
 	go func() {
 		defer close(m.done)
 		if every == 0 {
@@ -103,7 +114,7 @@ func (u *Upstream) PushMoving(ctx context.Context, n int, every time.Duration) (
 			case <-moveCtx.Done():
 				return
 			case <-tick.C:
-				if _, err := u.MoveTags(moveCtx); err != nil && moveCtx.Err() == nil {
+				if err := u.pushGeneration(moveCtx, m, m.cur.Load().n+1); err != nil && moveCtx.Err() == nil {
 					u.log.Warn("moving the tags failed", "err", err)
 				}
 			}
@@ -112,17 +123,17 @@ func (u *Upstream) PushMoving(ctx context.Context, n int, every time.Duration) (
 	return m.currentImages(), nil
 }
 
+// errMovingTwice is PushMoving's answer when it was called before.
+var errMovingTwice = errors.New("push moving images: already pushed")
+
 // MoveTags moves every moving tag to a new image now (the next generation)
 // and returns the new images.
 func (u *Upstream) MoveTags(ctx context.Context) ([]Image, error) {
-	m := u.moving
+	m := u.moving.Load()
 	if m == nil {
 		return nil, fmt.Errorf("move tags: no moving images (PushMoving first)")
 	}
-	m.mu.Lock()
-	gen := m.gen + 1
-	m.mu.Unlock()
-	if err := u.pushGeneration(ctx, m, gen); err != nil {
+	if err := u.pushGeneration(ctx, m, m.cur.Load().n+1); err != nil {
 		return nil, err
 	}
 	return m.currentImages(), nil
@@ -131,26 +142,34 @@ func (u *Upstream) MoveTags(ctx context.Context) ([]Image, error) {
 // MovingImages returns the images the moving tags point at now; nil before
 // PushMoving.
 func (u *Upstream) MovingImages() []Image {
-	if u.moving == nil {
-		return nil
+	if m := u.moving.Load(); m != nil {
+		return m.currentImages()
 	}
-	return u.moving.currentImages()
+	return nil
 }
 
 // MovingGeneration returns how many times the moving tags have moved.
 func (u *Upstream) MovingGeneration() int {
-	if u.moving == nil {
-		return 0
+	if m := u.moving.Load(); m != nil {
+		return m.cur.Load().n
 	}
-	u.moving.mu.Lock()
-	defer u.moving.mu.Unlock()
-	return u.moving.gen
+	return 0
+}
+
+// movingDigest returns the manifest digest the moving tag name:ref points
+// at, if it is one. The front serves moving tags by that digest, so a tag
+// being moved in the registry is never read half-written.
+func (u *Upstream) movingDigest(name, ref string) (string, bool) {
+	m := u.moving.Load()
+	if m == nil || ref != MovingTag {
+		return "", false
+	}
+	d, ok := m.cur.Load().digests[name]
+	return d, ok
 }
 
 func (m *mover) currentImages() []Image {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]Image(nil), m.images...)
+	return append([]Image(nil), m.cur.Load().images...)
 }
 
 // stop ends the ticker goroutine and waits for it.
@@ -160,23 +179,23 @@ func (m *mover) stop() {
 }
 
 // pushGeneration pushes generation gen of every moving image (its config,
-// then its manifest under MovingTag) and records it, unless a later one was
-// recorded meanwhile.
+// then its manifest under MovingTag) and then makes it current, unless a
+// later one was pushed meanwhile.
 func (u *Upstream) pushGeneration(ctx context.Context, m *mover, gen int) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if gen <= m.gen && m.images != nil {
+	m.pushMu.Lock()
+	defer m.pushMu.Unlock()
+	if cur := m.cur.Load(); cur != nil && gen <= cur.n {
 		return nil // a concurrent move got there first
 	}
-	images := make([]Image, len(m.layers))
+	g := &generation{n: gen, images: make([]Image, len(m.layers)), digests: map[string]string{}}
 	for i, layers := range m.layers {
 		img, err := u.pushMovingImage(ctx, MovingName(i), layers, gen)
 		if err != nil {
 			return err
 		}
-		images[i] = img
+		g.images[i], g.digests[img.Name] = img, img.ManifestDigest
 	}
-	m.gen, m.images = gen, images
+	m.cur.Store(g)
 	return nil
 }
 

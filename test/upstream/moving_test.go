@@ -1,9 +1,14 @@
 package upstream_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,5 +98,76 @@ func TestMovingTagsOnTheirOwn(t *testing.T) {
 	})
 	if u.MovingGeneration() < 2 || u.MovingImages()[0].ManifestDigest == gen0[0].ManifestDigest {
 		t.Errorf("generation %d, current %s: want at least 2 moves away from %s", u.MovingGeneration(), u.MovingImages()[0].ManifestDigest, gen0[0].ManifestDigest)
+	}
+}
+
+// TestMovingTagsWhileMoving: GETs of a moving tag while it moves always get a whole manifest
+// of one of its generations, never an error from a tag caught half-written.
+func TestMovingTagsWhileMoving(t *testing.T) {
+	t.Parallel()
+	u := start(t, upstream.Options{})
+	gen0, err := u.PushMoving(t.Context(), 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := gen0[1]
+	tok := token(t, u, img.Name)
+	known := map[string]bool{img.ManifestDigest: true}
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad []string
+	seen := map[string]bool{}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, u.URL()+"/v2/"+img.Name+"/manifests/"+upstream.MovingTag, nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Accept", upstream.MediaTypeDockerManifest)
+				resp, err := noRedirects.Do(req)
+				if err != nil {
+					mu.Lock()
+					bad = append(bad, err.Error())
+					mu.Unlock()
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				sum := sha256.Sum256(body)
+				got := "sha256:" + hex.EncodeToString(sum[:])
+				mu.Lock()
+				if resp.StatusCode != http.StatusOK || got != resp.Header.Get("Docker-Content-Digest") {
+					bad = append(bad, fmt.Sprintf("%s, body %s, header %s", resp.Status, got, resp.Header.Get("Docker-Content-Digest")))
+				} else {
+					seen[got] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for range 10 {
+		imgs, err := u.MoveTags(t.Context())
+		if err != nil {
+			t.Error(err)
+			break
+		}
+		known[imgs[1].ManifestDigest] = true
+	}
+	close(stop)
+	wg.Wait()
+	for d := range seen {
+		if !known[d] {
+			bad = append(bad, "a digest of no generation: "+d)
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d bad answers while the tag moved, first: %s", len(bad), bad[0])
 	}
 }

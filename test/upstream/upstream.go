@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,8 +57,8 @@ type Upstream struct {
 	tokens *tokens
 	counts *counters
 	faults faults
-	budget *budget // nil: no pull budget
-	moving *mover  // nil until PushMoving
+	budget *budget               // nil: no pull budget
+	moving atomic.Pointer[mover] // nil until PushMoving
 
 	closeOnce sync.Once
 	closeErr  error
@@ -167,8 +168,8 @@ func (u *Upstream) registryURL() string { return "http://" + u.reg.addr }
 func (u *Upstream) Close() error {
 	u.closeOnce.Do(func() {
 		var errs []error
-		if u.moving != nil {
-			u.moving.stop()
+		if m := u.moving.Load(); m != nil {
+			m.stop()
 		}
 		for _, srv := range []*http.Server{u.front, u.cdn} {
 			if srv != nil {

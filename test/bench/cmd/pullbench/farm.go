@@ -56,6 +56,14 @@ type farmPull struct {
 // pull is what a docker or podman pull does over HTTP (pull), with a new token each time,
 // as each pull is a new process; the connections are shared, as a daemon's are.
 func runFarm(ctx context.Context, o options) farmResult {
+	loadCtx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	return farmUntil(ctx, loadCtx, o)
+}
+
+// farmUntil is runFarm with the end of the pulls given: clients start pulls until loadCtx
+// ends, and pulls already started run on ctx.
+func farmUntil(ctx, loadCtx context.Context, o options) farmResult {
 	res := farmResult{Mode: "farm", Label: o.label, Registry: o.registry, Images: o.images, Clients: o.clients,
 		ErrorKinds: map[string]int{}, DigestsServed: map[string]int{}}
 	hc := newHTTPClient(o.clients * (o.layerConcurrency + 1))
@@ -63,8 +71,6 @@ func runFarm(ctx context.Context, o options) farmResult {
 	var stats clientStats
 	var errs errorLog
 	outs := make(chan farmPull, 256)
-	loadCtx, cancel := context.WithTimeout(ctx, o.duration)
-	defer cancel()
 
 	var wg sync.WaitGroup
 	start := time.Now()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os/exec"
 	"testing"
 	"time"
@@ -23,18 +24,37 @@ func TestFarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := options{registry: u.URL(), clients: 4, duration: time.Second, layerConcurrency: 3, verify: true,
+	o := options{registry: u.URL(), clients: 4, layerConcurrency: 3, verify: true,
 		authTokenFlow: true, platform: "linux/amd64", label: "test"}
 	for _, img := range imgs {
 		o.images = append(o.images, img.Ref())
 	}
+	// Move the tags once mid-run, once every image has been pulled, and end the run once
+	// every image has been pulled after the move: clients × images manifest GETs include
+	// images pulls in a row by one client, which pulls the images in turn.
+	loadCtx, cancel := context.WithCancel(t.Context())
 	moved := make(chan error, 1)
-	go func() { // one move during the run
-		time.Sleep(300 * time.Millisecond)
+	go func() {
+		defer cancel()
+		waitGets := func(n int) bool {
+			for u.Counts().ManifestGets < n {
+				select {
+				case <-t.Context().Done():
+					return false
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			return true
+		}
+		if !waitGets(o.clients * len(imgs)) {
+			moved <- t.Context().Err()
+			return
+		}
 		_, err := u.MoveTags(t.Context())
 		moved <- err
+		waitGets(u.Counts().ManifestGets + o.clients*len(imgs))
 	}()
-	res := runFarm(t.Context(), o)
+	res := farmUntil(t.Context(), loadCtx, o)
 	if err := <-moved; err != nil {
 		t.Fatal(err)
 	}
