@@ -58,12 +58,14 @@
 #     FARM_BUDGET manifest GETs per rolling FARM_WINDOW), a new server (pulpgo per
 #     FARM_TAG_FRESHNESS, docker-registry 2.8, Distribution v3 if built), and pullbench -farm:
 #     FARM_CLIENTS clients pulling the images in turn for FARM_DURATION; a table of pulls served
-#     and failed, pull latency, and the upstream's manifest GETs, HEADs, 429s and blob GETs.
+#     and failed, pulls served stale (an older digest than the upstream's tag had when the pull
+#     started), pull latency, and the upstream's manifest GETs, HEADs, 429s and blob GETs.
 # Every pull verifies every digest (pullbench); failures are counted and reported in the table;
 # a failure of a direct or pulpgo run makes the script exit 1 (after the table); Distribution's
 # are only reported. It stops every process it started and deletes its temporary directory on
 # exit; logs are kept (path printed) when something failed or KEEP_LOGS=1. It takes 3 to 6
-# minutes on 2 CPUs with the defaults, most of it in Distribution's cold rounds.
+# minutes on 2 CPUs with the defaults, most of it in Distribution's cold rounds, and the CI farm
+# 5 more (FARM_DURATION for each of its 4 servers).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -475,7 +477,7 @@ farm() {
 	counts "$res/$key.before"
 	c0=$(cpu_ticks "$(server_pid "$key")")
 	"$pullbench" -farm -registry "$reg" -images "$images" -clients "$FARM_CLIENTS" -duration "$FARM_DURATION" \
-		-label "$key" -timeout 600s -auth-token-flow >"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
+		-upstream-counts "$counts_url" -label "$key" -timeout 600s -auth-token-flow >"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
 	c1=$(cpu_ticks "$(server_pid "$key")")
 	counts "$res/$key.after"
 	if [[ ! -s "$res/$key.json" ]]; then
@@ -491,7 +493,7 @@ farm() {
 		 blob_gets: d(.blob_gets), tokens: d(.token_requests), requests: d(.requests),
 		 moves: d(.moving_generation), budget_left: $a[0].budget_remaining}')
 	jq -c --argjson up "$up" '. + {upstream: $up}' "$res/$key.json" >"$res/$key.json.tmp" && mv "$res/$key.json.tmp" "$res/$key.json"
-	say "$key: $(jq -c '{pulls, pulls_ok, pulls_failed, error_kinds, pull_seconds_p50, pull_seconds_p99, upstream}' "$res/$key.json")"
+	say "$key: $(jq -c '{pulls, pulls_ok, pulls_failed, error_kinds, pull_seconds_p50, pull_seconds_p99, freshness, upstream}' "$res/$key.json")"
 }
 
 # run_farm: the CI farm against each server, each with a new fakehub (a full budget, the tags
@@ -560,6 +562,7 @@ farm_table() {
 		frow "failed pulls (goal 0)" '.pulls_failed'
 		frow "  failed by" 'if (.error_kinds // {}) == {} then "-" else (.error_kinds | to_entries | map("\(.key): \(.value)") | join(", ")) end'
 		frow "pull seconds p50 / p99 / max" '"\(.pull_seconds_p50) / \(.pull_seconds_p99) / \(.pull_seconds_max)"'
+		frow "pulls served stale (most moves behind)" 'if .freshness then "\(.freshness.stale) (\(.freshness.max_behind))" + (if .freshness.unknown > 0 then " [\(.freshness.unknown) unknown]" else "" end) else null end'
 		frow "digests served per tag (avg; tag moves in the run)" 'if .digests_served then "\((.digests_served | add) / (.digests_served | length) * 10 | round / 10) (\(.upstream.moves))" else null end'
 		frow "upstream manifest GETs (budget $FARM_BUDGET per $FARM_WINDOW)" '.upstream.manifest_gets'
 		frow "upstream manifest HEADs" '.upstream.manifest_heads'

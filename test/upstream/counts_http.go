@@ -19,6 +19,9 @@ type CountsSnapshot struct {
 	BudgetRemaining *int `json:"budget_remaining,omitempty"`
 	// MovingGeneration is how many times the moving tags have moved.
 	MovingGeneration int `json:"moving_generation"`
+	// MovingDigests maps each moving image's repository to the manifest digest its tag
+	// points at now; absent without moving images.
+	MovingDigests map[string]string `json:"moving_digests,omitempty"`
 }
 
 // CountsSnapshot returns the counters and the per-digest blob counts, taken
@@ -31,7 +34,10 @@ func (u *Upstream) CountsSnapshot() CountsSnapshot {
 	if left := u.BudgetRemaining(); left >= 0 {
 		s.BudgetRemaining = &left
 	}
-	s.MovingGeneration = u.MovingGeneration()
+	if m := u.moving.Load(); m != nil {
+		g := m.cur.Load()
+		s.MovingGeneration, s.MovingDigests = g.n, maps.Clone(g.digests)
+	}
 	return s
 }
 

@@ -37,15 +37,33 @@ type farmResult struct {
 	// DigestsServed counts, per image, the different manifest digests its successful pulls
 	// got: how many of the tag's moves the clients saw.
 	DigestsServed map[string]int `json:"digests_served"`
-	Bytes         int64          `json:"bytes"`
-	Requests      int64          `json:"requests"`
-	TokenRequests int64          `json:"token_requests"`
-	Redirects     int64          `json:"redirects"`
+	// Freshness, with -upstream-counts, tells the served pulls fresh or stale against the
+	// upstream's moving tags.
+	Freshness     *freshness `json:"freshness,omitempty"`
+	Bytes         int64      `json:"bytes"`
+	Requests      int64      `json:"requests"`
+	TokenRequests int64      `json:"token_requests"`
+	Redirects     int64      `json:"redirects"`
+}
+
+// freshness counts served pulls by how many moves behind the upstream's tag they were.
+type freshness struct {
+	// Fresh pulls got the digest the upstream's tag pointed at when the pull started, or a
+	// later one.
+	Fresh int `json:"fresh"`
+	// Stale pulls got an older digest; MaxBehind is the most moves one was behind.
+	Stale     int `json:"stale"`
+	MaxBehind int `json:"max_behind"`
+	// Unknown pulls got a digest of no generation the upstream was seen at.
+	Unknown int `json:"unknown"`
+	// PollError is the last failed read of the upstream's moving tags, if any.
+	PollError string `json:"poll_error,omitempty"`
 }
 
 // farmPull is the outcome of one pull of a farm run.
 type farmPull struct {
 	image, digest string
+	want          int // the upstream tag's generation when the pull started; -1: unknown
 	secs          float64
 	bytes         int64
 	err           error
@@ -71,6 +89,18 @@ func farmUntil(ctx, loadCtx context.Context, o options) farmResult {
 	var stats clientStats
 	var errs errorLog
 	outs := make(chan farmPull, 256)
+	var st *staleness
+	if o.upstreamCounts != "" {
+		st = newStaleness(o.upstreamCounts, newHTTPClient(1))
+		if err := st.poll(ctx); err != nil {
+			errs.add(fmt.Errorf("read the upstream's moving tags: %w", err))
+			res.Errors, res.ErrorSamples = errs.n, errs.samples
+			return res
+		}
+		pollCtx, stopPoll := context.WithCancel(ctx)
+		defer stopPoll()
+		go st.run(pollCtx)
+	}
 
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -80,10 +110,15 @@ func farmUntil(ctx, loadCtx context.Context, o options) farmResult {
 			defer wg.Done()
 			for n := i; loadCtx.Err() == nil; n++ {
 				image := o.images[n%len(o.images)]
+				want := -1
+				if st != nil {
+					name, _, _ := splitImage(image)
+					want = st.generationNow(name)
+				}
 				c := &client{hc: hc, base: o.registry, authFlow: o.authTokenFlow, stats: &stats}
 				t0 := time.Now()
 				p, err := c.pull(ctx, image, o.platform, o.layerConcurrency, o.verify)
-				outs <- farmPull{image: image, digest: p.digest, secs: time.Since(t0).Seconds(), bytes: p.bytes, err: err}
+				outs <- farmPull{image: image, digest: p.digest, want: want, secs: time.Since(t0).Seconds(), bytes: p.bytes, err: err}
 			}
 		}()
 	}
@@ -93,6 +128,7 @@ func farmUntil(ctx, loadCtx context.Context, o options) farmResult {
 	}()
 
 	var secs []float64
+	var served []farmPull // with a generation to compare, for freshness
 	digests := map[string]map[string]bool{}
 	for p := range outs {
 		res.Pulls++
@@ -105,12 +141,18 @@ func farmUntil(ctx, loadCtx context.Context, o options) farmResult {
 		}
 		res.PullsOK++
 		secs = append(secs, p.secs)
+		if p.want >= 0 {
+			served = append(served, p)
+		}
 		if digests[p.image] == nil {
 			digests[p.image] = map[string]bool{}
 		}
 		digests[p.image][p.digest] = true
 	}
 	res.Seconds = round3(time.Since(start).Seconds())
+	if st != nil {
+		res.Freshness = st.judge(ctx, served)
+	}
 	for image, ds := range digests {
 		res.DigestsServed[image] = len(ds)
 	}

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +28,9 @@ func TestFarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := options{registry: u.URL(), clients: 4, layerConcurrency: 3, verify: true,
+	counts := httptest.NewServer(u.CountsHandler())
+	defer counts.Close()
+	o := options{registry: u.URL(), upstreamCounts: counts.URL, clients: 4, layerConcurrency: 3, verify: true,
 		authTokenFlow: true, platform: "linux/amd64", label: "test"}
 	for _, img := range imgs {
 		o.images = append(o.images, img.Ref())
@@ -66,6 +72,9 @@ func TestFarm(t *testing.T) {
 	if c.ManifestGets != res.PullsOK || res.TokenRequests != int64(res.PullsOK) {
 		t.Errorf("upstream manifest GETs %d, token requests %d, want one each per pull (%d)", c.ManifestGets, res.TokenRequests, res.PullsOK)
 	}
+	if f := res.Freshness; f == nil || f.Fresh != res.PullsOK || f.Stale != 0 || f.Unknown != 0 || f.PollError != "" {
+		t.Errorf("freshness %+v, want all %d pulls straight from the upstream fresh", f, res.PullsOK)
+	}
 	for _, img := range imgs {
 		if n := res.DigestsServed[img.Ref()]; n != 2 {
 			t.Errorf("%s served as %d digests, want 2 (one move during the run)", img.Ref(), n)
@@ -83,5 +92,47 @@ func TestFarm(t *testing.T) {
 	res = runFarm(t.Context(), o)
 	if res.PullsOK != 0 || res.PullsFailed == 0 || res.ErrorKinds["429"] != res.PullsFailed || len(res.ErrorSamples) == 0 {
 		t.Errorf("farm past the budget: %d ok, %d failed, kinds %v, samples %v; want every pull failed with 429", res.PullsOK, res.PullsFailed, res.ErrorKinds, res.ErrorSamples)
+	}
+}
+
+// TestStaleness: a pull is fresh when it got the tag's digest of when it started (or a later
+// one), stale by the moves it was behind, unknown when its digest is of no generation.
+func TestStaleness(t *testing.T) {
+	var mu sync.Mutex
+	state := `{"moving_generation":0,"moving_digests":{"library/farm-0":"sha256:a0","library/farm-1":"sha256:b0"}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprint(w, state)
+	}))
+	defer srv.Close()
+	s := newStaleness(srv.URL, srv.Client())
+	if err := s.poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.generationNow("docker-cache/library/farm-1"); got != 0 {
+		t.Errorf("generation of docker-cache/library/farm-1 = %d, want 0", got)
+	}
+	if got := s.generationNow("library/other"); got != -1 {
+		t.Errorf("generation of a repository that does not move = %d, want -1", got)
+	}
+	served := []farmPull{{digest: "sha256:a0", want: 0}}
+	for g := 1; g <= 3; g++ {
+		mu.Lock()
+		state = fmt.Sprintf(`{"moving_generation":%d,"moving_digests":{"library/farm-0":"sha256:a%d","library/farm-1":"sha256:b%d"}}`, g, g, g)
+		mu.Unlock()
+		if err := s.poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served = append(served,
+		farmPull{digest: "sha256:a3", want: 3}, // fresh
+		farmPull{digest: "sha256:b3", want: 2}, // newer than when it started: fresh
+		farmPull{digest: "sha256:a1", want: 3}, // 2 behind
+		farmPull{digest: "sha256:b2", want: 3}, // 1 behind
+		farmPull{digest: "sha256:zz", want: 3}) // of no generation
+	f := s.judge(t.Context(), served)
+	if want := (freshness{Fresh: 3, Stale: 2, MaxBehind: 2, Unknown: 1}); *f != want {
+		t.Errorf("judge = %+v, want %+v", *f, want)
 	}
 }

@@ -24,7 +24,9 @@
 // comma-separated -images one after the other in a loop for -duration, each pull as above with
 // a new token; the JSON line counts pulls served and failed (by the status that failed them,
 // with the first error messages), the pull latency p50/p99/max, and the different manifest
-// digests each image was served as.
+// digests each image was served as. With -upstream-counts (a fakehub's counts URL) it also
+// follows the upstream's moving tags and counts each pull fresh (it got the digest the tag
+// pointed at upstream when the pull started, or a later one) or stale (staleness.go).
 //
 //	pullbench -farm -registry http://127.0.0.1:PORT -images a/farm-0:latest,a/farm-1:latest -clients 20 -duration 60s
 //
@@ -77,9 +79,10 @@ type options struct {
 	duration, timeout                      time.Duration
 	authTokenFlow, verify                  bool
 
-	farm    bool
-	images  []string // -images, for -farm
-	clients int
+	farm           bool
+	images         []string // -images, for -farm
+	clients        int
+	upstreamCounts string
 }
 
 func main() {
@@ -128,6 +131,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.farm, "farm", false, "run a CI farm: -clients clients pulling -images in a loop for -duration")
 	images := fs.String("images", "", "comma-separated images (NAME:TAG) the -farm clients pull")
 	fs.IntVar(&o.clients, "clients", 20, "clients of -farm")
+	fs.StringVar(&o.upstreamCounts, "upstream-counts", "", "with -farm: a fakehub's counts URL, to tell pulls of its moving tags fresh or stale")
 	fs.BoolVar(&o.verify, "verify", true, "hash every blob and check its digest")
 	fs.StringVar(&o.label, "label", "", "label copied into the JSON line")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and count errors) after this long")

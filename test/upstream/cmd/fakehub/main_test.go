@@ -85,13 +85,17 @@ func TestRunFarm(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var c struct {
-		BudgetRemaining *int `json:"budget_remaining"`
-		Generation      *int `json:"moving_generation"`
+		BudgetRemaining *int              `json:"budget_remaining"`
+		Generation      *int              `json:"moving_generation"`
+		Digests         map[string]string `json:"moving_digests"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
 		t.Fatal(err)
 	}
 	if c.BudgetRemaining == nil || *c.BudgetRemaining != 7 || c.Generation == nil || *c.Generation != 0 {
 		t.Errorf("counts: budget_remaining %v, moving_generation %v; want 7 and 0", c.BudgetRemaining, c.Generation)
+	}
+	if d := c.Digests["library/farm-1"]; d == "" || d != got.Digests["library/farm-1:latest"] {
+		t.Errorf("counts: moving_digests %v, want library/farm-1 at %s", c.Digests, got.Digests["library/farm-1:latest"])
 	}
 }
