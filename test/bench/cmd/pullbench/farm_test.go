@@ -39,13 +39,15 @@ func TestFarm(t *testing.T) {
 	// every image has been pulled after the move: clients × images manifest GETs include
 	// images pulls in a row by one client, which pulls the images in turn.
 	loadCtx, cancel := context.WithCancel(t.Context())
+	waitCtx, stopWait := context.WithTimeout(t.Context(), time.Minute) // bounds the waits below
+	defer stopWait()
 	moved := make(chan error, 1)
 	go func() {
 		defer cancel()
 		waitGets := func(n int) bool {
 			for u.Counts().ManifestGets < n {
 				select {
-				case <-t.Context().Done():
+				case <-waitCtx.Done():
 					return false
 				case <-time.After(10 * time.Millisecond):
 				}
@@ -53,7 +55,7 @@ func TestFarm(t *testing.T) {
 			return true
 		}
 		if !waitGets(o.clients * len(imgs)) {
-			moved <- t.Context().Err()
+			moved <- fmt.Errorf("the farm made no %d manifest GETs within a minute", o.clients*len(imgs))
 			return
 		}
 		_, err := u.MoveTags(t.Context())
