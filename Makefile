@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pulpgo
 OAPI    := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: build run test test-parity generate lint bench-tasks bench-pull bench-cold bench-sync bench-push clean
+.PHONY: build run test test-parity generate lint bench-tasks bench-pull bench-farm bench-cold bench-sync bench-push clean
 
 build: ## Build bin/pulpgo.
 	$(GO) build -o $(BIN) ./cmd/pulpgo
@@ -28,6 +28,9 @@ bench-tasks: build ## Task round trip and list throughput (scripts/bench-tasks.s
 
 bench-pull: build ## Pull-through benchmark against a local upstream (scripts/bench-pull.sh).
 	bash scripts/bench-pull.sh
+
+bench-farm: build ## CI farm through the cache under a Docker Hub pull budget, beside Distribution (bench-pull.sh farm).
+	bash scripts/bench-pull.sh farm
 
 bench-cold: ## Cold pulls only, direct vs pulpgo, with the server CPU of each (scripts/bench-cold.sh).
 	bash scripts/bench-cold.sh

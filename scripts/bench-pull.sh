@@ -3,6 +3,7 @@
 # CNCF Distribution's proxy mode (make bench-pull).
 #
 #   bash scripts/bench-pull.sh
+#   bash scripts/bench-pull.sh farm     (or ONLY=farm): only the CI farm run (below)
 #
 # Environment (all optional):
 #   LARGE_MIB=300        size of the large image (random, incompressible), in MiB
@@ -19,6 +20,19 @@
 #   LOG_LEVEL=debug      pulpgo's --log-level
 #   KEEP_LOGS=0          1 keeps the logs (they are kept anyway when something failed)
 #   PULPGO_BIN=          a prebuilt pulpgo to test instead of building ./cmd/pulpgo
+#   FARM=1               0 leaves out the CI farm run at the end
+#   FARM_CLIENTS=20      CI farm: clients, each pulling the FARM_IMAGES images in turn in a loop
+#   FARM_IMAGES=10       images library/farm-0:latest to library/farm-9:latest
+#   FARM_DURATION=60s    how long the clients start pulls
+#   FARM_BUDGET=100      the upstream's pull budget: manifest GETs per FARM_WINDOW (rolling)
+#   FARM_WINDOW=60s      Docker Hub's is 21600 s; 60 s makes the run one whole window, in which
+#                        the tags' moves (60 s / FARM_MOVE x FARM_IMAGES = 120 new digests) are
+#                        more than the budget: a cache that GETs every new digest runs out
+#   FARM_MOVE=5s         every tag moves to a new digest this often
+#   FARM_TAG_FRESHNESS="30s 0s"  one pulpgo run per --tag-freshness (30 s is its default)
+#   FARM_LOG_LEVEL=info  pulpgo's --log-level in the farm
+#   FARM_DIST3=/var/cache/pulpgo/distribution-v3.1.2/registry  Distribution v3 for the farm too,
+#                        when that file exists (bench-push.sh builds it)
 #
 # What it does, everything on 127.0.0.1:
 #  1. builds pulpgo, fakehub (test/upstream/cmd/fakehub: registry + Docker Hub token front + CDN
@@ -38,12 +52,20 @@
 #     every run: the upstream's front GETs (and CDN GETs) of each blob and the server's CPU
 #     time (user + system, per GiB served: a figure other load on the machine hardly moves);
 #     for every server instance its peak RSS (VmHWM);
-#  4. prints a table (direct / pulpgo / distribution) and the ratios with their goals.
+#  4. prints a table (direct / pulpgo / distribution) and the ratios with their goals;
+#  5. the CI farm (FARM=1): for each server, a new fakehub with FARM_IMAGES small images whose
+#     tags move every FARM_MOVE and Docker Hub's pull budget (RateLimit headers, 429 past
+#     FARM_BUDGET manifest GETs per rolling FARM_WINDOW), a new server (pulpgo per
+#     FARM_TAG_FRESHNESS, docker-registry 2.8, Distribution v3 if built), and pullbench -farm:
+#     FARM_CLIENTS clients pulling the images in turn for FARM_DURATION; a table of pulls served
+#     and failed, pulls served stale (an older digest than the upstream's tag had when the pull
+#     started), pull latency, and the upstream's manifest GETs, HEADs, 429s and blob GETs.
 # Every pull verifies every digest (pullbench); failures are counted and reported in the table;
 # a failure of a direct or pulpgo run makes the script exit 1 (after the table); Distribution's
 # are only reported. It stops every process it started and deletes its temporary directory on
 # exit; logs are kept (path printed) when something failed or KEEP_LOGS=1. It takes 3 to 6
-# minutes on 2 CPUs with the defaults, most of it in Distribution's cold rounds.
+# minutes on 2 CPUs with the defaults, most of it in Distribution's cold rounds, and the CI farm
+# 5 more (FARM_DURATION for each of its 4 servers).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,6 +86,17 @@ BLOB_WORKERS=16
 LOG_LEVEL=${LOG_LEVEL:-debug}
 KEEP_LOGS=${KEEP_LOGS:-0}
 TAG_FRESHNESS=30s
+ONLY=${ONLY:-${1:-}}
+FARM=${FARM:-1}
+FARM_CLIENTS=${FARM_CLIENTS:-20}
+FARM_IMAGES=${FARM_IMAGES:-10}
+FARM_DURATION=${FARM_DURATION:-60s}
+FARM_BUDGET=${FARM_BUDGET:-100}
+FARM_WINDOW=${FARM_WINDOW:-60s}
+FARM_MOVE=${FARM_MOVE:-5s}
+FARM_TAG_FRESHNESS=${FARM_TAG_FRESHNESS:-"30s 0s"}
+FARM_LOG_LEVEL=${FARM_LOG_LEVEL:-info}
+FARM_DIST3=${FARM_DIST3:-/var/cache/pulpgo/distribution-v3.1.2/registry}
 IMAGE=library/large
 TAG=latest
 ACCEPT="application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
@@ -74,7 +107,12 @@ die() {
 	exit 1
 }
 
-for tool in go curl jq wrk docker-registry skopeo busybox column awk; do
+case $ONLY in
+"") tools="go curl jq wrk docker-registry skopeo busybox column awk" ;;
+farm) tools="go curl jq docker-registry column awk" ;;
+*) die "unknown argument $ONLY (want nothing, or farm for the CI farm run alone)" ;;
+esac
+for tool in $tools; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (apt-get install -y wrk docker-registry skopeo busybox-static jq curl)"
 done
 
@@ -83,6 +121,7 @@ logs="$tmp/logs"
 res="$tmp/results"
 mkdir -p "$logs" "$res"
 fakehub_pid=""
+farmhub_pid=""
 pulpgo_pid=""
 dist_pid=""
 failures=0     # runs with errors, of any column
@@ -96,6 +135,7 @@ cleanup() {
 	stop_pid "$pulpgo_pid"
 	stop_pid "$dist_pid"
 	stop_pid "$fakehub_pid"
+	stop_pid "$farmhub_pid"
 	if ((rc != 0 || failures > 0)) || [[ "$KEEP_LOGS" == 1 ]]; then
 		local kept
 		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-pull-logs.XXXXXX")
@@ -127,35 +167,31 @@ if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || [[ -
 fi
 [[ -z "${PULPGO_BIN:-}" ]] || src_state="$PULPGO_BIN"
 say "building pulpgo, fakehub and pullbench in $tmp (pulpgo source: $src_state)"
-if [[ -n "${PULPGO_BIN:-}" ]]; then
-	pulpgo=$PULPGO_BIN
-else
-	pulpgo="$tmp/pulpgo"
-	go build -o "$pulpgo" ./cmd/pulpgo
-fi
-go build -o "$tmp/fakehub" ./test/upstream/cmd/fakehub
+build_pulpgo_and_fakehub
 go build -o "$tmp/pullbench" ./test/bench/cmd/pullbench
 pullbench="$tmp/pullbench"
 
-say "starting fakehub with $IMAGE ($LARGE_MIB MiB in $LARGE_LAYERS layers) and library/busybox"
-mkdir -p "$tmp/fakehub-tmp"
-TMPDIR="$tmp/fakehub-tmp" "$tmp/fakehub" -images small,large -large-mib "$LARGE_MIB" -large-layers "$LARGE_LAYERS" \
-	>"$tmp/fakehub.json" 2>"$logs/fakehub.log" &
-fakehub_pid=$!
-wait_ready fakehub "$fakehub_pid" "$tmp/fakehub.json" "$logs/fakehub.log" 300
-hub_url=$(jq -r .url "$tmp/fakehub.json")
-counts_url=$(jq -r '.counts // empty' "$tmp/fakehub.json")
-[[ -n "$counts_url" ]] || die "fakehub prints no counts URL (test/upstream/cmd/fakehub/counts.go)"
-jq -c --arg n "$IMAGE" '[.images[] | select(.name == $n) | (.config // empty), .layers[]] | map({digest, size})' \
-	"$tmp/fakehub.json" >"$tmp/blobs.json"
-image_bytes=$(jq '[.[].size] | add' "$tmp/blobs.json")
-nblobs=$(jq length "$tmp/blobs.json")
-say "fakehub at $hub_url (counters $counts_url); $IMAGE has $nblobs blobs, $image_bytes bytes; setup took $((SECONDS - t_start)) s"
+if [[ $ONLY != farm ]]; then
+	say "starting fakehub with $IMAGE ($LARGE_MIB MiB in $LARGE_LAYERS layers) and library/busybox"
+	mkdir -p "$tmp/fakehub-tmp"
+	TMPDIR="$tmp/fakehub-tmp" "$tmp/fakehub" -images small,large -large-mib "$LARGE_MIB" -large-layers "$LARGE_LAYERS" \
+		>"$tmp/fakehub.json" 2>"$logs/fakehub.log" &
+	fakehub_pid=$!
+	wait_ready fakehub "$fakehub_pid" "$tmp/fakehub.json" "$logs/fakehub.log" 300
+	hub_url=$(jq -r .url "$tmp/fakehub.json")
+	counts_url=$(jq -r '.counts // empty' "$tmp/fakehub.json")
+	[[ -n "$counts_url" ]] || die "fakehub prints no counts URL (test/upstream/cmd/fakehub/counts.go)"
+	jq -c --arg n "$IMAGE" '[.images[] | select(.name == $n) | (.config // empty), .layers[]] | map({digest, size})' \
+		"$tmp/fakehub.json" >"$tmp/blobs.json"
+	image_bytes=$(jq '[.[].size] | add' "$tmp/blobs.json")
+	nblobs=$(jq length "$tmp/blobs.json")
+	say "fakehub at $hub_url (counters $counts_url); $IMAGE has $nblobs blobs, $image_bytes bytes; setup took $((SECONDS - t_start)) s"
+fi
 
 # failed KEY MESSAGE: count a failed run and say why.
 failed() {
 	failures=$((failures + 1))
-	[[ $1 == dist-* || $1 == rep-dist-* || $1 == skopeo-dist ]] || own_failures=$((own_failures + 1))
+	[[ $1 == dist-* || $1 == rep-dist-* || $1 == skopeo-dist || $1 == farm-dist* ]] || own_failures=$((own_failures + 1))
 	say "FAILED: $1: $2"
 }
 
@@ -172,8 +208,8 @@ cpu_ticks() {
 # server_pid KEY prints the pid of the cache server a run's key is about (none for direct).
 server_pid() {
 	case $1 in
-	pulpgo-* | rep-pulpgo-*) echo "$pulpgo_pid" ;;
-	dist-* | rep-dist-*) echo "$dist_pid" ;;
+	pulpgo-* | rep-pulpgo-* | farm-pulpgo-*) echo "$pulpgo_pid" ;;
+	dist-* | rep-dist-* | farm-dist*) echo "$dist_pid" ;;
 	esac
 }
 
@@ -360,9 +396,10 @@ stop_pulpgo() {
 	rm -rf "$tmp/pulpgo-$name"
 }
 
-# start_dist NAME: docker-registry in proxy mode with fresh storage; sets dist_url.
+# start_dist NAME [BINARY]: docker-registry (or BINARY, another Distribution) in proxy mode with
+# fresh storage; sets dist_url.
 start_dist() {
-	local name=$1 port dir i
+	local name=$1 bin=${2:-docker-registry} port dir i
 	port=$(free_port)
 	dir="$tmp/dist-$name"
 	mkdir -p "$dir/storage"
@@ -383,7 +420,7 @@ proxy:
   remoteurl: $hub_url
 EOF
 	dist_url="http://127.0.0.1:$port"
-	docker-registry serve "$dir/config.yml" >"$logs/dist-$name.log" 2>&1 &
+	"$bin" serve "$dir/config.yml" >"$logs/dist-$name.log" 2>&1 &
 	dist_pid=$!
 	for ((i = 0; i < 300; i++)); do
 		curl -fsS -o /dev/null "$dist_url/v2/" 2>/dev/null && break
@@ -405,6 +442,146 @@ stop_dist() {
 	dist_pid=""
 	rm -rf "$tmp/dist-$name"
 }
+
+# ---------------------------------------------------------------------------------------------
+# The CI farm.
+
+# start_farm_hub NAME: a new fakehub with FARM_IMAGES moving images (library/farm-<i>:latest,
+# moving every FARM_MOVE) and a pull budget of FARM_BUDGET manifest GETs per FARM_WINDOW; points
+# hub_url and counts_url at it, for the next server and the counters.
+start_farm_hub() {
+	local name=$1
+	mkdir -p "$tmp/fakehub-tmp"
+	TMPDIR="$tmp/fakehub-tmp" "$tmp/fakehub" -images "" -moving "$FARM_IMAGES" -move-every "$FARM_MOVE" \
+		-budget "$FARM_BUDGET" -budget-window "$FARM_WINDOW" >"$tmp/farmhub-$name.json" 2>"$logs/farmhub-$name.log" &
+	farmhub_pid=$!
+	wait_ready fakehub "$farmhub_pid" "$tmp/farmhub-$name.json" "$logs/farmhub-$name.log" 60
+	hub_url=$(jq -r .url "$tmp/farmhub-$name.json")
+	counts_url=$(jq -r .counts "$tmp/farmhub-$name.json")
+}
+
+stop_farm_hub() {
+	stop_pid "$farmhub_pid"
+	farmhub_pid=""
+}
+
+# farm KEY REGISTRY PREFIX: pullbench -farm against one server (FARM_CLIENTS clients pulling
+# PREFIXlibrary/farm-<i>:latest for FARM_DURATION); saves $res/KEY.json with the upstream's
+# counts during the run and the server's CPU time. Failed pulls are reported, and count as a
+# failed run.
+farm() {
+	local key=$1 reg=$2 prefix=$3 images="" i rc=0 c0 c1 up
+	for ((i = 0; i < FARM_IMAGES; i++)); do
+		images+="${images:+,}${prefix}library/farm-$i:latest"
+	done
+	counts "$res/$key.before"
+	c0=$(cpu_ticks "$(server_pid "$key")")
+	"$pullbench" -farm -registry "$reg" -images "$images" -clients "$FARM_CLIENTS" -duration "$FARM_DURATION" \
+		-upstream-counts "$counts_url" -label "$key" -timeout 600s -auth-token-flow >"$res/$key.json" 2>"$logs/pullbench-$key.log" || rc=$?
+	c1=$(cpu_ticks "$(server_pid "$key")")
+	counts "$res/$key.after"
+	if [[ ! -s "$res/$key.json" ]]; then
+		failed "$key" "pullbench exit $rc: $(head -c 600 "$logs/pullbench-$key.log")"
+		echo '{"errors":1,"pulls_failed":1}' >"$res/$key.json"
+	elif ((rc != 0)); then
+		failed "$key" "$(jq -r '"\(.pulls_failed) of \(.pulls) pulls failed (\(.error_kinds)), first: \(.error_samples[0] // "")"' "$res/$key.json" | head -c 600)"
+	fi
+	add_cpu "$key" "$c0" "$c1"
+	up=$(jq -n --slurpfile b "$res/$key.before" --slurpfile a "$res/$key.after" '
+		def d(f): ($a[0] | f // 0) - ($b[0] | f // 0);
+		{manifest_gets: d(.manifest_gets), manifest_heads: d(.manifest_heads), too_many: d(.too_many_requests),
+		 blob_gets: d(.blob_gets), tokens: d(.token_requests), requests: d(.requests),
+		 moves: d(.moving_generation), budget_left: $a[0].budget_remaining}')
+	jq -c --argjson up "$up" '. + {upstream: $up}' "$res/$key.json" >"$res/$key.json.tmp" && mv "$res/$key.json.tmp" "$res/$key.json"
+	say "$key: $(jq -c '{pulls, pulls_ok, pulls_failed, error_kinds, pull_seconds_p50, pull_seconds_p99, freshness, upstream}' "$res/$key.json")"
+}
+
+# run_farm: the CI farm against each server, each with a new fakehub (a full budget, the tags
+# at their first digest) and a new server; fills farm_keys and farm_labels.
+farm_keys=()
+farm_labels=()
+run_farm() {
+	local f key
+	say "== CI farm: $FARM_CLIENTS clients pulling $FARM_IMAGES images for $FARM_DURATION; tags move every $FARM_MOVE; budget $FARM_BUDGET manifest GETs per $FARM_WINDOW"
+	if [[ -n "$fakehub_pid" ]]; then
+		stop_pid "$fakehub_pid" # the large image's hub is done with
+		fakehub_pid=""
+	fi
+	for f in $FARM_TAG_FRESHNESS; do
+		key="farm-pulpgo-$f"
+		start_farm_hub "$key"
+		TAG_FRESHNESS=$f LOG_LEVEL=$FARM_LOG_LEVEL start_pulpgo "$key"
+		farm "$key" "$pulpgo_url" docker-cache/
+		stop_pulpgo "$key"
+		stop_farm_hub
+		farm_keys+=("$key")
+		farm_labels+=("pulpgo, tag freshness $f")
+	done
+	start_farm_hub farm-dist2
+	start_dist farm2
+	farm farm-dist2 "$dist_url" ""
+	stop_dist farm2
+	stop_farm_hub
+	farm_keys+=(farm-dist2)
+	farm_labels+=("docker-registry $(docker-registry --version 2>/dev/null | awk '{ print $NF }')")
+	if [[ -x "$FARM_DIST3" ]]; then
+		start_farm_hub farm-dist3
+		start_dist farm3 "$FARM_DIST3"
+		farm farm-dist3 "$dist_url" ""
+		stop_dist farm3
+		stop_farm_hub
+		farm_keys+=(farm-dist3)
+		farm_labels+=("distribution $("$FARM_DIST3" --version 2>/dev/null | awk '{ print $NF }')")
+	else
+		say "no Distribution v3 at $FARM_DIST3 (FARM_DIST3): the farm runs without it"
+	fi
+}
+
+# farm_table: the CI farm's figures, one column per server.
+farm_table() {
+	local k row
+	# frow LABEL JQEXPR: one row, the figure of each farm run.
+	frow() {
+		row=$1
+		for k in "${farm_keys[@]}"; do
+			row+=$'\t'$(jq -r "($2) // \"-\"" "$res/$k.json" 2>/dev/null || echo -)
+		done
+		printf '%s\n' "$row"
+	}
+	echo
+	echo "CI farm: $FARM_CLIENTS clients, each pulling library/farm-0..$((FARM_IMAGES - 1)):latest in turn (3 small blobs each, digests checked,"
+	echo "a new token per pull) for $FARM_DURATION; every tag moves to a new digest every $FARM_MOVE. Upstream: fakehub with Docker Hub's"
+	echo "pull budget, $FARM_BUDGET manifest GETs per rolling $FARM_WINDOW window (HEADs free, 429 past it). A new upstream and server per column."
+	echo "pulpgo: $src_state. Load average now: $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo
+	{
+		row="metric"
+		for k in "${farm_labels[@]}"; do row+=$'\t'$k; done
+		printf '%s\n' "$row"
+		frow "pulls served" '.pulls_ok'
+		frow "failed pulls (goal 0)" '.pulls_failed'
+		frow "  failed by" 'if (.error_kinds // {}) == {} then "-" else (.error_kinds | to_entries | map("\(.key): \(.value)") | join(", ")) end'
+		frow "pull seconds p50 / p99 / max" '"\(.pull_seconds_p50) / \(.pull_seconds_p99) / \(.pull_seconds_max)"'
+		frow "pulls served stale (most moves behind)" 'if .freshness then "\(.freshness.stale) (\(.freshness.max_behind))" + (if .freshness.unknown > 0 then " [\(.freshness.unknown) unknown]" else "" end) else null end'
+		frow "digests served per tag (avg; tag moves in the run)" 'if .digests_served then "\((.digests_served | add) / (.digests_served | length) * 10 | round / 10) (\(.upstream.moves))" else null end'
+		frow "upstream manifest GETs (budget $FARM_BUDGET per $FARM_WINDOW)" '.upstream.manifest_gets'
+		frow "upstream manifest HEADs" '.upstream.manifest_heads'
+		frow "upstream 429s" '.upstream.too_many'
+		frow "upstream blob GETs" '.upstream.blob_gets'
+		frow "upstream token requests" '.upstream.tokens'
+		frow "budget left at the end" '.upstream.budget_left'
+		frow "server CPU s" '.server_cpu_s'
+	} | column -t -s $'\t'
+	echo
+}
+
+if [[ $ONLY == farm ]]; then
+	run_farm
+	farm_table
+	((failures == 0)) || say "$failures farm run(s) had failed pulls ($own_failures of them pulpgo's): see the FAILED lines above and the kept logs"
+	((own_failures == 0)) || exit 1
+	exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # The runs.
@@ -730,6 +907,10 @@ echo
 	printf 'server CPU per GiB, %s warm pulls, pulpgo / distribution\t%s\t(info)\t-\n' "$last" "$(ratio "$(cpugib "pulpgo-warm-$last")" "$(cpugib "dist-warm-$last")")"
 } | column -t -s $'\t'
 echo
+if [[ "$FARM" == 1 ]]; then
+	run_farm
+	farm_table
+fi
 if ((failures > 0)); then
 	say "$failures run(s) had errors ($own_failures of them direct or pulpgo): see the FAILED lines above and the kept logs"
 fi

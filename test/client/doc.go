@@ -3,7 +3,7 @@
 // (API, with CreatePullThrough for a cache's remote and distribution), a registry client
 // that pulls like a container client and checks every digest (Registry), polling with a
 // timeout (Poll, PollFor), and the set-up both need (Context, NeedTools, StartHub,
-// NewHTTPClient).
+// StartBudgetHub: a hub with Docker Hub's pull budget and moving tags, NewHTTPClient).
 //
 // What only one package asserts stays in that package, usually as methods of a type there
 // that embeds *API or *Registry:

@@ -50,6 +50,35 @@ func StartHub(t testing.TB) *upstream.Upstream {
 	return hub
 }
 
+// BudgetHub is a StartBudgetHub upstream: the local Docker Hub with a pull budget and
+// moving tags.
+type BudgetHub struct {
+	*upstream.Upstream
+	// Images are the moving images as first pushed (upstream.MovingName(i):latest);
+	// MovingImages has where their tags point now.
+	Images []upstream.Image
+}
+
+// StartBudgetHub starts the local Docker Hub with Docker Hub's pull budget (limit manifest
+// GETs per rolling window, 429 past it, RateLimit headers on manifest GETs and HEADs) and
+// images moving images (library/farm-0:latest and on) whose tags move to a new digest every
+// move (never when move is 0; MoveTags moves them at once). Counts, BudgetRemaining and
+// RefillBudget read and reset what it saw; it is closed when t ends.
+func StartBudgetHub(t testing.TB, limit int, window time.Duration, images int, move time.Duration) *BudgetHub {
+	t.Helper()
+	NeedTools(t, "docker-registry")
+	hub, err := upstream.Start(Context(t), upstream.Options{PullBudget: upstream.PullBudget{Limit: limit, Window: window}})
+	if err != nil {
+		t.Fatalf("start the upstream: %v", err)
+	}
+	t.Cleanup(func() { hub.Close() })
+	imgs, err := hub.PushMoving(Context(t), images, move)
+	if err != nil {
+		t.Fatalf("push the moving images: %v", err)
+	}
+	return &BudgetHub{Upstream: hub, Images: imgs}
+}
+
 // NewHTTPClient returns a client for 127.0.0.1: no proxy, no transparent gzip, many
 // connections per host (the concurrency tests open 20 at once), and no overall timeout
 // (set Timeout on the result for one).

@@ -14,15 +14,31 @@ type CountsSnapshot struct {
 	BlobGetsByDigest map[string]int `json:"blob_gets_by_digest"`
 	// CDNGetsByDigest maps a digest to the GETs of it the CDN served.
 	CDNGetsByDigest map[string]int `json:"cdn_gets_by_digest"`
+	// BudgetRemaining is what BudgetRemaining returns; absent without a
+	// pull budget.
+	BudgetRemaining *int `json:"budget_remaining,omitempty"`
+	// MovingGeneration is how many times the moving tags have moved.
+	MovingGeneration int `json:"moving_generation"`
+	// MovingDigests maps each moving image's repository to the manifest digest its tag
+	// points at now; absent without moving images.
+	MovingDigests map[string]string `json:"moving_digests,omitempty"`
 }
 
 // CountsSnapshot returns the counters and the per-digest blob counts, taken
-// together under one lock.
+// together under one lock, with the budget left and the moving generation.
 func (u *Upstream) CountsSnapshot() CountsSnapshot {
 	k := u.counts
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	return CountsSnapshot{Counts: k.c, BlobGetsByDigest: maps.Clone(k.blobGets), CDNGetsByDigest: maps.Clone(k.cdnGets)}
+	s := CountsSnapshot{Counts: k.c, BlobGetsByDigest: maps.Clone(k.blobGets), CDNGetsByDigest: maps.Clone(k.cdnGets)}
+	k.mu.Unlock()
+	if left := u.BudgetRemaining(); left >= 0 {
+		s.BudgetRemaining = &left
+	}
+	if m := u.moving.Load(); m != nil {
+		g := m.cur.Load()
+		s.MovingGeneration, s.MovingDigests = g.n, maps.Clone(g.digests)
+	}
+	return s
 }
 
 // CountsHandler serves GET (and HEAD) with the CountsSnapshot as JSON. It is

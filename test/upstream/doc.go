@@ -14,6 +14,10 @@
 // Counters (Counts, BlobGets, CDNGets, Reset) tell tests what clients asked
 // for, and fault switches (SetDown, SetTooManyRequests, SetCorrupt,
 // SetDelay, SetBlobThrottle) make the upstream misbehave at run time.
+// Options.PullBudget adds Docker Hub's pull rate limit (RateLimit headers,
+// 429 past the budget, a rolling window), and PushMoving images whose tags
+// move to a new digest at an interval, so a cache cannot keep up by caching
+// alone.
 //
 // PushSmall, PushIndex, PushDebianLike and PushLarge build test images
 // locally as OCI layouts and push them to the registry with skopeo, so no

@@ -88,8 +88,7 @@ func (u *Upstream) serveV2(w http.ResponseWriter, r *http.Request) {
 		if s := u.faults.retry.Load(); s > 0 {
 			w.Header().Set("Retry-After", strconv.FormatInt(s, 10))
 		}
-		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS",
-			"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading.")
+		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", tooManyMessage)
 		return
 	}
 	if !u.tokens.allows(r, rt.name, time.Now()) {
@@ -106,12 +105,19 @@ func (u *Upstream) serveV2(w http.ResponseWriter, r *http.Request) {
 		u.counts.add(func(c *Counts) *int { return &c.Pings })
 		writeJSON(w, http.StatusOK, struct{}{})
 	case routeManifest:
+		if !u.admitManifest(w, head, time.Now()) {
+			return
+		}
 		u.counts.add(func(c *Counts) *int {
 			if head {
 				return &c.ManifestHeads
 			}
 			return &c.ManifestGets
 		})
+		if d, ok := u.movingDigest(rt.name, rt.ref); ok {
+			u.proxyPath(w, r, "/v2/"+rt.name+"/manifests/"+d)
+			return
+		}
 		u.proxy(w, r)
 	case routeTags:
 		u.counts.add(func(c *Counts) *int { return &c.TagLists })
@@ -130,8 +136,11 @@ func (u *Upstream) serveV2(w http.ResponseWriter, r *http.Request) {
 // proxy forwards r (path, query and Accept) to the registry and copies the
 // answer back: status, headers (Content-Type, Docker-Content-Digest,
 // Content-Length...) and body.
-func (u *Upstream) proxy(w http.ResponseWriter, r *http.Request) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.registryURL()+r.URL.Path, nil)
+func (u *Upstream) proxy(w http.ResponseWriter, r *http.Request) { u.proxyPath(w, r, r.URL.Path) }
+
+// proxyPath is proxy with the registry's path given.
+func (u *Upstream) proxyPath(w http.ResponseWriter, r *http.Request, path string) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.registryURL()+path, nil)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "UNSUPPORTED", err.Error())
 		return

@@ -120,28 +120,34 @@ func (l *layout) putLayer(level int, fill func(*tar.Writer) error) (desc descrip
 	return desc, "sha256:" + hex.EncodeToString(plain.h.Sum(nil)), nil
 }
 
+// history is one entry of an image config's history.
+type history struct {
+	Created   string `json:"created"`
+	CreatedBy string `json:"created_by"`
+}
+
+// imageConfig is an image's config blob, as putImage and the moving images
+// write it.
+type imageConfig struct {
+	Created      string `json:"created"`
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
+	Config       struct {
+		Env    []string          `json:"Env"`
+		Cmd    []string          `json:"Cmd"`
+		Labels map[string]string `json:"Labels,omitempty"`
+	} `json:"config"`
+	RootFS struct {
+		Type    string   `json:"type"`
+		DiffIDs []string `json:"diff_ids"`
+	} `json:"rootfs"`
+	History []history `json:"history,omitempty"`
+}
+
 // putImage writes the layers, config and manifest of spec and returns the
 // manifest's descriptor, platform included.
 func (l *layout) putImage(spec imageSpec) (descriptor, error) {
-	type history struct {
-		Created   string `json:"created"`
-		CreatedBy string `json:"created_by"`
-	}
-	type config struct {
-		Created      string `json:"created"`
-		Architecture string `json:"architecture"`
-		OS           string `json:"os"`
-		Config       struct {
-			Env []string `json:"Env"`
-			Cmd []string `json:"Cmd"`
-		} `json:"config"`
-		RootFS struct {
-			Type    string   `json:"type"`
-			DiffIDs []string `json:"diff_ids"`
-		} `json:"rootfs"`
-		History []history `json:"history"`
-	}
-	var cfg config
+	var cfg imageConfig
 	cfg.Created = epoch.Format(time.RFC3339)
 	cfg.Architecture, cfg.OS = spec.arch, "linux"
 	cfg.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}

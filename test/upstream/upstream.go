@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,9 @@ type Options struct {
 	Busybox string
 	// Logger receives the upstream's own warnings; discarded by default.
 	Logger *slog.Logger
+	// PullBudget, when its Limit is set, rate-limits manifest GETs as Docker
+	// Hub does (budget.go); no limit by default.
+	PullBudget PullBudget
 }
 
 // Upstream is a running local Docker Hub: a real registry behind a Go front
@@ -53,6 +57,8 @@ type Upstream struct {
 	tokens *tokens
 	counts *counters
 	faults faults
+	budget *budget               // nil: no pull budget
+	moving atomic.Pointer[mover] // nil until PushMoving
 
 	closeOnce sync.Once
 	closeErr  error
@@ -86,6 +92,7 @@ func Start(ctx context.Context, opts Options) (*Upstream, error) {
 		cdnKey: []byte(rand.Text()),
 		tokens: newTokens(),
 		counts: newCounters(),
+		budget: newBudget(opts.PullBudget),
 	}
 	started := false
 	defer func() {
@@ -161,6 +168,9 @@ func (u *Upstream) registryURL() string { return "http://" + u.reg.addr }
 func (u *Upstream) Close() error {
 	u.closeOnce.Do(func() {
 		var errs []error
+		if m := u.moving.Load(); m != nil {
+			m.stop()
+		}
 		for _, srv := range []*http.Server{u.front, u.cdn} {
 			if srv != nil {
 				errs = append(errs, srv.Close())

@@ -20,6 +20,16 @@
 // the bytes received (transfers still running at the end count up to there; every transfer
 // that completes is verified).
 //
+// With -farm it is a CI build farm instead (farm.go): -clients clients, each pulling the
+// comma-separated -images one after the other in a loop for -duration, each pull as above with
+// a new token; the JSON line counts pulls served and failed (by the status that failed them,
+// with the first error messages), the pull latency p50/p99/max, and the different manifest
+// digests each image was served as. With -upstream-counts (a fakehub's counts URL) it also
+// follows the upstream's moving tags and counts each pull fresh (it got the digest the tag
+// pointed at upstream when the pull started, or a later one) or stale (staleness.go).
+//
+//	pullbench -farm -registry http://127.0.0.1:PORT -images a/farm-0:latest,a/farm-1:latest -clients 20 -duration 60s
+//
 // With -repeat R it runs R rounds of -n pulls one after the other, each with new connections, and
 // reports the round of median wall time (rounds_seconds lists them all).
 //
@@ -68,6 +78,11 @@ type options struct {
 	n, repeat, layerConcurrency, workers   int
 	duration, timeout                      time.Duration
 	authTokenFlow, verify                  bool
+
+	farm           bool
+	images         []string // -images, for -farm
+	clients        int
+	upstreamCounts string
 }
 
 func main() {
@@ -80,10 +95,14 @@ func main() {
 	defer cancel()
 	var res any
 	var failed bool
-	if o.blob != "" {
+	switch {
+	case o.farm:
+		r := runFarm(ctx, o)
+		res, failed = r, r.Errors > 0
+	case o.blob != "":
 		r := runBlobLoad(ctx, o)
 		res, failed = r, r.Errors > 0
-	} else {
+	default:
 		r := runPulls(ctx, o)
 		res, failed = r, r.Errors > 0
 	}
@@ -108,20 +127,31 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.authTokenFlow, "auth-token-flow", false, "answer 401 Bearer challenges with Docker Hub's token flow")
 	fs.StringVar(&o.blob, "blob", "", "load this blob digest (or \"largest\": the image's biggest layer) instead of pulling")
 	fs.IntVar(&o.workers, "workers", 16, "concurrent GET loops with -blob")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to load the blob with -blob")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to load the blob with -blob, or to start pulls with -farm")
+	fs.BoolVar(&o.farm, "farm", false, "run a CI farm: -clients clients pulling -images in a loop for -duration")
+	images := fs.String("images", "", "comma-separated images (NAME:TAG) the -farm clients pull")
+	fs.IntVar(&o.clients, "clients", 20, "clients of -farm")
+	fs.StringVar(&o.upstreamCounts, "upstream-counts", "", "with -farm: a fakehub's counts URL, to tell pulls of its moving tags fresh or stale")
 	fs.BoolVar(&o.verify, "verify", true, "hash every blob and check its digest")
 	fs.StringVar(&o.label, "label", "", "label copied into the JSON line")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and count errors) after this long")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	for _, im := range strings.Split(*images, ",") {
+		if im = strings.TrimSpace(im); im != "" {
+			o.images = append(o.images, im)
+		}
+	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.registry == "" || o.image == "":
+	case o.farm && (o.registry == "" || len(o.images) == 0):
+		return o, errors.New("-farm needs -registry and -images")
+	case !o.farm && (o.registry == "" || o.image == ""):
 		return o, errors.New("-registry and -image are required")
-	case o.n < 1 || o.repeat < 1 || o.layerConcurrency < 1 || o.workers < 1:
-		return o, errors.New("-n, -repeat, -layer-concurrency and -workers must be at least 1")
+	case o.n < 1 || o.repeat < 1 || o.layerConcurrency < 1 || o.workers < 1 || o.clients < 1:
+		return o, errors.New("-n, -repeat, -layer-concurrency, -workers and -clients must be at least 1")
 	}
 	o.registry = strings.TrimRight(o.registry, "/")
 	return o, nil

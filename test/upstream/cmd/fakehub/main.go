@@ -13,7 +13,11 @@
 // url is the front (point the pull-through cache there), registry the real
 // registry without auth, pid this process, and counts the URL of a read-only
 // JSON view of the request counters, http://127.0.0.1:port/_counts (see
-// counts.go). fakehub also stops when its parent dies, so killing "go run"
+// counts.go). With -moving N the images library/farm-0:latest to
+// library/farm-<N-1>:latest move to a new digest every -move-every (the ready
+// line has their first generation), and -budget N answers manifest GETs
+// beyond N per -budget-window with 429, as Docker Hub's pull rate limit
+// does (test/upstream/budget.go). fakehub also stops when its parent dies, so killing "go run"
 // (which does not pass SIGTERM on) or the script that started it stops it
 // too.
 package main
@@ -29,6 +33,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
@@ -68,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tagMiB := fs.Int("tag-mib", 1, "size of the random layer of each tag of library/tags, in MiB")
 	username := fs.String("username", "", "require these HTTP Basic credentials at /token (default: anonymous tokens)")
 	password := fs.String("password", "", "password for -username")
+	budget := fs.Int("budget", 0, "Docker Hub-like pull budget: manifest GETs allowed per -budget-window, answered 429 beyond (0 = no limit)")
+	budgetWindow := fs.Duration("budget-window", 6*time.Hour, "the rolling window of -budget (Docker Hub's is 6h)")
+	moving := fs.Int("moving", 0, "also push this many moving images, library/farm-0:latest and on, whose tags move to a new digest every -move-every")
+	moveEvery := fs.Duration("move-every", 5*time.Second, "how often the moving tags move (0 = never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,7 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	u, err := upstream.Start(ctx, upstream.Options{Username: *username, Password: *password, Logger: log})
+	u, err := upstream.Start(ctx, upstream.Options{
+		Username: *username, Password: *password, Logger: log,
+		PullBudget: upstream.PullBudget{Limit: *budget, Window: *budgetWindow},
+	})
 	if err != nil {
 		return err
 	}
@@ -107,6 +119,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		default:
 			return fmt.Errorf("unknown image %q (want small, index, debian, large or tags)", name)
 		}
+		if err != nil {
+			return err
+		}
+		for _, img := range pushed {
+			out.Digests[img.Ref()] = img.ManifestDigest
+			out.Images = append(out.Images, img)
+		}
+	}
+	if *moving > 0 {
+		pushed, err := u.PushMoving(ctx, *moving, *moveEvery)
 		if err != nil {
 			return err
 		}
