@@ -251,7 +251,8 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 		Logins: logins, Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb,
 		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
-		UploadTimeout: cfg.UploadTimeout, Mirrors: cfg.Mirrors})
+		UploadTimeout: cfg.UploadTimeout, Mirrors: cfg.Mirrors,
+		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown})
 }
 
 // newSyncer returns the upstream side of repository syncs for the worker: on the fills of
