@@ -97,3 +97,101 @@ func UpstreamStatuses(db *gorm.DB, keys ...string) ([]UpstreamStatus, error) {
 	err := db.Where("status_key IN ?", keys).Order("updated_at DESC").Find(&out).Error
 	return out, err
 }
+
+// UpstreamView is the upstream_status/ answer of a pull-through remote: the upstream host,
+// its pull budget and circuit breaker as the content processes last published them, and
+// each process's own view.
+type UpstreamView struct {
+	Upstream  string        `json:"upstream"`
+	Budget    *BudgetView   `json:"budget"`
+	Breaker   BreakerView   `json:"breaker"`
+	Processes []ProcessView `json:"processes"`
+}
+
+// BudgetView is a pull budget as the API shows it. Low and Spent are judged when it is
+// read; Expired says the window has passed since the report, which then limits nothing.
+type BudgetView struct {
+	Limit         int     `json:"limit"`
+	Remaining     int     `json:"remaining"`
+	WindowSeconds int64   `json:"window_seconds"`
+	Low           bool    `json:"low"`
+	Spent         bool    `json:"spent"`
+	Expired       bool    `json:"expired"`
+	LowFraction   float64 `json:"low_fraction"`
+	ObservedAt    any     `json:"observed_at"`
+	SpentUntil    any     `json:"spent_until"`
+}
+
+// BreakerView is a circuit breaker as the API shows it.
+type BreakerView struct {
+	State               string `json:"state"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	OpenedAt            any    `json:"opened_at"`
+	RetryAt             any    `json:"retry_at"`
+}
+
+// ProcessView is what one content process published last.
+type ProcessView struct {
+	Process   string       `json:"process"`
+	UpdatedAt string       `json:"updated_at"`
+	Budget    *BudgetView  `json:"budget"`
+	Breaker   *BreakerView `json:"breaker"`
+}
+
+// UpstreamStatusOf builds the upstream_status/ answer of remote at now. The budget shown is
+// the one reported last (by any process); the breaker is that of the process that changed
+// it last (closed when none did).
+func UpstreamStatusOf(db *gorm.DB, remote *Remote, now time.Time) (*UpstreamView, error) {
+	host := UpstreamHost(remote.URL)
+	rows, err := UpstreamStatuses(db, UpstreamBudgetKey(remote), UpstreamHostKey(host))
+	if err != nil {
+		return nil, err
+	}
+	v := &UpstreamView{Upstream: host, Breaker: BreakerView{State: "closed"}, Processes: []ProcessView{}}
+	byProcess := map[string]int{}
+	var latest *time.Time
+	breakerSeen := false
+	for i := range rows {
+		r := &rows[i]
+		idx, ok := byProcess[r.Process]
+		if !ok {
+			idx = len(v.Processes)
+			byProcess[r.Process] = idx
+			v.Processes = append(v.Processes, ProcessView{Process: r.Process, UpdatedAt: FormatTime(r.UpdatedAt)})
+		}
+		p := &v.Processes[idx]
+		switch r.Kind {
+		case UpstreamKindBudget:
+			b := budgetView(r, now)
+			p.Budget = b
+			if r.ObservedAt != nil && (latest == nil || r.ObservedAt.After(*latest)) {
+				latest, v.Budget = r.ObservedAt, b
+			}
+		case UpstreamKindBreaker:
+			b := BreakerView{State: r.State, ConsecutiveFailures: r.ConsecutiveFailures,
+				OpenedAt: FormatTimePtr(r.OpenedAt), RetryAt: FormatTimePtr(r.RetryAt)}
+			p.Breaker = &b
+			if !breakerSeen { // rows come most recently updated first
+				v.Breaker, breakerSeen = b, true
+			}
+		}
+	}
+	return v, nil
+}
+
+// budgetView judges a published budget at now.
+func budgetView(r *UpstreamStatus, now time.Time) *BudgetView {
+	b := &BudgetView{Limit: r.Limit, Remaining: r.Remaining, WindowSeconds: r.WindowSecs, LowFraction: r.LowFraction,
+		ObservedAt: FormatTimePtr(r.ObservedAt), SpentUntil: FormatTimePtr(r.SpentUntil)}
+	window := time.Duration(r.WindowSecs) * time.Second
+	if window <= 0 {
+		window = time.Minute
+	}
+	refused := r.SpentUntil != nil && now.Before(*r.SpentUntil)
+	b.Expired = r.ObservedAt == nil || (!now.Before(r.ObservedAt.Add(window)) && !refused)
+	if !b.Expired {
+		b.Spent = refused || r.Remaining <= 0
+		b.Low = b.Spent || (r.Limit > 0 && float64(r.Remaining) <= r.LowFraction*float64(r.Limit))
+	}
+	return b
+}
