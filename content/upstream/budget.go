@@ -75,12 +75,16 @@ func (t *budgetTracker) snapshot() Budget {
 	return b
 }
 
-// observe records the RateLimit headers of an answer and, for a 429, the refusal. Answers
-// without (well-formed) headers change nothing unless they are a 429.
+// observe records the RateLimit headers of an answer and, for a 429 with a Retry-After, the
+// refusal until then. Answers without (well-formed) headers change nothing: a bare 429 from
+// a registry that does not speak of budgets is a passing throttle, handled as a failure of
+// that one request.
 func (t *budgetTracker) observe(h http.Header, status int, now time.Time) {
 	limit, lw, lok := parseRateLimit(h.Get("RateLimit-Limit"))
 	remaining, rw, rok := parseRateLimit(h.Get("RateLimit-Remaining"))
-	if !rok && status != http.StatusTooManyRequests {
+	retry, rerr := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
+	refused := status == http.StatusTooManyRequests && (rok || (rerr == nil && retry >= 0))
+	if !rok && !refused {
 		return
 	}
 	t.mu.Lock()
@@ -98,16 +102,11 @@ func (t *budgetTracker) observe(h http.Header, status int, now time.Time) {
 			b.SpentUntil = time.Time{}
 		}
 	}
-	if status == http.StatusTooManyRequests {
+	if refused {
 		b.Remaining, b.ObservedAt = 0, now
-		until := now.Add(time.Minute)
-		if b.Window > 0 {
-			until = now.Add(b.Window)
+		if rerr == nil && retry >= 0 {
+			b.SpentUntil = now.Add(time.Duration(retry) * time.Second)
 		}
-		if s, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && s >= 0 {
-			until = now.Add(time.Duration(s) * time.Second)
-		}
-		b.SpentUntil = until
 	}
 	t.b = b
 	watch := t.watch

@@ -51,7 +51,9 @@ func TestBudgetFromHeaders(t *testing.T) {
 				w.Header().Set("RateLimit-Remaining", remaining)
 			}
 			if throttle != "" && r.Method == http.MethodGet {
-				w.Header().Set("Retry-After", throttle)
+				if throttle != "bare" {
+					w.Header().Set("Retry-After", throttle)
+				}
 				writeRegError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", "pull limit")
 				return true
 			}
@@ -95,6 +97,14 @@ func TestBudgetFromHeaders(t *testing.T) {
 	}
 	if b := c.Budget(); !b.Low(now, 0.1) || b.Spent(now) {
 		t.Fatalf("9 of 100 left: %+v, want low and not spent", b)
+	}
+	// A bare 429 (no RateLimit headers, no Retry-After) is a passing throttle, not a budget.
+	set("", "", "bare")
+	if _, _, err := c.GetManifest(ctx, "lib/a", "v1", nil); !IsTooManyRequests(err) {
+		t.Fatalf("GET error %v, want a 429", err)
+	}
+	if b := c.Budget(); b.Spent(now) || b.Remaining != 9 {
+		t.Fatalf("a bare 429 changed the budget: %+v", b)
 	}
 	set("100;w=3600", "0;w=3600", "120")
 	_, _, err := c.GetManifest(ctx, "lib/a", "v1", nil)
