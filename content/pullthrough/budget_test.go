@@ -106,8 +106,11 @@ func TestBudgetCIFarm(t *testing.T) {
 	if stale.Load() == 0 {
 		t.Fatal("no pull was served stale: the budget cannot have followed every move")
 	}
-	if hub.maxFlight > 1 {
-		t.Fatalf("%d requests for one tag were upstream at once, want at most 1", hub.maxFlight)
+	hub.mu.Lock()
+	maxFlight := hub.maxFlight
+	hub.mu.Unlock()
+	if maxFlight > 1 {
+		t.Fatalf("%d requests for one tag were upstream at once, want at most 1", maxFlight)
 	}
 	// The tags stop moving and a window passes: the budget recovers, every tag is fresh.
 	hub.freeze(tags)

@@ -97,8 +97,8 @@ type breaker struct {
 	probing bool // the half-open probe is upstream
 }
 
-// allow reports whether a request may go upstream now; when it opens the half-open probe,
-// probe is true and the caller must report its outcome with done.
+// allow reports whether a request may go upstream now (the caller then reports its outcome
+// with done), or when the breaker lets the next probe through.
 func (b *breaker) allow() (ok bool, retryAt time.Time) {
 	b.mu.Lock()
 	switch b.st.State {
@@ -106,9 +106,9 @@ func (b *breaker) allow() (ok bool, retryAt time.Time) {
 		b.mu.Unlock()
 		return true, time.Time{}
 	case BreakerOpen:
-		if b.bs.now().Before(b.st.RetryAt) {
+		if retryAt := b.st.RetryAt; b.bs.now().Before(retryAt) {
 			b.mu.Unlock()
-			return false, b.st.RetryAt
+			return false, retryAt
 		}
 		b.st.State, b.probing = BreakerHalfOpen, true
 		st := b.st
@@ -116,9 +116,9 @@ func (b *breaker) allow() (ok bool, retryAt time.Time) {
 		b.notify(st)
 		return true, time.Time{}
 	default: // half open: the probe decides
-		if b.probing {
+		if retryAt := b.st.RetryAt; b.probing {
 			b.mu.Unlock()
-			return false, b.st.RetryAt
+			return false, retryAt
 		}
 		b.probing = true
 		b.mu.Unlock()
