@@ -3318,6 +3318,7 @@ type UpstreamBudget struct {
 type UpstreamProcessStatus struct {
 	Breaker   *UpstreamBreaker `json:"breaker"`
 	Budget    *UpstreamBudget  `json:"budget"`
+	Online    bool             `json:"online"`
 	Process   string           `json:"process"`
 	UpdatedAt time.Time        `json:"updated_at"`
 }

@@ -133,19 +133,29 @@ type BreakerView struct {
 // ProcessView is what one content process published last.
 type ProcessView struct {
 	Process   string       `json:"process"`
+	Online    bool         `json:"online"`
 	UpdatedAt string       `json:"updated_at"`
 	Budget    *BudgetView  `json:"budget"`
 	Breaker   *BreakerView `json:"breaker"`
 }
 
 // UpstreamStatusOf builds the upstream_status/ answer of remote at now. The budget shown is
-// the one reported last (by any process); the breaker is that of the process that changed
-// it last (closed when none did).
-func UpstreamStatusOf(db *gorm.DB, remote *Remote, now time.Time) (*UpstreamView, error) {
+// the one reported last (by any process: it is the upstream's word); the breaker is that of
+// the online content process (a heartbeat younger than contentTTL) that changed it last,
+// closed when none did.
+func UpstreamStatusOf(db *gorm.DB, remote *Remote, now time.Time, contentTTL time.Duration) (*UpstreamView, error) {
 	host := UpstreamHost(remote.URL)
 	rows, err := UpstreamStatuses(db, UpstreamBudgetKey(remote), UpstreamHostKey(host))
 	if err != nil {
 		return nil, err
+	}
+	apps, err := Online(db, AppContent, contentTTL)
+	if err != nil {
+		return nil, err
+	}
+	online := map[string]bool{}
+	for _, a := range apps {
+		online[a.Name] = true
 	}
 	v := &UpstreamView{Upstream: host, Breaker: BreakerView{State: "closed"}, Processes: []ProcessView{}}
 	byProcess := map[string]int{}
@@ -157,7 +167,8 @@ func UpstreamStatusOf(db *gorm.DB, remote *Remote, now time.Time) (*UpstreamView
 		if !ok {
 			idx = len(v.Processes)
 			byProcess[r.Process] = idx
-			v.Processes = append(v.Processes, ProcessView{Process: r.Process, UpdatedAt: FormatTime(r.UpdatedAt)})
+			v.Processes = append(v.Processes, ProcessView{Process: r.Process, Online: online[r.Process],
+				UpdatedAt: FormatTime(r.UpdatedAt)})
 		}
 		p := &v.Processes[idx]
 		switch r.Kind {
@@ -171,7 +182,7 @@ func UpstreamStatusOf(db *gorm.DB, remote *Remote, now time.Time) (*UpstreamView
 			b := BreakerView{State: r.State, ConsecutiveFailures: r.ConsecutiveFailures,
 				OpenedAt: FormatTimePtr(r.OpenedAt), RetryAt: FormatTimePtr(r.RetryAt)}
 			p.Breaker = &b
-			if !breakerSeen { // rows come most recently updated first
+			if !breakerSeen && online[r.Process] { // rows come most recently updated first
 				v.Breaker, breakerSeen = b, true
 			}
 		}

@@ -22,7 +22,7 @@ func (s *Server) upstreamStatus(c *gin.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	view, err := models.UpstreamStatusOf(s.db.WithContext(c), obj.(*models.Remote), time.Now())
+	view, err := models.UpstreamStatusOf(s.db.WithContext(c), obj.(*models.Remote), time.Now(), contentAppTTL)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,11 @@ func TestUpstreamStatus(t *testing.T) {
 			"budget": null, "breaker": {"state": "closed", "consecutive_failures": 0, "opened_at": null, "retry_at": null},
 			"processes": []}`)
 
-		// The content app's side: its clients table, breakers and publisher.
+		// The content app's side: its clients table, breakers and publisher, and the heartbeat
+		// that makes it an online content app.
+		if err := models.Heartbeat(e.db, &models.AppStatus{Name: models.ProcessName(), AppType: models.AppContent}); err != nil {
+			t.Fatal(err)
+		}
 		pub := upstreamstatus.New(e.db, slog.New(slog.NewTextHandler(io.Discard, nil)), 0.10)
 		breakers := upstream.NewBreakers(3, time.Minute)
 		breakers.Watch(pub.Breaker)
@@ -78,7 +82,8 @@ func TestUpstreamStatus(t *testing.T) {
 		if br, _ := st["breaker"].(map[string]any); br["state"] != "closed" {
 			t.Fatalf("breaker of the limited upstream: %s", m.Body)
 		}
-		if ps, _ := st["processes"].([]any); len(ps) != 1 || ps[0].(map[string]any)["process"] != models.ProcessName() {
+		if ps, _ := st["processes"].([]any); len(ps) != 1 || ps[0].(map[string]any)["process"] != models.ProcessName() ||
+			ps[0].(map[string]any)["online"] != true {
 			t.Fatalf("processes: %s", m.Body)
 		}
 
@@ -87,6 +92,18 @@ func TestUpstreamStatus(t *testing.T) {
 		br, _ := st["breaker"].(map[string]any)
 		if st["budget"] != nil || br["state"] != "open" || br["consecutive_failures"] != 3.0 || br["retry_at"] == nil {
 			t.Fatalf("status of the down upstream: %s", d.Body)
+		}
+
+		// A process gone (no heartbeat for the content app TTL) no longer decides the breaker.
+		if err := e.db.Model(&models.AppStatus{}).Where("name = ? AND app_type = ?", models.ProcessName(), models.AppContent).
+			Update("last_heartbeat", time.Now().Add(-time.Hour)).Error; err != nil {
+			t.Fatal(err)
+		}
+		d = e.get(href(dn)+"upstream_status/").expect(t, http.StatusOK)
+		st = d.obj(t)
+		br, _ = st["breaker"].(map[string]any)
+		if ps, _ := st["processes"].([]any); br["state"] != "closed" || len(ps) != 1 || ps[0].(map[string]any)["online"] != false {
+			t.Fatalf("status of the down upstream once its only process is gone: %s", d.Body)
 		}
 
 		e.get(ptRemotes+"0190f7a4-0000-7000-8000-000000000000/upstream_status/").expect(t, http.StatusNotFound)
