@@ -127,7 +127,7 @@ func Config(remote *models.Remote, timeout time.Duration) upstream.Config {
 }
 
 // Error maps an upstream failure to the registry error a client sees; notFound is the answer
-// to an upstream 404.
+// to an upstream 404, an open circuit breaker is UNAVAILABLE, and a 429 keeps its Retry-After.
 func Error(err error, notFound *oci.Error) error {
 	switch {
 	case upstream.IsNotFound(err):
@@ -135,6 +135,11 @@ func Error(err error, notFound *oci.Error) error {
 	case errors.Is(err, upstream.ErrBreakerOpen):
 		return oci.ErrUpstreamUnavailable
 	case upstream.IsTooManyRequests(err):
+		// The upstream's Retry-After goes on to the client.
+		var ue *upstream.Error
+		if errors.As(err, &ue) && ue.RetryAfter > 0 {
+			return oci.WithRetryAfter(oci.ErrUpstreamThrottle, ue.RetryAfter)
+		}
 		return oci.ErrUpstreamThrottle
 	case upstream.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		return oci.ErrUpstreamTimeout
