@@ -63,6 +63,7 @@ type budgetTracker struct {
 	mu       sync.Mutex
 	b        Budget
 	inflight int
+	lastSent time.Time // when the request of the report in b was sent
 	watch    func(Budget)
 }
 
@@ -75,11 +76,13 @@ func (t *budgetTracker) snapshot() Budget {
 	return b
 }
 
-// observe records the RateLimit headers of an answer and, for a 429 with a Retry-After, the
-// refusal until then. Answers without (well-formed) headers change nothing: a bare 429 from
-// a registry that does not speak of budgets is a passing throttle, handled as a failure of
-// that one request.
-func (t *budgetTracker) observe(h http.Header, status int, now time.Time) {
+// observe records the RateLimit headers of an answer to a request sent at sent and, for a
+// 429 with a Retry-After, the refusal until then. Answers without (well-formed) headers
+// change nothing: a bare 429 from a registry that does not speak of budgets is a passing
+// throttle, handled as a failure of that one request. A report of a request sent before the
+// one already recorded is older news (it may not count GETs answered since) and is ignored,
+// unless it is a refusal.
+func (t *budgetTracker) observe(h http.Header, status int, sent, now time.Time) {
 	limit, lw, lok := parseRateLimit(h.Get("RateLimit-Limit"))
 	remaining, rw, rok := parseRateLimit(h.Get("RateLimit-Remaining"))
 	retry, rerr := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
@@ -88,6 +91,11 @@ func (t *budgetTracker) observe(h http.Header, status int, now time.Time) {
 		return
 	}
 	t.mu.Lock()
+	if !refused && sent.Before(t.lastSent) {
+		t.mu.Unlock()
+		return
+	}
+	t.lastSent = sent
 	b := t.b
 	if rok {
 		b.Remaining = remaining

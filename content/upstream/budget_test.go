@@ -186,7 +186,7 @@ func TestReserveCountsGetsInFlight(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	c.now = func() time.Time { return now }
 	h := http.Header{"Ratelimit-Limit": {"100;w=60"}, "Ratelimit-Remaining": {"15;w=60"}}
-	c.budget.observe(h, http.StatusOK, now)
+	c.budget.observe(h, http.StatusOK, now, now)
 	var got int
 	var releases []func()
 	for range 20 {
@@ -206,5 +206,11 @@ func TestReserveCountsGetsInFlight(t *testing.T) {
 	}
 	if b := c.Budget(); b.Remaining != 14 {
 		t.Fatalf("remaining after releases %d, want 14 (one still in flight)", b.Remaining)
+	}
+	// A report of a request sent before the last one recorded is older news.
+	old := http.Header{"Ratelimit-Limit": {"100;w=60"}, "Ratelimit-Remaining": {"90;w=60"}}
+	c.budget.observe(old, http.StatusOK, now.Add(-time.Second), now)
+	if b := c.Budget(); b.Remaining != 14 {
+		t.Fatalf("remaining %d after an older report, want 14: it must be ignored", b.Remaining)
 	}
 }

@@ -156,12 +156,13 @@ func (c *Client) send(ctx context.Context, k call, method string, u *url.URL, hd
 			return nil, k.fail(ErrBreakerOpen, "no request until "+retryAt.UTC().Format(time.RFC3339))
 		}
 	}
+	sent := c.now()
 	resp, err := c.exchange(ctx, k, method, u, hdr)
 	if c.breaker != nil {
 		c.breaker.done(judge(ctx, resp, err))
 	}
 	if err == nil && (k.op == "head manifest" || k.op == "get manifest") {
-		c.budget.observe(resp.Header, resp.StatusCode, c.now())
+		c.budget.observe(resp.Header, resp.StatusCode, sent, c.now())
 	}
 	return resp, err
 }
