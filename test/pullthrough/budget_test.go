@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,10 +144,11 @@ func pullImage(t *testing.T, e *env, name, tag string) (string, error) {
 }
 
 // TestUpstreamBudget runs the built server against an upstream with a pull budget, over
-// HTTP: with the budget spent a moved tag is served from the cache without a GET and a new
-// tag gets 429 TOOMANYREQUESTS with Retry-After; once the budget is back the moved tag is
-// fresh; an upstream answering 500 opens the breaker (cached tags still served, uncached
-// ones 503 UNAVAILABLE, nothing sent upstream); upstream_status/ shows each state.
+// HTTP and with skopeo: with the budget spent a moved tag is served from the cache without a
+// GET and a new tag gets 429 TOOMANYREQUESTS with Retry-After; once the budget is back the
+// moved tag is fresh; an upstream answering 500 opens the breaker (cached tags still served,
+// to skopeo too, uncached ones 503 UNAVAILABLE, nothing sent upstream); upstream_status/
+// shows each state, never the remote's password.
 func TestUpstreamBudget(t *testing.T) {
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
 		hub := newRateHub(t)
@@ -180,6 +182,14 @@ func TestUpstreamBudget(t *testing.T) {
 		if d, err := pullImage(t, e, name, "latest"); err != nil || d != first {
 			t.Fatalf("moved tag with the budget spent: %s, %v; want the cached %s", d, err, first)
 		}
+		skopeoStale := func(what, want string) {
+			r, dir := skopeoCopy(t, e, name+":latest")
+			r.Must(t)
+			if got := fileDigest(t, filepath.Join(dir, "manifest.json")); got != want {
+				t.Fatalf("skopeo copy %s: manifest %s, want %s", what, got, want)
+			}
+		}
+		skopeoStale("with the budget spent", first)
 		resp, err := e.reg.Request(client.Context(t), http.MethodGet, "/v2/"+name+"/manifests/never-pulled",
 			http.Header{"Accept": {e.reg.ManifestAccept()}})
 		if err != nil {
@@ -221,6 +231,7 @@ func TestUpstreamBudget(t *testing.T) {
 		if d, err := pullImage(t, e, name, "latest"); err != nil || d != want {
 			t.Fatalf("cached tag with the breaker open: %s, %v", d, err)
 		}
+		skopeoStale("with the breaker open", want)
 		_, err = pullImage(t, e, name, "uncached")
 		var re *client.RegistryError
 		if !errors.As(err, &re) || re.Status != http.StatusServiceUnavailable || !strings.Contains(re.Body, "UNAVAILABLE") {
