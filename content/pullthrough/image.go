@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -254,7 +255,12 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.
 			if m, serr := im.c.store.Manifest(ctx, st.digest); serr == nil {
-				im.c.cfg.Logger.Info("upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
+				// An open breaker was logged when it opened: its refusals are not news.
+				level := slog.LevelInfo
+				if errors.Is(err, oci.ErrUpstreamUnavailable) {
+					level = slog.LevelDebug
+				}
+				im.c.cfg.Logger.Log(ctx, level, "upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
 				return m, nil
 			}
 		}
