@@ -56,6 +56,14 @@ func (p *Publisher) Budget(key, host string, b upstream.Budget) {
 		ObservedAt: timePtr(b.ObservedAt), SpentUntil: timePtr(b.SpentUntil), LowFraction: p.low}
 	p.mu.Lock()
 	before, seen := p.levels[key]
+	if level == "ok" && before != "ok" && seen && float64(b.Remaining) <= 2*p.low*float64(b.Limit) {
+		// Hysteresis for the log: a budget hovering at the threshold (each GET that leaves
+		// the rolling window is spent again at once) is not "recovered" on every report.
+		level = before
+		if before == "spent" {
+			level = "low"
+		}
+	}
 	p.levels[key] = level
 	p.pending[key] = row
 	p.mu.Unlock()
