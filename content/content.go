@@ -27,6 +27,8 @@ import (
 	"github.com/pulpgo/pulpgo/content/remotes"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/token"
+	"github.com/pulpgo/pulpgo/content/upstream"
+	"github.com/pulpgo/pulpgo/content/upstreamstatus"
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/tasks"
 )
@@ -74,6 +76,13 @@ type Config struct {
 	Htpasswd string
 	// FillsRequireAuth makes anonymous pulls cache-only (registry.Config.FillsRequireAuth).
 	FillsRequireAuth bool
+	// UpstreamBudgetLow is the fraction of an upstream's pull budget the cache keeps back
+	// (pullthrough.Config.BudgetLow).
+	UpstreamBudgetLow float64
+	// BreakerFailures and BreakerCooldown configure the circuit breaker of each upstream host
+	// (0: upstream.DefaultBreakerFailures and DefaultBreakerCooldown).
+	BreakerFailures int
+	BreakerCooldown time.Duration
 }
 
 // App is the content app: the registry handler and the cache behind it.
@@ -85,6 +94,7 @@ type App struct {
 	staging   *fill.Staging
 	fills     *fill.Fills
 	uses      *inuse.Tracker
+	status    *upstreamstatus.Publisher
 }
 
 // New builds the content app.
@@ -120,19 +130,19 @@ func New(cfg Config) (*App, error) {
 		DB: cfg.DB, Storage: cfg.Storage,
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
 		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
-		NewNamesPerMinute: cfg.NewNamesPerMinute,
+		NewNamesPerMinute: cfg.NewNamesPerMinute, BudgetLow: cfg.UpstreamBudgetLow,
 	})
 	if err != nil {
 		_ = transient.Close()
 		_ = staging.Close()
 		return nil, err
 	}
-	// Blobs served are held while they are read and touched as used (an orphan cleanup's
-	// protection time counts from their last use).
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	// Blobs served are held while they are read and touched as used (an orphan cleanup's
+	// protection time counts from their last use).
 	uses := inuse.New(cfg.Redis, log, inuse.WithTouch(func(digest string) {
 		if err := models.TouchDigest(cfg.DB, digest); err != nil {
 			log.Warn("marking content as used", "digest", digest, "err", err)
@@ -151,7 +161,14 @@ func New(cfg Config) (*App, error) {
 		_ = staging.Close()
 		return nil, err
 	}
-	return &App{Handler: reg, reg: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses}, nil
+	// Budgets and breakers are logged and published for the API's upstream_status/ (before
+	// the first pull asks the clients table for a client).
+	status := upstreamstatus.New(cfg.DB, log, cfg.UpstreamBudgetLow)
+	breakers := upstream.NewBreakers(cfg.BreakerFailures, cfg.BreakerCooldown)
+	breakers.Watch(status.Breaker)
+	clients.Watch(breakers, status.Budget)
+	return &App{Handler: reg, reg: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses,
+		status: status}, nil
 }
 
 // upstreamTimeout is the upstream clients' request timeout: d, or the pull-through cache's
@@ -202,6 +219,7 @@ func (a *App) Close() {
 	_ = a.transient.Close()
 	_ = a.staging.Close()
 	a.uses.Close()
+	a.status.Close()
 }
 
 // Mux sends registry paths (/v2/...) to reg and everything else to api, so that one port

@@ -76,6 +76,27 @@ func (e Policy7e0Enum) Valid() bool {
 	}
 }
 
+// Defines values for UpstreamBreakerState.
+const (
+	Closed   UpstreamBreakerState = "closed"
+	HalfOpen UpstreamBreakerState = "half_open"
+	Open     UpstreamBreakerState = "open"
+)
+
+// Valid indicates whether the value is a known member of the UpstreamBreakerState enum.
+func (e UpstreamBreakerState) Valid() bool {
+	switch e {
+	case Closed:
+		return true
+	case HalfOpen:
+		return true
+	case Open:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ContentListParamsOrdering.
 const (
 	ContentListParamsOrderingMinusPk ContentListParamsOrdering = "-pk"
@@ -3269,6 +3290,48 @@ type UnsetLabelResponse struct {
 	Value *string `json:"value,omitempty"`
 }
 
+// UpstreamBreaker The circuit breaker of an upstream host.
+type UpstreamBreaker struct {
+	ConsecutiveFailures int                  `json:"consecutive_failures"`
+	OpenedAt            *time.Time           `json:"opened_at"`
+	RetryAt             *time.Time           `json:"retry_at"`
+	State               UpstreamBreakerState `json:"state"`
+}
+
+// UpstreamBreakerState defines model for UpstreamBreaker.State.
+type UpstreamBreakerState string
+
+// UpstreamBudget A pull budget as an upstream reported it (RateLimit-Limit and RateLimit-Remaining).
+type UpstreamBudget struct {
+	Expired       bool       `json:"expired"`
+	Limit         int        `json:"limit"`
+	Low           bool       `json:"low"`
+	LowFraction   float64    `json:"low_fraction"`
+	ObservedAt    *time.Time `json:"observed_at"`
+	Remaining     int        `json:"remaining"`
+	Spent         bool       `json:"spent"`
+	SpentUntil    *time.Time `json:"spent_until"`
+	WindowSeconds int64      `json:"window_seconds"`
+}
+
+// UpstreamProcessStatus defines model for UpstreamProcessStatus.
+type UpstreamProcessStatus struct {
+	Breaker   *UpstreamBreaker `json:"breaker"`
+	Budget    *UpstreamBudget  `json:"budget"`
+	Online    bool             `json:"online"`
+	Process   string           `json:"process"`
+	UpdatedAt time.Time        `json:"updated_at"`
+}
+
+// UpstreamStatusResponse A pulpgo extension, not in Pulp: the upstream_status/ of a pull through remote.
+type UpstreamStatusResponse struct {
+	// Breaker The circuit breaker of an upstream host.
+	Breaker   UpstreamBreaker         `json:"breaker"`
+	Budget    *UpstreamBudget         `json:"budget"`
+	Processes []UpstreamProcessStatus `json:"processes"`
+	Upstream  string                  `json:"upstream"`
+}
+
 // User defines model for User.
 type User struct {
 	Email     *openapi_types.Email `json:"email,omitempty"`
@@ -4812,6 +4875,9 @@ type ServerInterface interface {
 	// RemotesContainerPullThroughUnsetLabel Unset a label
 	// (POST /pulp/api/v3/remotes/container/pull-through/{pulp_id}/unset_label/)
 	RemotesContainerPullThroughUnsetLabel(c *gin.Context, pulpId string)
+	// RemotesContainerPullThroughUpstreamStatus Inspect the upstream pull budget and circuit breaker of a container pull through remote
+	// (GET /pulp/api/v3/remotes/container/pull-through/{pulp_id}/upstream_status/)
+	RemotesContainerPullThroughUpstreamStatus(c *gin.Context, pulpId string)
 	// RepositoriesList List repositories
 	// (GET /pulp/api/v3/repositories/)
 	RepositoriesList(c *gin.Context, params RepositoriesListParams)
@@ -8673,6 +8739,31 @@ func (siw *ServerInterfaceWrapper) RemotesContainerPullThroughUnsetLabel(c *gin.
 	siw.Handler.RemotesContainerPullThroughUnsetLabel(c, pulpId)
 }
 
+// RemotesContainerPullThroughUpstreamStatus operation middleware
+func (siw *ServerInterfaceWrapper) RemotesContainerPullThroughUpstreamStatus(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "pulp_id" -------------
+	var pulpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pulp_id", c.Param("pulp_id"), &pulpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter pulp_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RemotesContainerPullThroughUpstreamStatus(c, pulpId)
+}
+
 // RepositoriesList operation middleware
 func (siw *ServerInterfaceWrapper) RepositoriesList(c *gin.Context) {
 
@@ -12146,6 +12237,7 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.PUT(options.BaseURL+"/pulp/api/v3/remotes/container/pull-through/:pulp_id/", wrapper.RemotesContainerPullThroughUpdate)
 	router.POST(options.BaseURL+"/pulp/api/v3/remotes/container/pull-through/:pulp_id/set_label/", wrapper.RemotesContainerPullThroughSetLabel)
 	router.POST(options.BaseURL+"/pulp/api/v3/remotes/container/pull-through/:pulp_id/unset_label/", wrapper.RemotesContainerPullThroughUnsetLabel)
+	router.GET(options.BaseURL+"/pulp/api/v3/remotes/container/pull-through/:pulp_id/upstream_status/", wrapper.RemotesContainerPullThroughUpstreamStatus)
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/", wrapper.RepositoriesList)
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/", wrapper.RepositoriesContainerContainerPushList)
 	router.GET(options.BaseURL+"/pulp/api/v3/repositories/container/container-push/:pulp_id/", wrapper.RepositoriesContainerContainerPushRead)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
@@ -52,6 +53,7 @@ const KeyFileName = "db_symmetric_key"
 type Key struct {
 	id   string
 	aead cipher.AEAD
+	mac  []byte // the HMAC key of MAC, derived from the key
 }
 
 // NewKey returns the key made of raw, which must be KeySize bytes.
@@ -68,7 +70,16 @@ func NewKey(raw []byte) (*Key, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(append([]byte("pulpgo database encryption key id\x00"), raw...))
-	return &Key{id: hex.EncodeToString(sum[:4]), aead: aead}, nil
+	mac := sha256.Sum256(append([]byte("pulpgo database mac key\x00"), raw...))
+	return &Key{id: hex.EncodeToString(sum[:4]), aead: aead, mac: mac[:]}, nil
+}
+
+// MAC is an HMAC-SHA256 of data under a key derived from k: a name for data that holds
+// secrets which can be stored without letting anyone without k guess them.
+func (k *Key) MAC(data []byte) []byte {
+	h := hmac.New(sha256.New, k.mac)
+	h.Write(data)
+	return h.Sum(nil)
 }
 
 // ParseKey reads a key file's contents: KeySize bytes in base64, standard or URL-safe

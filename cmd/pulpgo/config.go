@@ -66,6 +66,12 @@ type config struct {
 	// FillsRequireAuth lets only authenticated users make the pull-through cache fetch;
 	// anonymous pulls get what is cached.
 	FillsRequireAuth bool
+	// UpstreamBudgetLow is the fraction of an upstream's pull budget the cache keeps back:
+	// below it, moved tags are served stale and only uncached manifests are fetched.
+	UpstreamBudgetLow float64
+	// BreakerFailures and BreakerCooldown configure the circuit breaker of each upstream host.
+	BreakerFailures int
+	BreakerCooldown time.Duration
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -137,6 +143,17 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.TLSKey, "tls-key", "PULPGO_TLS_KEY", "", "PEM private key of --tls-cert")
 	str(&c.Htpasswd, "htpasswd", "PULPGO_HTPASSWD", "", "htpasswd file of bcrypt entries (htpasswd -B): users who may pull only, private pull-through distributions included; re-read when it changes")
 	boolean(&c.FillsRequireAuth, "fills-require-auth", "PULPGO_FILLS_REQUIRE_AUTH", false, "pulls that would fill the pull-through cache need an authenticated user; anonymous clients get cached content only, with no upstream request")
+	c.UpstreamBudgetLow = 0.10
+	if v, ok := os.LookupEnv("PULPGO_UPSTREAM_BUDGET_LOW"); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("PULPGO_UPSTREAM_BUDGET_LOW=%q is not a number", v))
+		}
+		c.UpstreamBudgetLow = f
+	}
+	fs.Float64Var(&c.UpstreamBudgetLow, "upstream-budget-low", c.UpstreamBudgetLow, "fraction of an upstream's pull budget (RateLimit-Limit) kept back: below it, tags that moved upstream are served from the cache (stale) and only manifests the cache lacks are fetched, until a HEAD shows the budget recovered; 0 = stop only when spent (env PULPGO_UPSTREAM_BUDGET_LOW)")
+	num(&c.BreakerFailures, "breaker-failures", "PULPGO_BREAKER_FAILURES", 5, "consecutive failures (no answer, timeout, 5xx) of an upstream host that open its circuit breaker: the cache then answers alone for --breaker-cooldown")
+	dur(&c.BreakerCooldown, "breaker-cooldown", "PULPGO_BREAKER_COOLDOWN", 30*time.Second, "how long an open circuit breaker sends nothing upstream before one probe")
 	c.Mirrors = map[string]string{}
 	addMirror := func(v string) error {
 		host, name, ok := strings.Cut(v, "=")
@@ -177,6 +194,12 @@ func parseConfig(role string, args []string) (*config, error) {
 	if c.AdminPassword == "" {
 		// An empty password would make "admin:" a valid login for anyone.
 		return nil, fmt.Errorf("the admin password is empty (--admin-password or PULPGO_ADMIN_PASSWORD): set a non-empty password")
+	}
+	if c.UpstreamBudgetLow < 0 || c.UpstreamBudgetLow >= 1 {
+		return nil, fmt.Errorf("--upstream-budget-low must be a fraction from 0 to below 1, not %g", c.UpstreamBudgetLow)
+	}
+	if c.BreakerFailures < 1 || c.BreakerCooldown <= 0 {
+		return nil, fmt.Errorf("--breaker-failures must be at least 1 and --breaker-cooldown positive (got %d and %s)", c.BreakerFailures, c.BreakerCooldown)
 	}
 	if c.BodyIdleTimeout <= 0 {
 		return nil, fmt.Errorf("--body-idle-timeout must be positive, not %s", c.BodyIdleTimeout)

@@ -252,7 +252,8 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb,
 		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadTimeout: cfg.UploadTimeout, Mirrors: cfg.Mirrors,
-		Htpasswd: cfg.Htpasswd, FillsRequireAuth: cfg.FillsRequireAuth})
+		Htpasswd: cfg.Htpasswd, FillsRequireAuth: cfg.FillsRequireAuth,
+		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown})
 }
 
 // newSyncer returns the upstream side of repository syncs for the worker: on the fills of

@@ -175,3 +175,35 @@ func TestTokenSettings(t *testing.T) {
 		t.Errorf("PULPGO_TOKEN_AUTH=sometimes: %v", err)
 	}
 }
+
+// TestUpstreamProtectionSettings checks the defaults of the pull-budget threshold and the
+// circuit breaker, their environment variables, that flags win, and that nonsense is refused.
+func TestUpstreamProtectionSettings(t *testing.T) {
+	c, err := parseConfig("serve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UpstreamBudgetLow != 0.10 || c.BreakerFailures != 5 || c.BreakerCooldown != 30*time.Second {
+		t.Errorf("defaults: budget low %g, breaker %d / %s; want 0.1, 5 / 30s", c.UpstreamBudgetLow, c.BreakerFailures, c.BreakerCooldown)
+	}
+	t.Setenv("PULPGO_UPSTREAM_BUDGET_LOW", "0.25")
+	t.Setenv("PULPGO_BREAKER_FAILURES", "3")
+	t.Setenv("PULPGO_BREAKER_COOLDOWN", "10s")
+	if c, err = parseConfig("serve", nil); err != nil || c.UpstreamBudgetLow != 0.25 || c.BreakerFailures != 3 || c.BreakerCooldown != 10*time.Second {
+		t.Errorf("from the environment: %+v, %v", c, err)
+	}
+	if c, err = parseConfig("serve", []string{"--upstream-budget-low", "0", "--breaker-failures", "1", "--breaker-cooldown", "1s"}); err != nil ||
+		c.UpstreamBudgetLow != 0 || c.BreakerFailures != 1 || c.BreakerCooldown != time.Second {
+		t.Errorf("from flags: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"--upstream-budget-low", "1"}, {"--upstream-budget-low", "-0.1"},
+		{"--breaker-failures", "0"}, {"--breaker-cooldown", "0s"}} {
+		if _, err := parseConfig("serve", bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	t.Setenv("PULPGO_UPSTREAM_BUDGET_LOW", "a tenth")
+	if _, err := parseConfig("serve", nil); err == nil || !strings.Contains(err.Error(), "PULPGO_UPSTREAM_BUDGET_LOW") {
+		t.Errorf("a budget threshold that is not a number: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package oci
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // Error is a registry error in the distribution spec's terms.
@@ -45,8 +46,10 @@ var (
 	ErrUpstreamThrottle = &Error{http.StatusTooManyRequests, "TOOMANYREQUESTS", "Request was throttled.", nil}
 	ErrUpstreamTimeout  = &Error{http.StatusGatewayTimeout, "UNSUPPORTED", "Response from the upstream timed out.", nil}
 	ErrUpstreamBad      = &Error{http.StatusBadGateway, "UNSUPPORTED", "Invalid response received from the upstream.", nil}
-	ErrTooManyNames     = &Error{http.StatusTooManyRequests, "TOOMANYREQUESTS", "Too many new names pulled through this distribution; try again later.", nil}
-	ErrRangeInvalid     = &Error{http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "Requested range not satisfiable.", nil}
+	// ErrUpstreamUnavailable answers what needs an upstream whose circuit breaker is open.
+	ErrUpstreamUnavailable = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The upstream is unavailable; try again later.", nil}
+	ErrTooManyNames        = &Error{http.StatusTooManyRequests, "TOOMANYREQUESTS", "Too many new names pulled through this distribution; try again later.", nil}
+	ErrRangeInvalid        = &Error{http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "Requested range not satisfiable.", nil}
 
 	// Errors of pushes.
 	ErrBlobUploadUnknown   = &Error{http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "Upload not found.", nil}
@@ -57,3 +60,18 @@ var (
 	ErrInvalidRequest      = &Error{http.StatusBadRequest, "INVALID_REQUEST", "Invalid request.", nil}
 	ErrSizeInvalid         = &Error{http.StatusBadRequest, "SIZE_INVALID", "Content length does not match the upload.", nil}
 )
+
+// WithRetryAfter wraps e so that its answer tells the client when to try again (a
+// Retry-After header of at least one second).
+func WithRetryAfter(e *Error, after time.Duration) error { return &retryError{err: e, after: after} }
+
+type retryError struct {
+	err   *Error
+	after time.Duration
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// RetryAfter is how long the client should wait.
+func (e *retryError) RetryAfter() time.Duration { return e.after }

@@ -48,6 +48,11 @@ type Config struct {
 	// past it a pull of a new name is answered 429 and creates nothing. Zero means
 	// DefaultNewNamesPerMinute; negative means no limit.
 	NewNamesPerMinute int
+	// BudgetLow is the fraction of an upstream's pull budget (RateLimit-Limit) kept back:
+	// when no more is left, a tag that moved upstream is served from the cache (stale) rather
+	// than spending a manifest GET on it; only what the cache lacks is fetched, until the
+	// budget is spent. Zero keeps nothing back (only a spent budget stops GETs).
+	BudgetLow float64
 }
 
 // DefaultNewNamesPerMinute is Config.NewNamesPerMinute's default.

@@ -81,31 +81,34 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d = u.tags[ref]
 		}
 		raw, ok := u.manifests[d]
-		if !ok {
-			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}`))
-			return
-		}
-		w.Header().Set("Content-Type", oci.MediaTypeOCIManifest)
-		w.Header().Set("Docker-Content-Digest", d)
-		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(raw)
-		}
+		serveTestObject(w, r, d, raw, ok, oci.MediaTypeOCIManifest)
 	case "blobs":
 		b, ok := u.blobs[ref]
-		if !ok {
-			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}`))
-			return
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-		w.Header().Set("Docker-Content-Digest", ref)
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(b)
-		}
+		serveTestObject(w, r, ref, b, ok, "")
 	default:
 		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// serveTestObject answers a fake upstream's request for a manifest of mediaType, or a blob
+// when mediaType is empty: b, or MANIFEST_UNKNOWN or BLOB_UNKNOWN when !ok.
+func serveTestObject(w http.ResponseWriter, r *http.Request, digest string, b []byte, ok bool, mediaType string) {
+	if !ok {
+		code := "BLOB_UNKNOWN"
+		if mediaType != "" {
+			code = "MANIFEST_UNKNOWN"
+		}
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"` + code + `","message":"unknown"}]}`))
+		return
+	}
+	if mediaType != "" {
+		w.Header().Set("Content-Type", mediaType)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Header().Set("Docker-Content-Digest", digest)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(b)
 	}
 }
 

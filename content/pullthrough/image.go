@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -162,7 +163,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	m, err, _ := im.c.upstreamCalls.Do(ctx, key, func() (tagState, error) {
 		// Every client of this digest waits for this fetch: it must not end with the one that
 		// started it (fetchManifest bounds it with the upstream timeout).
-		_, err := im.fetchManifest(context.WithoutCancel(ctx), digest, digest)
+		_, err := im.fetchManifest(context.WithoutCancel(ctx), digest, digest, 0)
 		return tagState{digest: digest}, err
 	})
 	if err != nil {
@@ -179,12 +180,19 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 }
 
 // fetchManifest GETs ref from the upstream, checks it against want (when ref is a digest)
-// and stores it byte for byte.
-func (im *image) fetchManifest(ctx context.Context, ref, want string) (*oci.Manifest, error) {
+// and stores it byte for byte. The GET is taken from the upstream's pull budget first, so
+// that more than the fraction keep of it stays; when it cannot be, the error wraps
+// errBudgetKept.
+func (im *image) fetchManifest(ctx context.Context, ref, want string, keep float64) (*oci.Manifest, error) {
 	cl, err := im.c.client(im.source())
 	if err != nil {
 		return nil, err
 	}
+	release, ok := cl.ReserveManifestGet(keep)
+	if !ok {
+		return nil, budgetError(cl.Budget(), ref)
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, im.c.cfg.UpstreamTimeout)
 	defer cancel()
 	body, desc, err := cl.GetManifest(ctx, im.upstreamName(), ref, oci.ManifestMediaTypes)
@@ -260,7 +268,12 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.
 			if m, serr := im.c.store.Manifest(ctx, st.digest); serr == nil {
-				im.c.cfg.Logger.Info("upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
+				// An open breaker was logged when it opened: its refusals are not news.
+				level := slog.LevelInfo
+				if errors.Is(err, oci.ErrUpstreamUnavailable) {
+					level = slog.LevelDebug
+				}
+				im.c.cfg.Logger.Log(ctx, level, "upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
 				return m, nil
 			}
 		}
@@ -288,7 +301,21 @@ func (im *image) refreshTag(ctx context.Context, tag string, st tagState, known 
 	}
 	digest := desc.Digest
 	if _, serr := im.c.store.Manifest(ctx, digest); serr != nil {
-		m, err := im.fetchManifest(context.WithoutCancel(ctx), tag, "")
+		// A tag the cache holds keeps the budget's low fraction back; a new one needs its GET.
+		keep := 0.0
+		if known {
+			keep = im.c.cfg.BudgetLow
+		}
+		m, err := im.fetchManifest(context.WithoutCancel(ctx), tag, "", keep)
+		if errors.Is(err, errBudgetKept) && known {
+			if _, serr := im.c.store.Manifest(ctx, st.digest); serr == nil {
+				im.c.cfg.Logger.Info("upstream pull budget low: serving a moved tag from the cache",
+					"name", im.name, "tag", tag, "cached", st.digest, "upstream", digest)
+				now := time.Now()
+				im.c.tags.set(im.repoID(), tag, tagState{digest: st.digest, checked: now})
+				return tagState{digest: st.digest, checked: now}, nil
+			}
+		}
 		if err != nil {
 			return tagState{}, err
 		}

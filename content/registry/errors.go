@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/pulpgo/pulpgo/content/oci"
 )
@@ -30,6 +33,10 @@ func (r *Registry) writeError(w http.ResponseWriter, req *http.Request, err erro
 	h := w.Header()
 	for _, k := range []string{"Content-Length", "Accept-Ranges", "ETag", "Last-Modified", headerContentDigest} {
 		h.Del(k)
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(ra.RetryAfter().Seconds())))))
 	}
 	if e.Status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", r.challenge(req, err))

@@ -36,6 +36,18 @@ type Clients struct {
 	mu       sync.Mutex                           // serializes the creation of clients
 	clients  *lru.Cache[string, *upstream.Client] // by hash of their settings
 	byRemote *lru.Cache[string, Client]           // by remote id and last update
+
+	breakers *upstream.Breakers                              // shared by every client; nil: none
+	budgets  func(statusKey, host string, b upstream.Budget) // told each client's budget reports
+}
+
+// Watch makes the clients created from now on share breakers (nil: no breakers) and tell
+// budget (when not nil) their pull budget after each report, with the remote's
+// models.UpstreamBudgetKey and the upstream host. Call it before the first For.
+func (cs *Clients) Watch(breakers *upstream.Breakers, budget func(statusKey, host string, b upstream.Budget)) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.breakers, cs.budgets = breakers, budget
 }
 
 // maxClients bounds the upstream clients kept (one per distinct remote settings).
@@ -66,8 +78,13 @@ func (cs *Clients) For(remote *models.Remote) (Client, error) {
 	cl, ok := cs.clients.Get(key)
 	if !ok {
 		var err error
+		cfg.Breakers = cs.breakers
 		if cl, err = upstream.New(cfg); err != nil {
 			return Client{}, fmt.Errorf("remote %s: %w", remote.Name, err)
+		}
+		if fn := cs.budgets; fn != nil {
+			statusKey, host := models.UpstreamBudgetKey(remote), cl.Host()
+			cl.WatchBudget(func(b upstream.Budget) { fn(statusKey, host, b) })
 		}
 		cs.clients.Add(key, cl)
 	}
@@ -110,12 +127,19 @@ func Config(remote *models.Remote, timeout time.Duration) upstream.Config {
 }
 
 // Error maps an upstream failure to the registry error a client sees; notFound is the answer
-// to an upstream 404.
+// to an upstream 404, an open circuit breaker is UNAVAILABLE, and a 429 keeps its Retry-After.
 func Error(err error, notFound *oci.Error) error {
 	switch {
 	case upstream.IsNotFound(err):
 		return notFound
+	case errors.Is(err, upstream.ErrBreakerOpen):
+		return oci.ErrUpstreamUnavailable
 	case upstream.IsTooManyRequests(err):
+		// The upstream's Retry-After goes on to the client.
+		var ue *upstream.Error
+		if errors.As(err, &ue) && ue.RetryAfter > 0 {
+			return oci.WithRetryAfter(oci.ErrUpstreamThrottle, ue.RetryAfter)
+		}
 		return oci.ErrUpstreamThrottle
 	case upstream.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		return oci.ErrUpstreamTimeout

@@ -58,6 +58,9 @@ type Config struct {
 	// IdleTimeout bounds how long one read of a blob body may wait for bytes; blobs have no
 	// total timeout. Zero means 60 s.
 	IdleTimeout time.Duration
+	// Breakers, when set, are the circuit breakers the client shares with the process's other
+	// clients: requests to a host whose breaker is open fail at once (ErrBreakerOpen).
+	Breakers *Breakers `json:"-"`
 }
 
 // Client talks to one upstream registry. It is safe for concurrent use; create one per remote
@@ -79,6 +82,9 @@ type Client struct {
 	basic     atomic.Bool               // the registry asked for Basic auth
 
 	now func() time.Time // the clock of token expiry; tests replace it
+
+	budget  budgetTracker // the pull budget the upstream reports
+	breaker *breaker      // the upstream host's circuit breaker; nil without Config.Breakers
 }
 
 // Descriptor describes a manifest as the upstream reported it.
@@ -116,6 +122,9 @@ func New(cfg Config) (*Client, error) {
 		transport: tr,
 		tokens:    tokenCache{tokens: map[string]cachedToken{}},
 		now:       time.Now,
+	}
+	if cfg.Breakers != nil {
+		c.breaker = cfg.Breakers.of(base.Host)
 	}
 	if c.timeout <= 0 {
 		c.timeout = defaultTimeout

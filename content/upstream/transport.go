@@ -146,7 +146,29 @@ type credential struct {
 // cached credentials go out pre-emptively, and a 401 challenge is answered once. Any other
 // answer, including a second 401, is returned for the caller to judge; a 401 that cannot be
 // answered, or that a redirect target on another origin sent, becomes an *Error.
+//
+// A request to a host whose circuit breaker is open fails at once with ErrBreakerOpen; the
+// outcome of every other one goes to the breaker, and a manifest answer's RateLimit headers
+// (or a 429) to the client's pull budget.
 func (c *Client) send(ctx context.Context, k call, method string, u *url.URL, hdr http.Header) (*http.Response, error) {
+	if c.breaker != nil {
+		if ok, retryAt := c.breaker.allow(); !ok {
+			return nil, k.fail(ErrBreakerOpen, "no request until "+retryAt.UTC().Format(time.RFC3339))
+		}
+	}
+	sent := c.now()
+	resp, err := c.exchange(ctx, k, method, u, hdr)
+	if c.breaker != nil {
+		c.breaker.done(judge(ctx, resp, err))
+	}
+	if err == nil && (k.op == "head manifest" || k.op == "get manifest") {
+		c.budget.observe(resp.Header, resp.StatusCode, sent, c.now())
+	}
+	return resp, err
+}
+
+// exchange is send without the breaker and the budget.
+func (c *Client) exchange(ctx context.Context, k call, method string, u *url.URL, hdr http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, k.fail(err, "")
