@@ -5,6 +5,7 @@ import (
 
 	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/lru"
+	"github.com/pulpgo/pulpgo/content/oci"
 )
 
 // grants remembers which digests an image may serve from storage. Storage is shared by every
@@ -27,6 +28,26 @@ func newGrants() grants {
 func (g grants) has(name, digest string) bool { return g.c.Has(name + "@" + digest) }
 
 func (g grants) add(name, digest string) { g.c.Add(name+"@"+digest, struct{}{}) }
+
+// grantManifest records that the image may serve manifest m, which its upstream has just
+// confirmed (fetched, or named by a tag's HEAD), and what m references: its config, layers and
+// child manifests. The upstream's manifest names them as this image's (a Distribution-based
+// upstream such as Docker Hub accepts a manifest only when its repository holds each of
+// them), the same word a HEAD of each would give; so a client that already has some layers,
+// and pulls only the rest, leaves the image able to serve every part of it, even to a
+// cache-only (anonymous) client before the pull is recorded.
+func (im *image) grantManifest(m *oci.Manifest) {
+	im.c.grants.add(im.name, m.Digest)
+	if m.Config != nil {
+		im.c.grants.add(im.name, m.Config.Digest)
+	}
+	for _, d := range m.Layers {
+		im.c.grants.add(im.name, d.Digest)
+	}
+	for _, d := range m.Manifests {
+		im.c.grants.add(im.name, d.Digest)
+	}
+}
 
 // mayServe reports whether the image may serve the stored blob or manifest digest; upstream
 // is true when only the upstream's confirmation allowed it (the image's repository does not

@@ -144,6 +144,9 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 			}
 			im.c.batch.add(im.repoID(), RecordItem{Digest: digest})
 		}
+		if confirmed {
+			im.grantManifest(m)
+		}
 		return m, nil
 	}
 	src := im.source()
@@ -212,7 +215,7 @@ func (im *image) fetchManifest(ctx context.Context, ref, want string, keep float
 	if err := im.c.store.PutManifest(ctx, m); err != nil {
 		return nil, err
 	}
-	im.c.grants.add(im.name, m.Digest)
+	im.grantManifest(m)
 	return m, nil
 }
 
@@ -283,7 +286,11 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 		}
 		return nil, err
 	}
-	return im.c.store.Manifest(ctx, fresh.digest)
+	m, err := im.c.store.Manifest(ctx, fresh.digest)
+	if err == nil {
+		im.grantManifest(m)
+	}
+	return m, err
 }
 
 // refreshTag asks the upstream where tag points now: one HEAD, and a GET only for a digest
