@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,9 @@ type Options struct {
 	Env []string
 	// Binary is the server binary to run; default Binary(t), the one built from ./cmd/pulpgo.
 	Binary string
+	// TLS, when set, says the server serves HTTPS: URL is https:// and the readiness check
+	// connects with this client configuration.
+	TLS *tls.Config
 }
 
 // Server is a running bin/pulpgo serve.
@@ -84,8 +88,12 @@ func Start(t testing.TB, opts Options) *Server {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	scheme := "http"
+	if opts.TLS != nil {
+		scheme = "https"
+	}
 	s := &Server{
-		URL:     "http://" + net.JoinHostPort(host, port),
+		URL:     scheme + "://" + net.JoinHostPort(host, port),
 		Addr:    opts.Listen,
 		DataDir: opts.DataDir,
 		LogFile: filepath.Join(t.TempDir(), "pulpgo.log"),
@@ -217,6 +225,9 @@ func (s *Server) start(t testing.TB) {
 // waitReady polls StatusPath until it answers 200, the process exits, or readyTimeout passes.
 func (s *Server) waitReady(done <-chan struct{}) error {
 	client := &http.Client{Timeout: 2 * time.Second}
+	if s.opts.TLS != nil {
+		client.Transport = &http.Transport{TLSClientConfig: s.opts.TLS}
+	}
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)

@@ -1,0 +1,262 @@
+package acme
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulpgo/pulpgo/test/harness"
+	"github.com/pulpgo/pulpgo/test/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// site is one server getting its certificate for domain from pebble.
+type site struct {
+	domain            string
+	tlsPort, httpPort int
+	dns               *DNS
+	pebble            *Pebble
+	server            *harness.Server
+}
+
+// newSite starts knotd and a Pebble that validates HTTP-01 on httpPort and TLS-ALPN-01 on
+// tlsPort only when they are the challenges named in reach; the others point at closed ports,
+// so only those can succeed.
+func newSite(t *testing.T, name string, validity time.Duration, reach ...string) *site {
+	s := &site{domain: name + "." + Zone, tlsPort: testenv.FreePort(t), httpPort: testenv.FreePort(t), dns: StartKnot(t)}
+	opts := PebbleOptions{HTTPPort: testenv.FreePort(t), TLSPort: testenv.FreePort(t), DNS: s.dns.Addr, Validity: validity}
+	for _, r := range reach {
+		switch r {
+		case "http-01":
+			opts.HTTPPort = s.httpPort
+		case "tls-alpn-01":
+			opts.TLSPort = s.tlsPort
+		}
+	}
+	s.pebble = StartPebble(t, opts)
+	return s
+}
+
+// start runs bin/pulpgo serve with the ACME flags of s and args, and waits until it serves
+// HTTPS with a certificate Pebble issued.
+func (s *site) start(t *testing.T, args []string, env ...string) {
+	base := []string{"--acme-domains", s.domain, "--acme-email", "ops@" + Zone, "--acme-ca", s.pebble.Directory,
+		"--acme-ca-root", s.pebble.CARootFile}
+	s.server = harness.Start(t, harness.Options{Listen: fmt.Sprintf("127.0.0.1:%d", s.tlsPort),
+		Args: append(base, args...), Env: env, TLS: &tls.Config{RootCAs: s.pebble.Roots, ServerName: s.domain}})
+}
+
+// client trusts Pebble's root only, dials every name to 127.0.0.1, and follows no redirect.
+func (s *site) client() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.pebble.Roots}, DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, port, err := net.SplitHostPort(addr)
+				if err != nil {
+					return nil, err
+				}
+				return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+			}}}
+}
+
+// url is the HTTPS URL of path on s by its domain name.
+func (s *site) url(path string) string {
+	return fmt.Sprintf("https://%s:%d%s", s.domain, s.tlsPort, path)
+}
+
+// checkServed checks that the registry and the API answer over HTTPS by the domain name with
+// a certificate for it that chains to Pebble's root, and returns the response of /v2/.
+func (s *site) checkServed(t *testing.T) *http.Response {
+	t.Helper()
+	var v2 *http.Response
+	for path, want := range map[string]int{"/v2/": http.StatusUnauthorized, harness.StatusPath: http.StatusOK} {
+		resp, err := s.client().Get(s.url(path))
+		if err != nil {
+			t.Fatalf("GET %s: %v", s.url(path), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %s, want %d", path, resp.Status, want)
+		}
+		if leaf := resp.TLS.PeerCertificates[0]; leaf.VerifyHostname(s.domain) != nil {
+			t.Errorf("served certificate is not for %s: %v", s.domain, leaf.DNSNames)
+		}
+		if path == "/v2/" {
+			v2 = resp
+		}
+	}
+	return v2
+}
+
+// getPlain GETs path on the plain-HTTP listener by the domain name.
+func (s *site) getPlain(t *testing.T, path string) *http.Response {
+	t.Helper()
+	resp, err := s.client().Get(fmt.Sprintf("http://%s:%d%s", s.domain, s.httpPort, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// logHas reports whether the server's log has a line with every one of parts.
+func (s *site) logHas(parts ...string) bool {
+	b, _ := os.ReadFile(s.server.LogFile)
+	for _, line := range strings.Split(string(b), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHTTP01: with only HTTP-01 reachable (Pebble's TLS-ALPN-01 port is closed and the
+// server allows http-01 alone), serve gets its certificate through its --http-listen
+// listener; the plain listener answers 404 to anything else (no redirect by default), and
+// HTTPS answers carry no HSTS header by default.
+func TestHTTP01(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, "http", 0, "http-01")
+	s.start(t, []string{"--http-listen", fmt.Sprintf("127.0.0.1:%d", s.httpPort), "--acme-challenges", "http-01"})
+	resp := s.checkServed(t)
+	if h := resp.Header.Get("Strict-Transport-Security"); h != "" {
+		t.Errorf("HSTS header %q by default, want none", h)
+	}
+	plain := s.getPlain(t, "/v2/?x=1")
+	if plain.StatusCode != http.StatusNotFound || plain.Header.Get("Location") != "" {
+		t.Errorf("plain HTTP without --https-redirect: %s, Location %q; want 404", plain.Status, plain.Header.Get("Location"))
+	}
+	if !s.logHas("ACME certificate obtained", "domain="+s.domain, "expires=") {
+		t.Error("no log line of the certificate obtained with its domain and expiry")
+	}
+}
+
+// TestTLSALPN01: with only TLS-ALPN-01 reachable, serve gets its certificate on its TLS
+// listener; --https-redirect makes the plain listener answer 308 to the same path and query
+// on HTTPS, and --hsts puts Strict-Transport-Security on HTTPS answers.
+func TestTLSALPN01(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, "alpn", 0, "tls-alpn-01")
+	s.start(t, []string{"--http-listen", fmt.Sprintf("127.0.0.1:%d", s.httpPort), "--acme-challenges", "tls-alpn-01",
+		"--https-redirect", "--hsts", "8760h"})
+	resp := s.checkServed(t)
+	if h := resp.Header.Get("Strict-Transport-Security"); h != "max-age=31536000" {
+		t.Errorf("HSTS header %q, want max-age=31536000", h)
+	}
+	plain := s.getPlain(t, "/v2/library/busybox/manifests/latest?ns=docker.io")
+	want := s.url("/v2/library/busybox/manifests/latest?ns=docker.io")
+	if plain.StatusCode != http.StatusPermanentRedirect || plain.Header.Get("Location") != want {
+		t.Errorf("plain HTTP with --https-redirect: %s, Location %q; want 308 to %s", plain.Status, plain.Header.Get("Location"), want)
+	}
+	if h := plain.Header.Get("Strict-Transport-Security"); h != "" {
+		t.Errorf("HSTS header %q on plain HTTP, want none (RFC 6797 8.1)", h)
+	}
+}
+
+// TestDNS01: with neither HTTP-01 nor TLS-ALPN-01 reachable, serve gets its certificate by
+// DNS-01, adding the TXT record to knotd with an RFC 2136 update signed with the TSIG key
+// read from a file; the secret never appears in the server's log.
+func TestDNS01(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, "dns", 0)
+	secretFile := filepath.Join(t.TempDir(), "tsig.secret")
+	if err := os.WriteFile(secretFile, []byte(s.dns.Secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t, []string{"--acme-rfc2136-server", s.dns.Addr, "--acme-rfc2136-key-name", s.dns.KeyName,
+		"--acme-rfc2136-key-alg", s.dns.KeyAlg, "--acme-rfc2136-secret-file", secretFile, "--log-level", "debug"})
+	s.checkServed(t)
+	b, err := os.ReadFile(s.server.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), s.dns.Secret) {
+		t.Error("the TSIG secret is in the server's log")
+	}
+	if !s.logHas("ACME certificate obtained", "domain="+s.domain) {
+		t.Error("no log line of the certificate obtained")
+	}
+}
+
+// TestRenewal: with certificates valid for 30 s and the renewal check every second (the test
+// knob PULPGO_ACME_RENEW_CHECK_INTERVAL), the server renews in the background and new
+// handshakes get the new certificate, without a restart.
+func TestRenewal(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, "renew", 30*time.Second, "tls-alpn-01")
+	s.start(t, []string{"--acme-challenges", "tls-alpn-01"}, "PULPGO_ACME_RENEW_CHECK_INTERVAL=1s")
+	first := s.checkServed(t).TLS.PeerCertificates[0]
+	var serial *big.Int
+	deadline := first.NotAfter.Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond) // waiting for the background renewal, not timing it
+		resp, err := s.client().Get(s.url("/v2/"))
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if serial = resp.TLS.PeerCertificates[0].SerialNumber; serial.Cmp(first.SerialNumber) != 0 {
+			break
+		}
+	}
+	if serial == nil || serial.Cmp(first.SerialNumber) == 0 {
+		t.Fatalf("the certificate (serial %s, expiring %s) was not renewed", first.SerialNumber, first.NotAfter)
+	}
+	if !s.logHas("ACME certificate renewed", "domain="+s.domain, "expires=") {
+		t.Error("no log line of the renewal")
+	}
+	s.checkServed(t)
+}
+
+// TestBadConfigRefused: settings that cannot work stop the start with a message naming
+// them (exit status 2), and a TSIG secret that does not parse is not echoed.
+func TestBadConfigRefused(t *testing.T) {
+	bin := harness.Binary(t)
+	const secret = "not*base64*s3cret"
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--acme-domains", "a." + Zone, "--tls-cert", "c.pem", "--tls-key", "k.pem"}, "--acme-domains and --tls-cert exclude each other"},
+		{[]string{"--acme-domains", "a." + Zone, "--acme-rfc2136-server", "127.0.0.1:53"}, "TSIG key name is not set"},
+		{[]string{"--acme-domains", "a." + Zone, "--acme-rfc2136-server", "127.0.0.1:53", "--acme-rfc2136-key-name", "k"}, "TSIG secret is not base64"},
+		{[]string{"--acme-domains", "a." + Zone, "--acme-challenges", "http-01"}, "http-01 needs --http-listen"},
+		{[]string{"--https-redirect"}, "--https-redirect needs --http-listen"},
+		{[]string{"--hsts", "1h"}, "--hsts needs HTTPS"},
+	}
+	for _, c := range cases {
+		cmd := exec.Command(bin, append([]string{"serve", "--data-dir", t.TempDir()}, c.args...)...)
+		cmd.Env = append(os.Environ(), "PULPGO_ACME_RFC2136_SECRET="+secret)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !asExit(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: exit %v, output %q; want exit 2 and %q", c.args, err, out, c.want)
+		}
+		if strings.Contains(string(out), secret) {
+			t.Errorf("%v: the secret is in the output %q", c.args, out)
+		}
+	}
+}
+
+// asExit reports whether err is an *exec.ExitError, setting *target.
+func asExit(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	*target = e
+	return ok
+}
