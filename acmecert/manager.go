@@ -37,8 +37,10 @@ type Config struct {
 	// CARoots, when set, are the only roots trusted for the CA's own HTTPS (a private CA).
 	CARoots *x509.CertPool
 	// StorageDir holds the account, the certificates and their keys, and the challenge data
-	// a process answering for another one reads.
+	// a process answering for another one reads; unless Objects is set.
 	StorageDir string
+	// Objects, when set, is the storage instead of StorageDir (shared through a database).
+	Objects Objects
 	// Challenges are the challenge types tried: only those that can work with the listeners.
 	Challenges []string
 	// HTTPPort and TLSPort are where the CA reaches the plain-HTTP and TLS listeners
@@ -83,8 +85,12 @@ func New(c Config) (*Manager, error) {
 			return nil, fmt.Errorf("ACME dns-01: %w", err)
 		}
 	}
-	if err := os.MkdirAll(c.StorageDir, 0o700); err != nil {
-		return nil, fmt.Errorf("ACME storage directory %s: %w", c.StorageDir, err)
+	var storage certmagic.Storage = objectStorage{c.Objects}
+	if c.Objects == nil {
+		if err := os.MkdirAll(c.StorageDir, 0o700); err != nil {
+			return nil, fmt.Errorf("ACME storage directory %s: %w", c.StorageDir, err)
+		}
+		storage = &certmagic.FileStorage{Path: c.StorageDir}
 	}
 	m := &Manager{domains: c.Domains, log: c.Logger}
 	zl := newZapLogger(c.Logger)
@@ -92,7 +98,7 @@ func New(c Config) (*Manager, error) {
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
 		RenewCheckInterval: c.RenewCheckInterval, Logger: zl})
-	magic = certmagic.New(m.cache, certmagic.Config{Storage: &certmagic.FileStorage{Path: c.StorageDir},
+	magic = certmagic.New(m.cache, certmagic.Config{Storage: storage,
 		OnEvent: m.onEvent, Logger: zl})
 	tmpl := certmagic.ACMEIssuer{CA: c.CA, TestCA: c.CA, Email: c.Email, Agreed: true, TrustedRoots: c.CARoots,
 		DisableHTTPChallenge:    !slices.Contains(c.Challenges, HTTP01),

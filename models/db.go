@@ -66,7 +66,7 @@ func Migrate(db *gorm.DB) error {
 		if err := tx.AutoMigrate(&Remote{}, &Repository{}, &RepositoryVersion{}, &RepositoryContent{},
 			&Distribution{}, &Namespace{}, &Blob{}, &Manifest{}, &ManifestBlob{}, &ManifestListManifest{},
 			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{}, &EncryptionKeyCheck{}, &ContentGuard{},
-			&RemoteArtifact{}, &TokenKey{}, &Upload{}, &User{}, &PendingBlob{}); err != nil {
+			&RemoteArtifact{}, &TokenKey{}, &Upload{}, &User{}, &PendingBlob{}, &ACMEObject{}, &ACMELock{}); err != nil {
 			return err
 		}
 		if err := ensureAdmin(tx); err != nil {

@@ -128,12 +128,12 @@ func (c *config) checkTLS() error {
 }
 
 // newACME returns the certificate manager of cfg's ACME settings, for a TLS listener at
-// tlsAddr and a plain-HTTP one at httpAddr (nil: none); certificates are kept in
-// <data-dir>/acme.
-func newACME(cfg *config, tlsAddr, httpAddr net.Addr, log *slog.Logger) (*acmecert.Manager, error) {
+// tlsAddr and a plain-HTTP one at httpAddr (nil: none); certificates are kept in objects
+// (the database's) or, when it is nil, in <data-dir>/acme.
+func newACME(cfg *config, objects acmecert.Objects, tlsAddr, httpAddr net.Addr, log *slog.Logger) (*acmecert.Manager, error) {
 	a := cfg.ACME
 	c := acmecert.Config{Domains: a.Domains, Email: a.Email, CA: a.CA, StorageDir: filepath.Join(cfg.DataDir, "acme"),
-		Challenges: a.Challenges, RenewCheckInterval: a.RenewCheckInterval, Logger: log}
+		Objects: objects, Challenges: a.Challenges, RenewCheckInterval: a.RenewCheckInterval, Logger: log}
 	if slices.Contains(a.Challenges, acmecert.DNS01) {
 		dns := a.RFC2136
 		c.DNS = &dns

@@ -27,8 +27,9 @@ const maxBodyDrain = 256 << 10
 
 // listenAndServe serves h on addr with the limits of cfg until ctx ends, then shuts down:
 // over HTTPS with --tls-cert or ACME certificates, and with --http-listen a plain-HTTP
-// listener for ACME HTTP-01 challenges and the redirect to HTTPS.
-func listenAndServe(ctx context.Context, cfg *config, h http.Handler, log *slog.Logger) error {
+// listener for ACME HTTP-01 challenges and the redirect to HTTPS. ACME certificates are
+// kept in acmeObjects, or in the data dir when it is nil.
+func listenAndServe(ctx context.Context, cfg *config, h http.Handler, acmeObjects acmecert.Objects, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -68,7 +69,7 @@ func listenAndServe(ctx context.Context, cfg *config, h http.Handler, log *slog.
 		if httpLn != nil {
 			httpAddr = httpLn.Addr()
 		}
-		if certs, err = newACME(cfg, ln.Addr(), httpAddr, log); err != nil {
+		if certs, err = newACME(cfg, acmeObjects, ln.Addr(), httpAddr, log); err != nil {
 			closeAll()
 			return err
 		}

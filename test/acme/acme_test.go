@@ -50,9 +50,14 @@ func newSite(t *testing.T, name string, validity time.Duration, reach ...string)
 // start runs bin/pulpgo serve with the ACME flags of s and args, and waits until it serves
 // HTTPS with a certificate Pebble issued.
 func (s *site) start(t *testing.T, args []string, env ...string) {
+	s.server = s.run(t, s.tlsPort, testenv.Embedded(), args, env)
+}
+
+// run runs bin/pulpgo serve on port with engine, the ACME flags of s and args.
+func (s *site) run(t *testing.T, port int, engine testenv.Engine, args, env []string) *harness.Server {
 	base := []string{"--acme-domains", s.domain, "--acme-email", "ops@" + Zone, "--acme-ca", s.pebble.Directory,
 		"--acme-ca-root", s.pebble.CARootFile}
-	s.server = harness.Start(t, harness.Options{Listen: fmt.Sprintf("127.0.0.1:%d", s.tlsPort),
+	return harness.Start(t, harness.Options{Listen: fmt.Sprintf("127.0.0.1:%d", port), Engine: engine,
 		Args: append(base, args...), Env: env, TLS: &tls.Config{RootCAs: s.pebble.Roots, ServerName: s.domain}})
 }
 
@@ -72,19 +77,28 @@ func (s *site) client() *http.Client {
 }
 
 // url is the HTTPS URL of path on s by its domain name.
-func (s *site) url(path string) string {
-	return fmt.Sprintf("https://%s:%d%s", s.domain, s.tlsPort, path)
+func (s *site) url(path string) string { return s.urlOn(s.tlsPort, path) }
+
+// urlOn is the HTTPS URL of path on port by the domain name of s.
+func (s *site) urlOn(port int, path string) string {
+	return fmt.Sprintf("https://%s:%d%s", s.domain, port, path)
 }
 
 // checkServed checks that the registry and the API answer over HTTPS by the domain name with
 // a certificate for it that chains to Pebble's root, and returns the response of /v2/.
 func (s *site) checkServed(t *testing.T) *http.Response {
 	t.Helper()
+	return s.checkServedOn(t, s.tlsPort)
+}
+
+// checkServedOn is checkServed for the server listening on port.
+func (s *site) checkServedOn(t *testing.T, port int) *http.Response {
+	t.Helper()
 	var v2 *http.Response
 	for path, want := range map[string]int{"/v2/": http.StatusUnauthorized, harness.StatusPath: http.StatusOK} {
-		resp, err := s.client().Get(s.url(path))
+		resp, err := s.client().Get(s.urlOn(port, path))
 		if err != nil {
-			t.Fatalf("GET %s: %v", s.url(path), err)
+			t.Fatalf("GET %s: %v", s.urlOn(port, path), err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != want {
@@ -222,6 +236,37 @@ func TestRenewal(t *testing.T) {
 		t.Error("no log line of the renewal")
 	}
 	s.checkServed(t)
+}
+
+// TestSharedDatabase: two processes sharing one PostgreSQL database (as content processes
+// behind a load balancer do) share one ACME account and certificate through it: the first
+// gets the certificate, the second loads it instead of getting its own, so both serve the
+// same serial; nothing is written to their data directories.
+func TestSharedDatabase(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, "shared", 0)
+	secretFile := filepath.Join(t.TempDir(), "tsig.secret")
+	if err := os.WriteFile(secretFile, []byte(s.dns.Secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	engine := testenv.Postgres(t)
+	args := []string{"--db-encryption-key", testenv.KeyFile(t), "--acme-rfc2136-server", s.dns.Addr,
+		"--acme-rfc2136-key-name", s.dns.KeyName, "--acme-rfc2136-secret-file", secretFile}
+	other := testenv.FreePort(t)
+	// One after the other: harness.Start may only fail t from the test's goroutine. The lock
+	// that orders processes starting together is tested in models (TestACMELock).
+	first := s.run(t, s.tlsPort, engine, args, nil)
+	second := s.run(t, other, engine, args, nil)
+	a := s.checkServedOn(t, s.tlsPort).TLS.PeerCertificates[0]
+	b := s.checkServedOn(t, other).TLS.PeerCertificates[0]
+	if a.SerialNumber.Cmp(b.SerialNumber) != 0 {
+		t.Errorf("the two processes serve certificates %s and %s: want one, shared", a.SerialNumber, b.SerialNumber)
+	}
+	for _, srv := range []*harness.Server{first, second} {
+		if _, err := os.Stat(filepath.Join(srv.DataDir, "acme")); !os.IsNotExist(err) {
+			t.Errorf("%s/acme exists (%v): the certificate belongs in the database", srv.DataDir, err)
+		}
+	}
 }
 
 // TestBadConfigRefused: settings that cannot work stop the start with a message naming
