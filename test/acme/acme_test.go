@@ -209,8 +209,10 @@ func TestDNS01(t *testing.T) {
 }
 
 // TestRenewal: with certificates valid for 30 s and the renewal check every second (the test
-// knob PULPGO_ACME_RENEW_CHECK_INTERVAL), the server renews in the background and new
-// handshakes get the new certificate, without a restart.
+// knob PULPGO_ACME_RENEW_CHECK_INTERVAL), the server renews in the background (at a time
+// certmagic picks in the renewal window Pebble's ACME Renewal Information gives, which for
+// Pebble spans the whole validity) and new handshakes get the new certificate, without a
+// restart.
 func TestRenewal(t *testing.T) {
 	t.Parallel()
 	s := newSite(t, "renew", 30*time.Second, "tls-alpn-01")
