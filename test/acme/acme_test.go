@@ -33,8 +33,8 @@ type site struct {
 // tlsPort only when they are the challenges named in reach; the others point at closed ports,
 // so only those can succeed.
 func newSite(t *testing.T, name string, validity time.Duration, reach ...string) *site {
-	s := &site{domain: name + "." + Zone, tlsPort: testenv.FreePort(t), httpPort: testenv.FreePort(t), dns: StartKnot(t)}
-	opts := PebbleOptions{HTTPPort: testenv.FreePort(t), TLSPort: testenv.FreePort(t), DNS: s.dns.Addr, Validity: validity}
+	s := &site{domain: name + "." + Zone, tlsPort: port(t), httpPort: port(t), dns: StartKnot(t)}
+	opts := PebbleOptions{HTTPPort: port(t), TLSPort: port(t), DNS: s.dns.Addr, Validity: validity}
 	for _, r := range reach {
 		switch r {
 		case "http-01":
@@ -53,11 +53,11 @@ func (s *site) start(t *testing.T, args []string, env ...string) {
 	s.server = s.run(t, s.tlsPort, testenv.Embedded(), args, env)
 }
 
-// run runs bin/pulpgo serve on port with engine, the ACME flags of s and args.
-func (s *site) run(t *testing.T, port int, engine testenv.Engine, args, env []string) *harness.Server {
+// run runs bin/pulpgo serve on the port listen with engine, the ACME flags of s and args.
+func (s *site) run(t *testing.T, listen int, engine testenv.Engine, args, env []string) *harness.Server {
 	base := []string{"--acme-domains", s.domain, "--acme-email", "ops@" + Zone, "--acme-ca", s.pebble.Directory,
 		"--acme-ca-root", s.pebble.CARootFile}
-	return harness.Start(t, harness.Options{Listen: fmt.Sprintf("127.0.0.1:%d", port), Engine: engine,
+	return harness.Start(t, harness.Options{Listen: fmt.Sprintf("127.0.0.1:%d", listen), Engine: engine,
 		Args: append(base, args...), Env: env, TLS: &tls.Config{RootCAs: s.pebble.Roots, ServerName: s.domain}})
 }
 
@@ -143,7 +143,8 @@ func (s *site) logHas(parts ...string) bool {
 // TestHTTP01: with only HTTP-01 reachable (Pebble's TLS-ALPN-01 port is closed and the
 // server allows http-01 alone), serve gets its certificate through its --http-listen
 // listener; the plain listener answers 404 to anything else (no redirect by default), and
-// HTTPS answers carry no HSTS header by default.
+// HTTPS answers carry no HSTS header by default. After a restart the stored certificate is
+// served.
 func TestHTTP01(t *testing.T) {
 	t.Parallel()
 	s := newSite(t, "http", 0, "http-01")
@@ -158,6 +159,12 @@ func TestHTTP01(t *testing.T) {
 	}
 	if !s.logHas("ACME certificate obtained", "domain="+s.domain, "expires=") {
 		t.Error("no log line of the certificate obtained with its domain and expiry")
+	}
+	// A restart loads the certificate from <data-dir>/acme instead of getting a new one.
+	s.server.Restart(t)
+	again := s.checkServed(t)
+	if a, b := resp.TLS.PeerCertificates[0].SerialNumber, again.TLS.PeerCertificates[0].SerialNumber; a.Cmp(b) != 0 {
+		t.Errorf("after a restart the server serves serial %s, before %s: want the stored certificate", b, a)
 	}
 }
 
@@ -254,7 +261,7 @@ func TestSharedDatabase(t *testing.T) {
 	engine := testenv.Postgres(t)
 	args := []string{"--db-encryption-key", testenv.KeyFile(t), "--acme-rfc2136-server", s.dns.Addr,
 		"--acme-rfc2136-key-name", s.dns.KeyName, "--acme-rfc2136-secret-file", secretFile}
-	other := testenv.FreePort(t)
+	other := port(t)
 	// One after the other: harness.Start may only fail t from the test's goroutine. The lock
 	// that orders processes starting together is tested in models (TestACMELock).
 	first := s.run(t, s.tlsPort, engine, args, nil)

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
 // Zone is the test zone: every name in it resolves to 127.0.0.1.
@@ -42,7 +40,7 @@ func StartKnot(t *testing.T) *DNS {
 	if _, err := rand.Read(secret); err != nil {
 		t.Fatal(err)
 	}
-	d := &DNS{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), KeyName: "pulpgo-acme.", KeyAlg: "hmac-sha256",
+	d := &DNS{Addr: fmt.Sprintf("127.0.0.1:%d", port(t)), KeyName: "pulpgo-acme.", KeyAlg: "hmac-sha256",
 		Secret: base64.StdEncoding.EncodeToString(secret)}
 	dir := t.TempDir()
 	zone := fmt.Sprintf(`$ORIGIN %[1]s.

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulpgo/pulpgo/test/testenv"
 	"github.com/pulpgo/pulpgo/test/toolcache"
 )
 
@@ -80,8 +79,8 @@ func StartPebble(t *testing.T, opts PebbleOptions) *Pebble {
 		opts.Validity = 90 * 24 * time.Hour
 	}
 	dir := t.TempDir()
-	acmeAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	mgmtAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	acmeAddr := fmt.Sprintf("127.0.0.1:%d", port(t))
+	mgmtAddr := fmt.Sprintf("127.0.0.1:%d", port(t))
 	certs := filepath.Join(modDir, "test", "certs")
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress": acmeAddr, "managementListenAddress": mgmtAddr,
