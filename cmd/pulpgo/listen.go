@@ -84,7 +84,7 @@ func listenAndServe(ctx context.Context, cfg *config, h http.Handler, acmeObject
 	log.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
 	if httpLn != nil {
 		_, tlsPort, _ := net.SplitHostPort(ln.Addr().String())
-		plain := plainHTTPHandler(cfg.HTTPSRedirect, cfg.ContentOrigin, tlsPort)
+		plain := plainHTTPHandler(cfg.HTTPSRedirect, cfg.ContentOrigin, tlsPort, cfg.ACME.Domains)
 		if certs != nil {
 			plain = certs.HTTPChallengeHandler(plain)
 		}

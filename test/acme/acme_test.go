@@ -170,7 +170,8 @@ func TestHTTP01(t *testing.T) {
 
 // TestTLSALPN01: with only TLS-ALPN-01 reachable, serve gets its certificate on its TLS
 // listener; --https-redirect makes the plain listener answer 308 to the same path and query
-// on HTTPS, and --hsts puts Strict-Transport-Security on HTTPS answers.
+// on HTTPS (on the certificate's name, whatever Host a client sends), and --hsts puts
+// Strict-Transport-Security on HTTPS answers.
 func TestTLSALPN01(t *testing.T) {
 	t.Parallel()
 	s := newSite(t, "alpn", 0, "tls-alpn-01")
@@ -187,6 +188,17 @@ func TestTLSALPN01(t *testing.T) {
 	}
 	if h := plain.Header.Get("Strict-Transport-Security"); h != "" {
 		t.Errorf("HSTS header %q on plain HTTP, want none (RFC 6797 8.1)", h)
+	}
+	// A forged Host header does not move the redirect off the certificate's name.
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/v2/", s.httpPort), nil)
+	req.Host = "evil.example"
+	forged, err := s.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.Body.Close()
+	if loc := forged.Header.Get("Location"); forged.StatusCode != http.StatusPermanentRedirect || loc != s.url("/v2/") {
+		t.Errorf("redirect of Host evil.example: %s to %q, want 308 to %s", forged.Status, loc, s.url("/v2/"))
 	}
 }
 
