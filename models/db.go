@@ -66,7 +66,7 @@ func Migrate(db *gorm.DB) error {
 		if err := tx.AutoMigrate(&Remote{}, &Repository{}, &RepositoryVersion{}, &RepositoryContent{},
 			&Distribution{}, &Namespace{}, &Blob{}, &Manifest{}, &ManifestBlob{}, &ManifestListManifest{},
 			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{}, &EncryptionKeyCheck{}, &ContentGuard{},
-			&RemoteArtifact{}, &TokenKey{}, &Upload{}, &User{}, &PendingBlob{}, &UpstreamStatus{}); err != nil {
+			&RemoteArtifact{}, &TokenKey{}, &Upload{}, &User{}, &PendingBlob{}, &UpstreamStatus{}, &ACMEObject{}, &ACMELock{}); err != nil {
 			return err
 		}
 		if err := ensureAdmin(tx); err != nil {

@@ -72,6 +72,14 @@ type config struct {
 	// BreakerFailures and BreakerCooldown configure the circuit breaker of each upstream host.
 	BreakerFailures int
 	BreakerCooldown time.Duration
+	// ACME holds the settings of certificates from an ACME CA (off without domains).
+	ACME acmeSettings
+	// HTTPListen is the address of a plain-HTTP listener answering ACME HTTP-01 challenges
+	// and, with HTTPSRedirect, redirecting everything else to HTTPS; empty: none.
+	HTTPListen    string
+	HTTPSRedirect bool
+	// HSTS is the max-age of the Strict-Transport-Security header of HTTPS answers; 0: none.
+	HSTS time.Duration
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -175,6 +183,10 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	fs.Func("mirror", "serve unprefixed names as a registry mirror through the pull-through distribution NAME (for docker.io), or HOST=NAME for the requests of containerd's mirrors with ?ns=HOST; repeatable (env PULPGO_MIRROR, comma-separated)", addMirror)
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "tasks a worker runs at once")
+	str(&c.HTTPListen, "http-listen", "PULPGO_HTTP_LISTEN", "", "address of a plain-HTTP listener that answers ACME HTTP-01 challenges and, with --https-redirect, redirects every other request to HTTPS (otherwise 404); needs --tls-cert or --acme-domains")
+	boolean(&c.HTTPSRedirect, "https-redirect", "PULPGO_HTTPS_REDIRECT", false, "answer requests to --http-listen with a 308 redirect to the same path on HTTPS")
+	dur(&c.HSTS, "hsts", "PULPGO_HSTS", 0, "max-age of the Strict-Transport-Security header on HTTPS answers, like 8760h; 0 = no header")
+	acmeFlags(fs, &c.ACME, str, dur)
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
@@ -212,6 +224,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if err := c.checkTLS(); err != nil {
+		return nil, err
 	}
 	if c.UploadTimeout <= 0 {
 		return nil, fmt.Errorf("--upload-timeout must be positive, not %s", c.UploadTimeout)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pulpgo/pulpgo/acmecert"
 )
 
 // defaultAdminPassword is the admin password when none is configured.
@@ -23,37 +25,93 @@ const maxHeaderBytes = 64 << 10
 // connection, as net/http does; a longer rest closes the connection instead.
 const maxBodyDrain = 256 << 10
 
-// listenAndServe serves h on addr with the limits of cfg until ctx ends, then shuts down.
-func listenAndServe(ctx context.Context, cfg *config, h http.Handler, log *slog.Logger) error {
+// listenAndServe serves h on addr with the limits of cfg until ctx ends, then shuts down:
+// over HTTPS with --tls-cert or ACME certificates, and with --http-listen a plain-HTTP
+// listener for ACME HTTP-01 challenges and the redirect to HTTPS. ACME certificates are
+// kept in acmeObjects, or in the data dir when it is nil.
+func listenAndServe(ctx context.Context, cfg *config, h http.Handler, acmeObjects acmecert.Objects, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	warnDefaultPassword(log, ln.Addr(), cfg.AdminPassword)
-	srv := newHTTPServer(cfg, h)
-	limited := newLimitListener(ln, cfg.MaxConnections)
-	errc := make(chan error, 1)
-	if cfg.TLSCert != "" {
-		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
-		if err != nil {
+	var httpLn net.Listener
+	if cfg.HTTPListen != "" {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
 			ln.Close()
+			return fmt.Errorf("listen on %s (--http-listen): %w", cfg.HTTPListen, err)
+		}
+	}
+	closeAll := func() {
+		ln.Close()
+		if httpLn != nil {
+			httpLn.Close()
+		}
+	}
+	warnDefaultPassword(log, ln.Addr(), cfg.AdminPassword)
+	if cfg.HSTS > 0 {
+		h = hstsHandler(h, cfg.HSTS)
+	}
+	srv := newHTTPServer(cfg, h)
+	servers := []*http.Server{srv}
+	limited := newLimitListener(ln, cfg.MaxConnections)
+	errc := make(chan error, 2)
+	var certs *acmecert.Manager
+	switch {
+	case cfg.TLSCert != "":
+		files, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			closeAll()
 			return err
 		}
-		srv.TLSConfig = certs.tlsConfig()
+		srv.TLSConfig = files.tlsConfig()
+	case len(cfg.ACME.Domains) > 0:
+		var httpAddr net.Addr
+		if httpLn != nil {
+			httpAddr = httpLn.Addr()
+		}
+		if certs, err = newACME(cfg, acmeObjects, ln.Addr(), httpAddr, log); err != nil {
+			closeAll()
+			return err
+		}
+		defer certs.Stop()
+		srv.TLSConfig = certs.TLSConfig()
+	}
+	if srv.TLSConfig != nil {
 		go func() { errc <- srv.ServeTLS(limited, "", "") }()
 	} else {
 		go func() { errc <- srv.Serve(limited) }()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
+	log.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
+	if httpLn != nil {
+		_, tlsPort, _ := net.SplitHostPort(ln.Addr().String())
+		plain := plainHTTPHandler(cfg.HTTPSRedirect, cfg.ContentOrigin, tlsPort, cfg.ACME.Domains)
+		if certs != nil {
+			plain = certs.HTTPChallengeHandler(plain)
+		}
+		hsrv := newHTTPServer(cfg, plain)
+		servers = append(servers, hsrv)
+		go func() { errc <- hsrv.Serve(newLimitListener(httpLn, cfg.MaxConnections)) }()
+		log.Info("listening for plain HTTP", "addr", httpLn.Addr().String(), "https_redirect", cfg.HTTPSRedirect)
+	}
+	if certs != nil {
+		// The listeners answer challenges now: get (or load) the certificate.
+		if err := certs.Start(ctx); err != nil {
+			closeAll()
+			return err
+		}
+	}
 	select {
 	case err := <-errc:
+		closeAll()
 		return err
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for _, s := range servers {
+		if err := s.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	return nil
 }

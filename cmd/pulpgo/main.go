@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/acmecert"
 	"github.com/pulpgo/pulpgo/content"
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/inuse"
@@ -236,7 +237,13 @@ func run(ctx context.Context, role string, cfg *config) error {
 		apps = append(apps, models.AppContent)
 	}
 	go heartbeats(ctx, db, apps, log)
-	return listenAndServe(ctx, cfg, handler, log)
+	// With a database of its own (--database-url), processes share one ACME account and
+	// certificate through it; the embedded database keeps them in the data dir.
+	var acmeObjects acmecert.Objects
+	if cfg.DatabaseURL != "" {
+		acmeObjects = models.NewACMEStore(db)
+	}
+	return listenAndServe(ctx, cfg, handler, acmeObjects, log)
 }
 
 func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, logins *models.Logins, log *slog.Logger) (*content.App, error) {

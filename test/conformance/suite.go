@@ -1,15 +1,15 @@
 package conformance
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/pulpgo/pulpgo/test/toolcache"
 )
 
 // Module is the conformance suite's module at the version issue 9 names.
@@ -30,45 +30,14 @@ func Binary() (string, error) {
 }
 
 func buildSuite() (string, error) {
-	dir := "/var/cache/pulpgo"
-	if err := os.MkdirAll(dir, 0o755); err != nil || !writable(dir) {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("no cache directory for the conformance suite: %w", err)
-		}
-		dir = filepath.Join(base, "pulpgo")
+	dir, err := toolcache.Dir()
+	if err != nil {
+		return "", err
 	}
 	version := Module[strings.LastIndexByte(Module, '@')+1:]
 	bin := filepath.Join(dir, "oci-conformance-"+version)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	out, err := exec.Command("go", "mod", "download", "-json", Module).Output()
-	if err != nil {
-		return "", fmt.Errorf("go mod download %s: %w", Module, err)
-	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", fmt.Errorf("go mod download %s printed no directory: %s", Module, out)
-	}
-	tmp := fmt.Sprintf("%s.%d", bin, os.Getpid())
-	cmd := exec.Command("go", "build", "-mod=mod", "-o", tmp, ".")
-	cmd.Dir = mod.Dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("go build %s: %w\n%s", Module, err, out)
-	}
-	return bin, os.Rename(tmp, bin)
-}
-
-func writable(dir string) bool {
-	f, err := os.CreateTemp(dir, ".probe")
-	if err != nil {
-		return false
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return true
+	_, err = toolcache.Build(Module, ".", bin)
+	return bin, err
 }
 
 // Result is one test case of the suite's junit.xml.

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -44,14 +43,14 @@ type Options struct {
 	Env []string
 	// Binary is the server binary to run; default Binary(t), the one built from ./cmd/pulpgo.
 	Binary string
-	// TLSRoots, when set, says the server serves HTTPS (Args carry --tls-cert and --tls-key,
-	// e.g. TestCA.TLSArgs): URL is https:// and the readiness check trusts only these roots.
-	TLSRoots *x509.CertPool
+	// TLS, when set, says the server serves HTTPS: URL is https:// and the readiness check
+	// connects with this client configuration.
+	TLS *tls.Config
 }
 
 // Server is a running bin/pulpgo serve.
 type Server struct {
-	// URL is the server's base URL, http://127.0.0.1:PORT (https:// with Options.TLSRoots).
+	// URL is the server's base URL, http://127.0.0.1:PORT (https:// with Options.TLS).
 	URL string
 	// Addr is the address it listens on, 127.0.0.1:PORT.
 	Addr string
@@ -90,7 +89,7 @@ func Start(t testing.TB, opts Options) *Server {
 		host = "127.0.0.1"
 	}
 	scheme := "http"
-	if opts.TLSRoots != nil {
+	if opts.TLS != nil {
 		scheme = "https"
 	}
 	s := &Server{
@@ -226,8 +225,8 @@ func (s *Server) start(t testing.TB) {
 // waitReady polls StatusPath until it answers 200, the process exits, or readyTimeout passes.
 func (s *Server) waitReady(done <-chan struct{}) error {
 	client := &http.Client{Timeout: 2 * time.Second}
-	if s.opts.TLSRoots != nil {
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.opts.TLSRoots}}
+	if s.opts.TLS != nil {
+		client.Transport = &http.Transport{TLSClientConfig: s.opts.TLS}
 	}
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,7 +59,7 @@ func startServer(t testing.TB, e testenv.Engine, listen string, args ...string) 
 }
 
 // startServerWith runs bin/pulpgo serve with opts (Binary from PULPGO_TEST_BINARY); with
-// opts.TLSRoots its clients trust those roots.
+// opts.TLS its clients use that configuration.
 func startServerWith(t testing.TB, opts harness.Options) *env {
 	t.Helper()
 	opts.Binary = os.Getenv(binaryEnv)
@@ -68,8 +67,8 @@ func startServerWith(t testing.TB, opts harness.Options) *env {
 	home := harness.NewClientHome(t, srv)
 	httpClient := func() *http.Client {
 		c := client.NewHTTPClient()
-		if opts.TLSRoots != nil {
-			c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: opts.TLSRoots}
+		if opts.TLS != nil {
+			c.Transport.(*http.Transport).TLSClientConfig = opts.TLS.Clone()
 		}
 		return c
 	}

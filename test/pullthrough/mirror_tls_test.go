@@ -55,7 +55,7 @@ func TestMirrorHTTPS(t *testing.T) {
 		ca := harness.NewTestCA(t)
 		port := testenv.FreePort(t)
 		origin := fmt.Sprintf("https://localhost:%d", port)
-		e := startServerWith(t, harness.Options{Engine: eng, TLSRoots: ca.Pool(), Listen: fmt.Sprintf("127.0.0.1:%d", port),
+		e := startServerWith(t, harness.Options{Engine: eng, TLS: &tls.Config{RootCAs: ca.Pool()}, Listen: fmt.Sprintf("127.0.0.1:%d", port),
 			Args: append(ca.TLSArgs(), "--mirror", "docker-cache", "--content-origin", origin)})
 		e.createCache(t, "docker-cache", cacheBase, hub.URL(), nil, nil)
 		addr := strings.TrimPrefix(e.srv.URL, "https://")
@@ -140,7 +140,7 @@ func TestMirrorContainerdHTTPS(t *testing.T) {
 	testenv.RunEngines(t, func(t *testing.T, eng testenv.Engine) {
 		hub, img := startBusyboxHub(t)
 		ca := harness.NewTestCA(t)
-		e := startServerWith(t, harness.Options{Engine: eng, TLSRoots: ca.Pool(),
+		e := startServerWith(t, harness.Options{Engine: eng, TLS: &tls.Config{RootCAs: ca.Pool()},
 			Args: append(ca.TLSArgs(), "--mirror", "docker-cache")})
 		e.createCache(t, "docker-cache", cacheBase, hub.URL(), nil, nil)
 		ctd := harness.StartContainerd(t)
