@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulpgo/pulpgo/acmecert"
+	"github.com/pulpgo/pulpgo/cmd/pulpgo/acmecert"
 	"github.com/pulpgo/pulpgo/models"
 )
 

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pulpgo/pulpgo/acmecert"
+	"github.com/pulpgo/pulpgo/cmd/pulpgo/acmecert"
 )
 
 // defaultAdminPassword is the admin password when none is configured.

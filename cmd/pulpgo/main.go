@@ -17,7 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
-	"github.com/pulpgo/pulpgo/acmecert"
+	"github.com/pulpgo/pulpgo/cmd/pulpgo/acmecert"
 	"github.com/pulpgo/pulpgo/content"
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/inuse"

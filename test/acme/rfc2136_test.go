@@ -12,7 +12,7 @@ import (
 	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
 
-	"github.com/pulpgo/pulpgo/acmecert"
+	"github.com/pulpgo/pulpgo/cmd/pulpgo/acmecert"
 )
 
 // TestRFC2136Updates: the DNS-01 provider adds and removes a TXT record in knotd with an
