@@ -56,6 +56,8 @@ func listenAndServe(ctx context.Context, cfg *config, h http.Handler, acmeObject
 	limited := newLimitListener(ln, cfg.MaxConnections)
 	errc := make(chan error, 2)
 	var certs *acmecert.Manager
+	// redirectNames are the host names the plain-HTTP redirect may send clients to.
+	redirectNames := cfg.ACME.Domains
 	switch {
 	case cfg.TLSCert != "":
 		files, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
@@ -64,6 +66,7 @@ func listenAndServe(ctx context.Context, cfg *config, h http.Handler, acmeObject
 			return err
 		}
 		srv.TLSConfig = files.tlsConfig()
+		redirectNames = files.dnsNames()
 	case len(cfg.ACME.Domains) > 0:
 		var httpAddr net.Addr
 		if httpLn != nil {
@@ -84,7 +87,7 @@ func listenAndServe(ctx context.Context, cfg *config, h http.Handler, acmeObject
 	log.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
 	if httpLn != nil {
 		_, tlsPort, _ := net.SplitHostPort(ln.Addr().String())
-		plain := plainHTTPHandler(cfg.HTTPSRedirect, cfg.ContentOrigin, tlsPort, cfg.ACME.Domains)
+		plain := plainHTTPHandler(cfg.HTTPSRedirect, cfg.ContentOrigin, tlsPort, redirectNames)
 		if certs != nil {
 			plain = certs.HTTPChallengeHandler(plain)
 		}

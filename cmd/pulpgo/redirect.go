@@ -52,7 +52,17 @@ func plainHTTPHandler(redirect bool, origin string, tlsPort string, names []stri
 			}
 			target = "https://" + host
 		}
-		http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)
+		// The path and query only, rebuilt: RequestURI keeps an opaque request target
+		// ("GET x:@evil.example/p" gives "@evil.example/p"), which would move the host.
+		path := r.URL.EscapedPath()
+		if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") {
+			http.Error(w, "the request target is not an absolute path", http.StatusBadRequest)
+			return
+		}
+		if r.URL.RawQuery != "" {
+			path += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target+path, http.StatusPermanentRedirect)
 	})
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -35,7 +37,17 @@ func TestPlainHTTPRedirect(t *testing.T) {
 			t.Errorf("Host %q, names %v: %d %q; want %d %q", c.host, c.names, w.Code, w.Header().Get("Location"), c.code, c.want)
 		}
 	}
+	// An opaque request target cannot move the redirect to another host.
+	r, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET x:@evil.example/p HTTP/1.1\r\nHost: registry.example\r\n\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := httptest.NewRecorder()
+	plainHTTPHandler(true, "", "443", names).ServeHTTP(w, r)
+	if loc := w.Header().Get("Location"); w.Code != http.StatusBadRequest || loc != "" {
+		t.Errorf("opaque request target: %d %q; want 400 and no Location", w.Code, loc)
+	}
+	w = httptest.NewRecorder()
 	plainHTTPHandler(false, "", "443", names).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://registry.example/v2/", nil))
 	if w.Code != http.StatusNotFound || w.Header().Get("Location") != "" {
 		t.Errorf("without redirect: %d %q; want 404", w.Code, w.Header().Get("Location"))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +24,21 @@ type certReloader struct {
 	cert    *tls.Certificate
 	stamp   string // the files' sizes and modification times when cert was loaded
 	checked time.Time
+}
+
+// dnsNames are the DNS names of the certificate loaded at the start (none when it names only
+// IP addresses or does not parse).
+func (r *certReloader) dnsNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cert == nil || len(r.cert.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(r.cert.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf.DNSNames
 }
 
 // newCertReloader loads certFile and keyFile; it fails when they do not make a pair.

@@ -42,9 +42,12 @@ type File struct {
 	every time.Duration
 	now   func() time.Time
 
-	mu      sync.Mutex
-	users   map[string]string // name -> bcrypt hash
-	info    os.FileInfo       // of the last load attempt, good or bad
+	mu    sync.Mutex
+	users map[string]string // name -> bcrypt hash
+	// dummy is a hash no password matches, of the highest cost among users, checked for
+	// unknown names so that they cost what a known name's check costs.
+	dummy   []byte
+	info    os.FileInfo // of the last load attempt, good or bad
 	checked time.Time
 	// verified remembers logins whose bcrypt check passed, keyed by a SHA-256 of name and
 	// password (no password is kept), with the hash they matched: an entry counts only while
@@ -71,7 +74,8 @@ func Open(path string, opts Options) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.users, f.info, f.checked = users, info, f.now()
+	f.setUsers(users)
+	f.info, f.checked = info, f.now()
 	return f, nil
 }
 
@@ -89,7 +93,10 @@ func (f *File) Authenticate(user, password string) bool {
 		}
 	}
 	if !ok {
-		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		f.mu.Lock()
+		dummy := f.dummy
+		f.mu.Unlock()
+		_ = bcrypt.CompareHashAndPassword(dummy, []byte(password))
 		return false
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
@@ -127,6 +134,16 @@ func (f *File) refresh() {
 	}
 	f.checked = now
 	info, err := os.Stat(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		// Removing the file removes its users (fail closed): an operator who deletes it
+		// to lock everyone out must not find them still logging in.
+		if f.info != nil || len(f.users) > 0 {
+			f.log.Warn("htpasswd file removed: no pull-only users until it is back", "file", f.path)
+		}
+		f.info = nil
+		f.setUsers(map[string]string{})
+		return
+	}
 	if err != nil {
 		if f.info != nil {
 			f.log.Warn("htpasswd file unreadable, keeping its previous users", "file", f.path, "err", err)
@@ -143,7 +160,7 @@ func (f *File) refresh() {
 		f.log.Warn("htpasswd file not reloaded, keeping its previous users", "file", f.path, "err", err)
 		return
 	}
-	f.users = users
+	f.setUsers(users)
 	f.log.Info("htpasswd file reloaded", "file", f.path, "users", len(users))
 }
 
@@ -206,11 +223,23 @@ func isBcrypt(hash string) bool {
 	return err == nil
 }
 
-// dummyHash is a bcrypt hash no password matches, checked for unknown users.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("pulpgo: no such htpasswd user"), bcrypt.DefaultCost)
-	return h
-})
+// setUsers installs users and a dummy hash of their highest cost; f.mu must be held, or f not
+// yet shared.
+func (f *File) setUsers(users map[string]string) {
+	cost := bcrypt.DefaultCost
+	if len(users) > 0 {
+		cost = bcrypt.MinCost
+		for _, h := range users {
+			if c, err := bcrypt.Cost([]byte(h)); err == nil && c > cost {
+				cost = c
+			}
+		}
+	}
+	if c, err := bcrypt.Cost(f.dummy); err != nil || c != cost {
+		f.dummy, _ = bcrypt.GenerateFromPassword([]byte("pulpgo: no such htpasswd user"), cost)
+	}
+	f.users = users
+}
 
 // verifiedKey hashes name and password, each length-prefixed.
 func verifiedKey(user, password string) [32]byte {

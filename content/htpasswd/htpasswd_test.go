@@ -141,14 +141,14 @@ func TestReload(t *testing.T) {
 		t.Errorf("no warning about the malformed file:\n%s", logs.String())
 	}
 
-	// Gone: bob is kept, with a warning.
+	// Gone: its users are gone too (fail closed), with a warning.
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if !f.Authenticate("bob", "bob-pass") {
-		t.Error("a missing file dropped the previous users")
+	if f.Authenticate("bob", "bob-pass") || f.Has("bob") {
+		t.Error("a removed file's users still log in")
 	}
-	if !strings.Contains(logs.String(), "unreadable") {
+	if !strings.Contains(logs.String(), "htpasswd file removed") {
 		t.Errorf("no warning about the missing file:\n%s", logs.String())
 	}
 

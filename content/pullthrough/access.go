@@ -30,19 +30,23 @@ func (g grants) has(name, digest string) bool { return g.c.Has(name + "@" + dige
 func (g grants) add(name, digest string) { g.c.Add(name+"@"+digest, struct{}{}) }
 
 // grantManifest records that the image may serve manifest m, which its upstream has just
-// confirmed (fetched, or named by a tag's HEAD), and what m references: its config, layers and
-// child manifests. The upstream's manifest names them as this image's (a Distribution-based
-// upstream such as Docker Hub accepts a manifest only when its repository holds each of
-// them), the same word a HEAD of each would give; so a client that already has some layers,
-// and pulls only the rest, leaves the image able to serve every part of it, even to a
-// cache-only (anonymous) client before the pull is recorded.
+// confirmed (fetched, or named by a tag's HEAD), and what m references that a registry keeps:
+// its config, its layers and its child manifests. A Distribution-based upstream (Docker Hub)
+// accepts a manifest only when its repository holds each of them, the same word a HEAD of
+// each would give, and recording the pull trusts that word too (tasks/record.go). Foreign and
+// non-distributable layers are never granted: a registry accepts them without holding them
+// (their bytes live at their URLs), so naming another image's digest as one proves nothing.
+// So a client that already had some layers and pulls only the rest leaves the image able to
+// serve every part of it, even to a cache-only client before the pull is recorded.
 func (im *image) grantManifest(m *oci.Manifest) {
 	im.c.grants.add(im.name, m.Digest)
 	if m.Config != nil {
 		im.c.grants.add(im.name, m.Config.Digest)
 	}
 	for _, d := range m.Layers {
-		im.c.grants.add(im.name, d.Digest)
+		if !oci.Foreign(d.MediaType) {
+			im.c.grants.add(im.name, d.Digest)
+		}
 	}
 	for _, d := range m.Manifests {
 		im.c.grants.add(im.name, d.Digest)

@@ -113,7 +113,7 @@ func (t *budgetTracker) observe(h http.Header, status int, sent, now time.Time) 
 	if refused {
 		b.Remaining, b.ObservedAt = 0, now
 		if rerr == nil && retry >= 0 {
-			b.SpentUntil = now.Add(time.Duration(retry) * time.Second)
+			b.SpentUntil = now.Add(capRetryAfter(retry, b.Window))
 		}
 	}
 	t.b = b
@@ -195,4 +195,18 @@ func (c *Client) WatchBudget(fn func(Budget)) {
 	c.budget.mu.Lock()
 	c.budget.watch = fn
 	c.budget.mu.Unlock()
+}
+
+// maxRetryAfter bounds the refusal an upstream's Retry-After sets, beyond its budget window: a
+// hostile or broken upstream must not stop the cache's GETs until a restart (nor overflow
+// the duration).
+const maxRetryAfter = time.Hour
+
+// capRetryAfter is retry seconds, at most the longer of window and maxRetryAfter.
+func capRetryAfter(retry int, window time.Duration) time.Duration {
+	limit := max(window, maxRetryAfter)
+	if int64(retry) >= int64(limit/time.Second) {
+		return limit
+	}
+	return time.Duration(retry) * time.Second
 }

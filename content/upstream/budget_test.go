@@ -214,3 +214,23 @@ func TestReserveCountsGetsInFlight(t *testing.T) {
 		t.Fatalf("remaining %d after an older report, want 14: it must be ignored", b.Remaining)
 	}
 }
+
+// TestCapRetryAfter: an upstream's Retry-After sets a refusal of at most the longer of its
+// window and an hour, however large (no overflow, no refusal until a restart).
+func TestCapRetryAfter(t *testing.T) {
+	for _, c := range []struct {
+		retry  int
+		window time.Duration
+		want   time.Duration
+	}{
+		{30, time.Minute, 30 * time.Second},
+		{9_000_000_000, time.Minute, time.Hour},
+		{1 << 62, 0, time.Hour},
+		{20_000, 6 * time.Hour, 20_000 * time.Second},
+		{90_000, 6 * time.Hour, 6 * time.Hour},
+	} {
+		if got := capRetryAfter(c.retry, c.window); got != c.want {
+			t.Errorf("capRetryAfter(%d, %v) = %v, want %v", c.retry, c.window, got, c.want)
+		}
+	}
+}
