@@ -111,7 +111,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	transient, err := fill.NewTransient(staging, cfg.Logger)
+	transient, err := fill.NewTransient(staging, cfg.Logger, fill.WithRetryable(upstream.IsUnavailable))
 	if err != nil {
 		_ = staging.Close()
 		return nil, err
@@ -184,7 +184,9 @@ func upstreamTimeout(d time.Duration) time.Duration {
 // (close it when the process ends): with rdb set, fills take a Redis lock per digest, so that
 // every process sharing the storage (content apps, workers syncing) fetches a blob once.
 func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog.Logger) (*fill.Fills, *fill.Staging, error) {
-	var opts []fill.Option
+	// A fill resumes after the upstream failures a retry can cure (a cut connection, an idle
+	// timeout, a 5xx), never after a protocol violation or a 404.
+	opts := []fill.Option{fill.WithRetryable(upstream.IsUnavailable)}
 	if rdb != nil {
 		opts = append(opts, fill.WithLocker(redisLocker{rdb: rdb, ttl: fillLockTTL}))
 	}
