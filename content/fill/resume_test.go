@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -24,8 +27,9 @@ import (
 // decides, for its i-th blob request (from 0) asking for bytes from off, what to send. It
 // records the Range header of every request.
 type flakyUpstream struct {
-	srv  *httptest.Server
-	data []byte
+	srv      *httptest.Server
+	data     []byte
+	password string // when set, blob requests need Basic credentials with it (any user)
 
 	mu     sync.Mutex
 	ranges []string
@@ -49,6 +53,13 @@ func newFlakyUpstream(t *testing.T, data []byte, answer func(i int, off int64) r
 		if !strings.Contains(r.URL.Path, "/blobs/") {
 			w.WriteHeader(http.StatusOK) // the /v2/ ping
 			return
+		}
+		if u.password != "" {
+			if _, pass, ok := r.BasicAuth(); !ok || pass != u.password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="flaky"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
 		}
 		u.mu.Lock()
 		i := len(u.ranges)
@@ -114,7 +125,8 @@ func (u *flakyUpstream) seen() []string {
 
 // source is the Source the pull-through cache builds: the upstream client's GetBlob.
 func (u *flakyUpstream) source(t *testing.T, digest string, idle time.Duration) Source {
-	cl, err := upstream.New(upstream.Config{URL: u.srv.URL, Timeout: 200 * time.Millisecond, IdleTimeout: idle})
+	cl, err := upstream.New(upstream.Config{URL: u.srv.URL, Timeout: 200 * time.Millisecond, IdleTimeout: idle,
+		Username: "fill", Password: u.password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +335,58 @@ func TestResumeOthers(t *testing.T) {
 func blobOf(b []byte) ([]byte, string) {
 	sum := sha256.Sum256(b)
 	return b, "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// TestResumeLogs checks what a resume logs: the digest, the offset and the attempt, and not
+// the upstream's credentials, which every request of the fill carried.
+func TestResumeLogs(t *testing.T) {
+	data, digest := blob(15, 100_000)
+	const password = "s3cret-upstream-pass"
+	u := newFlakyUpstream(t, nil, func(i int, off int64) reply {
+		rp := u0(data, off)
+		if i == 0 {
+			rp.cutAfter = 40_000
+		}
+		return rp
+	})
+	u.data, u.password = data, password
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	env := newEnv(t, true, WithResumes(2, time.Millisecond), WithRetryable(upstream.IsUnavailable),
+		func(fs *Fills) { fs.logger = logger })
+	f := env.fills.Start(t.Context(), digest, u.source(t, digest, time.Minute), nil)
+	waitDone(t, f)
+	if err := f.Err(); err != nil {
+		t.Fatalf("fill failed: %v", err)
+	}
+	env.wantStored(t, digest, data)
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	var resume map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "resuming blob fill" {
+			resume = rec
+		}
+	}
+	if resume == nil || resume["digest"] != digest || resume["offset"] != float64(40_000) || resume["attempt"] != float64(1) {
+		t.Errorf("resume log %v; want digest %s, offset 40000, attempt 1\n%s", resume, digest, out)
+	}
+	if strings.Contains(out, password) || strings.Contains(out, base64.StdEncoding.EncodeToString([]byte("fill:"+password))) {
+		t.Errorf("the logs hold the upstream's credentials:\n%s", out)
+	}
+}
+
+// lockedWriter serializes writes to w (the fill logs from its own goroutine).
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
