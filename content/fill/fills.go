@@ -27,7 +27,8 @@ type Source func(ctx context.Context, offset int64) (body io.ReadCloser, size in
 // (for example in the database). It runs on the fill's detached context.
 type CommitFunc func(ctx context.Context, size int64) error
 
-// DefaultTimeout bounds one fill, from the upstream request to the commit.
+// DefaultTimeout is how long a fill may go without staging a byte, from the upstream
+// request to the commit, before it fails.
 const DefaultTimeout = time.Hour
 
 // bufferSize is the size of the one buffer a fill copies upstream bytes through.
@@ -42,7 +43,9 @@ const DefaultResumeBackoff = 100 * time.Millisecond
 // Option configures Fills.
 type Option func(*Fills)
 
-// WithTimeout bounds each fill to d instead of DefaultTimeout.
+// WithTimeout fails a fill that goes d without staging a byte (instead of DefaultTimeout).
+// It is measured on progress, not on the whole fill, so a large blob from a slow but live
+// upstream is never cut; a stalled read is the upstream client's idle timeout's business.
 func WithTimeout(d time.Duration) Option {
 	return func(fs *Fills) { fs.timeout = d }
 }
@@ -148,10 +151,13 @@ func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, on
 	fs.wg.Add(1)
 	fs.mu.Unlock()
 
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fs.timeout)
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	watchdog := time.AfterFunc(fs.timeout, func() { cancel(context.DeadlineExceeded) })
+	f.progress = func() { watchdog.Reset(fs.timeout) }
 	go func() {
 		defer fs.wg.Done()
-		defer cancel()
+		defer cancel(nil)
+		defer watchdog.Stop()
 		fs.run(fctx, f, src)
 	}()
 	return f, true
@@ -231,6 +237,9 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	fs.logger.Debug("fetching blob from upstream", "digest", f.digest)
 	body, size, err := src(ctx, 0)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w: %w", cause, err) // the fill's timeout, when it ran out
+		}
 		return fmt.Errorf("fetch blob %s: %w", f.digest, err)
 	}
 	f.setSize(size)

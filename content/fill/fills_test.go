@@ -664,6 +664,28 @@ func (l *recordingLocker) Lock(_ context.Context, digest string) (func(), error)
 	}, nil
 }
 
+// TestFillTimeoutIsOnProgress checks that the fill timeout counts time without a byte staged,
+// not the whole fill: a source that sends a byte every 20 ms for 1 s (five times the
+// timeout) completes.
+func TestFillTimeoutIsOnProgress(t *testing.T) {
+	env := newEnv(t, true, WithTimeout(200*time.Millisecond))
+	data, digest := blob(10, 50)
+	src := newPipeSource(t, int64(len(data)))
+	f := env.fills.Start(t.Context(), digest, src.source, nil)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := range data {
+		<-tick.C
+		src.feed(t, data[i:i+1])
+	}
+	src.pw.Close()
+	waitDone(t, f)
+	if err := f.Err(); err != nil {
+		t.Fatalf("a slow but live fill failed: %v", err)
+	}
+	env.wantStored(t, digest, data)
+}
+
 func TestFillTakesTheLocker(t *testing.T) {
 	locker := &recordingLocker{}
 	env := newEnv(t, true, WithLocker(locker))

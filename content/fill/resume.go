@@ -83,7 +83,7 @@ func (fs *Fills) mayResume(ctx context.Context, st *stager, err error, attempt i
 	case !errors.As(err, &se):
 		return err
 	case ctx.Err() != nil:
-		return fmt.Errorf("read blob %s from upstream: %w", st.f.digest, ctx.Err())
+		return fmt.Errorf("read blob %s from upstream: %w", st.f.digest, context.Cause(ctx))
 	case !fs.retryable(se.err):
 		return err
 	case attempt >= fs.resumes:
@@ -139,6 +139,9 @@ func (st *stager) copyFrom(ctx context.Context, body io.ReadCloser) error {
 			st.h.Write(st.buf[:n])
 			st.total += int64(n)
 			st.f.setWritten(st.total)
+			if st.f.progress != nil {
+				st.f.progress()
+			}
 		}
 		if rerr == io.EOF {
 			if st.size >= 0 && st.total != st.size {
