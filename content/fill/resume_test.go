@@ -275,7 +275,8 @@ func TestResumeFailures(t *testing.T) {
 // TestResumeOthers checks the upstreams a fill resumes from although they do not simply cut:
 // one that ignores Range and answers 200 with the whole blob (the upstream client skips what
 // is staged; the digest, computed over the staged bytes and the rest, still decides), one
-// that stalls mid-body until the idle timeout, and one that trickles its bytes slower than
+// that answers the first resume 503 (a retry can cure it: the next resume asks the same
+// offset), one that stalls mid-body until the idle timeout, and one that trickles its bytes slower than
 // any wall-clock budget on the whole body would allow but never idles.
 func TestResumeOthers(t *testing.T) {
 	data, digest := blob(14, 200_000)
@@ -293,6 +294,15 @@ func TestResumeOthers(t *testing.T) {
 			}
 			return rp
 		}, []string{"", "bytes=70000-"}},
+		{"503 on the first resume", data, time.Minute, func(i int, off int64) reply {
+			switch i {
+			case 0:
+				return reply{body: data, start: -1, cutAfter: 90_000}
+			case 1:
+				return reply{status: http.StatusServiceUnavailable, body: []byte(`{"errors":[{"code":"UNAVAILABLE"}]}`)}
+			}
+			return u0(data, off)
+		}, []string{"", "bytes=90000-", "bytes=90000-"}},
 		{"idle timeout", data, 200 * time.Millisecond, func(i int, off int64) reply {
 			rp := u0(data, off)
 			if i == 0 {
