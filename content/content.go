@@ -65,6 +65,9 @@ type Config struct {
 	// Redis, when set, coordinates content processes so that each blob is fetched once across
 	// all of them (a lock per digest).
 	Redis redis.UniversalClient
+	// FillResumes is how many times a blob fill resumes after its upstream connection broke
+	// mid-blob (0: fill.DefaultResumes; negative: never).
+	FillResumes int
 	// Mirrors maps upstream hosts to the pull-through distributions that serve unprefixed
 	// names as a registry mirror (registry.Config.Mirrors).
 	Mirrors map[string]string
@@ -107,11 +110,11 @@ func New(cfg Config) (*App, error) {
 		}
 		pullUsers = f
 	}
-	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger)
+	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger, FillResumes(cfg.FillResumes))
 	if err != nil {
 		return nil, err
 	}
-	transient, err := fill.NewTransient(staging, cfg.Logger)
+	transient, err := fill.NewTransient(staging, cfg.Logger, fill.WithRetryable(upstream.IsUnavailable), FillResumes(cfg.FillResumes))
 	if err != nil {
 		_ = staging.Close()
 		return nil, err
@@ -180,11 +183,26 @@ func upstreamTimeout(d time.Duration) time.Duration {
 	return d
 }
 
+// FillResumes is the fill option of Config.FillResumes: n resumes, the default for 0, none
+// for a negative n.
+func FillResumes(n int) fill.Option {
+	switch {
+	case n == 0:
+		n = fill.DefaultResumes
+	case n < 0:
+		n = 0
+	}
+	return fill.WithResumes(n, fill.DefaultResumeBackoff)
+}
+
 // NewFills returns the fill engine of one process over store, with its own staging directory
 // (close it when the process ends): with rdb set, fills take a Redis lock per digest, so that
 // every process sharing the storage (content apps, workers syncing) fetches a blob once.
-func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog.Logger) (*fill.Fills, *fill.Staging, error) {
-	var opts []fill.Option
+// extra options (FillResumes) come after the defaults.
+func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog.Logger, extra ...fill.Option) (*fill.Fills, *fill.Staging, error) {
+	// A fill resumes after the upstream failures a retry can cure (a cut connection, an idle
+	// timeout, a 5xx), never after a protocol violation or a 404.
+	opts := []fill.Option{fill.WithRetryable(upstream.IsUnavailable)}
 	if rdb != nil {
 		opts = append(opts, fill.WithLocker(redisLocker{rdb: rdb, ttl: fillLockTTL}))
 	}
@@ -192,7 +210,7 @@ func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog
 	if err != nil {
 		return nil, nil, err
 	}
-	return fill.New(store, staging, logger, opts...), staging, nil
+	return fill.New(store, staging, logger, append(opts, extra...)...), staging, nil
 }
 
 // Fills is the app's fill engine, for the worker of the same process to share (a sync and a

@@ -55,40 +55,48 @@ func newEnv(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job) *env {
 // newEnvPassword is newEnv with password as the configured admin password.
 func newEnvPassword(t *testing.T, e testenv.Engine, jobs map[string]tasks.Job, password string) *env {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db := testenv.OpenDB(t, e)
-	redisURL := e.RedisURL
-	if redisURL == "" {
-		emb, err := tasks.StartEmbedded()
-		if err != nil {
-			t.Fatalf("embedded redis: %v", err)
-		}
-		t.Cleanup(emb.Close)
-		redisURL = emb.URL()
-	}
-	opt, err := tasks.RedisOpt(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disp := tasks.NewDispatcher(db, opt)
-	t.Cleanup(func() { _ = disp.Close() })
-	w := tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: opt, Logger: quiet, Concurrency: 8,
-		Name: "test-worker@" + e.Name, Versions: server.VersionMap(), Jobs: jobs})
-	if err := w.Start(); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-	t.Cleanup(w.Stop)
-	rdb := opt.MakeRedisClient().(redis.UniversalClient)
-	t.Cleanup(func() { _ = rdb.Close() })
-	h, err := server.New(server.Deps{DB: db, Tasks: disp, AdminPassword: password, Logger: quiet,
-		RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
+	db, disp, h := startAPI(t, e, jobs, password)
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	u, _ := url.Parse(ts.URL)
 	return &env{t: t, db: db, url: ts.URL, host: u.Host, disp: disp, worker: "test-worker@" + e.Name, handler: h}
+}
+
+// startAPI starts what newEnv describes but the HTTP server, for any test or fuzz target tb,
+// and returns the database, the dispatcher and the API's handler.
+func startAPI(tb testing.TB, e testenv.Engine, jobs map[string]tasks.Job, password string) (*gorm.DB, *tasks.Dispatcher, http.Handler) {
+	tb.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db := testenv.OpenDB(tb, e)
+	redisURL := e.RedisURL
+	if redisURL == "" {
+		emb, err := tasks.StartEmbedded()
+		if err != nil {
+			tb.Fatalf("embedded redis: %v", err)
+		}
+		tb.Cleanup(emb.Close)
+		redisURL = emb.URL()
+	}
+	opt, err := tasks.RedisOpt(redisURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	disp := tasks.NewDispatcher(db, opt)
+	tb.Cleanup(func() { _ = disp.Close() })
+	w := tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: opt, Logger: quiet, Concurrency: 8,
+		Name: "test-worker@" + e.Name, Versions: server.VersionMap(), Jobs: jobs})
+	if err := w.Start(); err != nil {
+		tb.Fatalf("start worker: %v", err)
+	}
+	tb.Cleanup(w.Stop)
+	rdb := opt.MakeRedisClient().(redis.UniversalClient)
+	tb.Cleanup(func() { _ = rdb.Close() })
+	h, err := server.New(server.Deps{DB: db, Tasks: disp, AdminPassword: password, Logger: quiet,
+		RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatalf("server.New: %v", err)
+	}
+	return db, disp, h
 }
 
 // runAPI runs fn once per engine with a fresh API, in parallel with other tests.

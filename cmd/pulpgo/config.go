@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/models"
 )
 
@@ -49,6 +50,9 @@ type config struct {
 	TokenKey string
 	// TokenExpiration is how long a registry token is valid (Pulp's TOKEN_EXPIRATION_TIME).
 	TokenExpiration time.Duration
+	// FillResumes is how many times a blob fill resumes (Range: bytes=<staged>-) after its
+	// upstream connection broke mid-blob, before it fails; 0: never.
+	FillResumes int
 	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME: minutes an orphan cleanup that
 	// names no protection time keeps content after its last use.
 	OrphanProtectionTime int
@@ -132,6 +136,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	num(&c.NewNamesPerMinute, "new-names-per-minute", "PULPGO_NEW_NAMES_PER_MINUTE", 60, "new images a pull-through distribution may create per minute, per content process; beyond it pulls of new names get 429 (negative = no limit)")
 	dur(&c.BodyIdleTimeout, "body-idle-timeout", "PULPGO_BODY_IDLE_TIMEOUT", 60*time.Second, "a request body that sends nothing for this long is cut and its connection closed")
 	num(&c.MaxConnections, "max-connections", "PULPGO_MAX_CONNECTIONS", 1024, "connections served at once; more wait to be accepted")
+	num(&c.FillResumes, "fill-resumes", "PULPGO_FILL_RESUMES", fill.DefaultResumes, "times a blob fill resumes with a Range request after its upstream connection broke mid-blob, before it fails its clients (0 = never)")
 	num(&c.OrphanProtectionTime, "orphan-protection-time", "PULPGO_ORPHAN_PROTECTION_TIME", models.DefaultOrphanProtectionMinutes, "minutes an orphan cleanup that names no orphan_protection_time keeps content in no repository version after its last use (Pulp's ORPHAN_PROTECTION_TIME)")
 	boolean := func(p *bool, name, env string, def bool, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
@@ -215,6 +220,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.BodyIdleTimeout <= 0 {
 		return nil, fmt.Errorf("--body-idle-timeout must be positive, not %s", c.BodyIdleTimeout)
+	}
+	if c.FillResumes < 0 || c.FillResumes > 100 {
+		return nil, fmt.Errorf("--fill-resumes must be between 0 and 100, not %d", c.FillResumes)
 	}
 	if c.OrphanProtectionTime < 0 || int64(c.OrphanProtectionTime) > models.MaxOrphanProtectionMinutes {
 		return nil, fmt.Errorf("--orphan-protection-time must be between 0 and %d minutes, not %d", int64(models.MaxOrphanProtectionMinutes), c.OrphanProtectionTime)

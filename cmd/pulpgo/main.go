@@ -185,7 +185,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	}
 	var worker *tasks.Worker
 	if role == "serve" || role == "worker" {
-		syncer, closeSyncer, err := newSyncer(db, store, reg, coord, log)
+		syncer, closeSyncer, err := newSyncer(db, store, reg, coord, log, content.FillResumes(fillResumes(cfg.FillResumes)))
 		if err != nil {
 			return err
 		}
@@ -260,20 +260,30 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadTimeout: cfg.UploadTimeout, Mirrors: cfg.Mirrors,
 		Htpasswd: cfg.Htpasswd, FillsRequireAuth: cfg.FillsRequireAuth,
-		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown})
+		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
+		FillResumes: fillResumes(cfg.FillResumes)})
+}
+
+// fillResumes turns --fill-resumes (0: never) into content.Config.FillResumes (0: the
+// default, negative: never).
+func fillResumes(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // newSyncer returns the upstream side of repository syncs for the worker: on the fills of
 // the content app of this process (reg), or on its own (locked across processes through rdb).
 // Its upstream requests get the client's own timeouts, not the cache's short budget. The
 // returned function releases what it opened.
-func newSyncer(db *gorm.DB, store *storage.Filesystem, reg *content.App, rdb redis.UniversalClient, log *slog.Logger) (*reposync.Syncer, func(), error) {
+func newSyncer(db *gorm.DB, store *storage.Filesystem, reg *content.App, rdb redis.UniversalClient, log *slog.Logger, opts ...fill.Option) (*reposync.Syncer, func(), error) {
 	closeFn := func() {}
 	var fills *fill.Fills
 	if reg != nil {
 		fills = reg.Fills()
 	} else {
-		f, staging, err := content.NewFills(store, rdb, log)
+		f, staging, err := content.NewFills(store, rdb, log, opts...)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -207,3 +207,24 @@ func TestUpstreamProtectionSettings(t *testing.T) {
 		t.Errorf("a budget threshold that is not a number: %v", err)
 	}
 }
+
+// TestFillResumesSetting checks --fill-resumes: the fill engine's default, the environment
+// variable, the flag winning over it, and the refusal of a negative or absurd count.
+func TestFillResumesSetting(t *testing.T) {
+	cfg, err := parseConfig("serve", nil)
+	if err != nil || cfg.FillResumes != 5 {
+		t.Fatalf("default: %+v, %v; want 5 resumes", cfg, err)
+	}
+	t.Setenv("PULPGO_FILL_RESUMES", "0")
+	if cfg, err = parseConfig("serve", nil); err != nil || cfg.FillResumes != 0 || fillResumes(cfg.FillResumes) >= 0 {
+		t.Fatalf("PULPGO_FILL_RESUMES=0: %d, %v; want none", cfg.FillResumes, err)
+	}
+	if cfg, err = parseConfig("serve", []string{"--fill-resumes", "9"}); err != nil || cfg.FillResumes != 9 {
+		t.Fatalf("--fill-resumes 9: %d, %v", cfg.FillResumes, err)
+	}
+	for _, bad := range []string{"-1", "101"} {
+		if _, err := parseConfig("serve", []string{"--fill-resumes", bad}); err == nil || !strings.Contains(err.Error(), "--fill-resumes") {
+			t.Errorf("--fill-resumes %s: %v, want a refusal naming the flag", bad, err)
+		}
+	}
+}

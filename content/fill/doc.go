@@ -17,6 +17,16 @@
 // that started it (context.WithoutCancel plus a timeout), so it goes on when that client
 // leaves.
 //
+// Resumes: when the upstream body breaks mid-blob (a cut connection, an idle timeout), the
+// fill reopens its Source at the number of bytes staged (an upstream client sends Range:
+// bytes=<staged>-) and goes on appending and hashing where it stopped, up to a budget of
+// resumes with a doubling backoff (WithResumes), for the errors a retry can cure
+// (WithRetryable); readers just see the file grow on. An upstream that ignores the Range and
+// sends the whole blob again is skipped to the offset by the Source: the staged bytes are not
+// compared with the new ones, but the digest is computed over exactly the bytes staged, so
+// whatever an upstream does, nothing is committed under a digest the fill did not compute. An
+// answer from another offset (a wrong Content-Range) fails the fill.
+//
 // Verification belongs to the reader (as go-containerregistry's internal/verify owns its
 // check): a Fill's reader hands out every byte the fill has written except the blob's last
 // one, which it holds back until the digest is verified, and ends with the fill's error

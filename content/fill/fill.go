@@ -15,6 +15,7 @@ type Fill struct {
 	digest     string
 	owner      string        // whose Source this is (Claim)
 	onVerified func()        // called once the fetched bytes are verified (Claim)
+	progress   func()        // restarts the fill's timeout; called after each write
 	done       chan struct{} // closed when the fill has ended and its commit hooks have run
 	sizeKnown  chan struct{} // closed once size is set
 

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -15,27 +14,55 @@ import (
 	"github.com/pulpgo/pulpgo/content/storage"
 )
 
-// Source opens the upstream bytes of one object; the caller wraps its upstream client's blob
-// fetch in one. size is -1 when upstream does not announce it. A fill calls its Source at most
-// once, on the fill's own context.
-type Source func(ctx context.Context) (body io.ReadCloser, size int64, err error)
+// Source opens the upstream bytes of one object from offset on; the caller wraps its upstream
+// client's blob fetch in one. size is the number of bytes body will yield (the blob's size
+// less offset), or -1 when upstream does not announce it. A fill calls its Source with offset
+// 0 first, on the fill's own context, and again with the number of bytes it has staged when
+// the body breaks and the fill resumes (see WithResumes); a Source answering such a call
+// must yield the blob's bytes from offset on (an upstream that ignores a Range header is
+// skipped to offset by the Source), and the fill goes on hashing from where it stopped.
+type Source func(ctx context.Context, offset int64) (body io.ReadCloser, size int64, err error)
 
 // CommitFunc is called once the blob is in storage, with its size, so the caller can record it
 // (for example in the database). It runs on the fill's detached context.
 type CommitFunc func(ctx context.Context, size int64) error
 
-// DefaultTimeout bounds one fill, from the upstream request to the commit.
+// DefaultTimeout is how long a fill may go without staging a byte, from the upstream
+// request to the commit, before it fails.
 const DefaultTimeout = time.Hour
 
 // bufferSize is the size of the one buffer a fill copies upstream bytes through.
 const bufferSize = 64 << 10
 
+// DefaultResumes is how many times a fill reopens its Source after the body broke, by default.
+const DefaultResumes = 5
+
+// DefaultResumeBackoff is the wait before the first resume; it doubles with each one.
+const DefaultResumeBackoff = 100 * time.Millisecond
+
 // Option configures Fills.
 type Option func(*Fills)
 
-// WithTimeout bounds each fill to d instead of DefaultTimeout.
+// WithTimeout fails a fill that goes d without staging a byte (instead of DefaultTimeout).
+// It is measured on progress, not on the whole fill, so a large blob from a slow but live
+// upstream is never cut; a stalled read is the upstream client's idle timeout's business.
 func WithTimeout(d time.Duration) Option {
 	return func(fs *Fills) { fs.timeout = d }
+}
+
+// WithResumes lets each fill reopen its Source up to n times (0: never) after the body broke
+// mid-blob, waiting backoff before the first resume and twice as long before each next one.
+// The default is DefaultResumes after DefaultResumeBackoff.
+func WithResumes(n int, backoff time.Duration) Option {
+	return func(fs *Fills) { fs.resumes, fs.backoff = max(n, 0), backoff }
+}
+
+// WithRetryable sets which errors of a Source (a failed read of its body, or a failed call to
+// reopen it) a fill resumes after; the others fail the fill at once. The default resumes
+// after every error but the fill's own timeout; the content app passes the upstream client's
+// IsUnavailable, so that a protocol violation (a wrong Content-Range) or a 404 fails at once.
+func WithRetryable(retryable func(error) bool) Option {
+	return func(fs *Fills) { fs.retryable = retryable }
 }
 
 // WithLocker makes fills take l's lock on their digest before fetching, so that content
@@ -55,6 +82,10 @@ type Fills struct {
 	timeout time.Duration
 	locker  Locker
 
+	resumes   int
+	backoff   time.Duration
+	retryable func(error) bool
+
 	mu    sync.Mutex
 	fills map[string]*Fill // running fills by digest; also guards each Fill's hooks
 	wg    sync.WaitGroup
@@ -68,12 +99,15 @@ func New(driver storage.Driver, staging *Staging, logger *slog.Logger, opts ...O
 		logger = slog.New(slog.DiscardHandler)
 	}
 	fs := &Fills{
-		driver:  driver,
-		staging: staging,
-		logger:  logger,
-		timeout: DefaultTimeout,
-		locker:  NoLocker{},
-		fills:   make(map[string]*Fill),
+		driver:    driver,
+		staging:   staging,
+		logger:    logger,
+		timeout:   DefaultTimeout,
+		locker:    NoLocker{},
+		fills:     make(map[string]*Fill),
+		resumes:   DefaultResumes,
+		backoff:   DefaultResumeBackoff,
+		retryable: func(error) bool { return true },
 	}
 	for _, opt := range opts {
 		opt(fs)
@@ -117,10 +151,13 @@ func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, on
 	fs.wg.Add(1)
 	fs.mu.Unlock()
 
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fs.timeout)
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	watchdog := time.AfterFunc(fs.timeout, func() { cancel(context.DeadlineExceeded) })
+	f.progress = func() { watchdog.Reset(fs.timeout) }
 	go func() {
 		defer fs.wg.Done()
-		defer cancel()
+		defer cancel(nil)
+		defer watchdog.Stop()
 		fs.run(fctx, f, src)
 	}()
 	return f, true
@@ -198,30 +235,29 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	}
 
 	fs.logger.Debug("fetching blob from upstream", "digest", f.digest)
-	body, size, err := src(ctx)
+	body, size, err := src(ctx, 0)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w: %w", cause, err) // the fill's timeout, when it ran out
+		}
 		return fmt.Errorf("fetch blob %s: %w", f.digest, err)
 	}
-	defer body.Close()
-	// Unblock a read stuck on an upstream that ignores the context once the fill times out.
-	stop := context.AfterFunc(ctx, func() { _ = body.Close() })
-	defer stop()
 	f.setSize(size)
 
 	file, err := fs.staging.createFile()
 	if err != nil {
+		body.Close()
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
 	defer file.Close()
 	f.setStaging(file.Name())
 
-	total, sum, err := copyHashing(ctx, f, file, body, size, storage.NewHash(algorithm))
+	st := &stager{f: f, out: storage.NewWriteback(file, 0), h: storage.NewHash(algorithm), size: size}
+	sum, err := fs.fetch(ctx, st, src, body)
 	if err != nil {
 		return err
 	}
-	if size >= 0 && total != size {
-		return &SizeMismatchError{Digest: f.digest, Want: size, Got: total}
-	}
+	total := st.total
 	if got := algorithm + ":" + hex.EncodeToString(sum); got != f.digest {
 		return &DigestMismatchError{Digest: f.digest, Got: got}
 	}
@@ -242,40 +278,6 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		return fmt.Errorf("commit blob %s: %w", f.digest, err)
 	}
 	return nil
-}
-
-// copyHashing copies body to file through one bounded buffer, hashing it and publishing the
-// progress to f's readers after each write. With a known size it stops one byte past it.
-func copyHashing(ctx context.Context, f *Fill, file *os.File, body io.Reader, size int64, h hash.Hash) (int64, []byte, error) {
-	if size >= 0 {
-		body = io.LimitReader(body, size+1)
-	}
-	buf := make([]byte, bufferSize)
-	out := storage.NewWriteback(file, 0)
-	var total int64
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if size >= 0 && total+int64(n) > size {
-				return 0, nil, &SizeMismatchError{Digest: f.digest, Want: size, Got: total + int64(n)}
-			}
-			if _, err := out.Write(buf[:n]); err != nil {
-				return 0, nil, fmt.Errorf("stage blob %s: %w", f.digest, err)
-			}
-			h.Write(buf[:n])
-			total += int64(n)
-			f.setWritten(total)
-		}
-		if rerr == io.EOF {
-			return total, h.Sum(nil), nil
-		}
-		if rerr != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				rerr = cerr
-			}
-			return 0, nil, fmt.Errorf("read blob %s from upstream: %w", f.digest, rerr)
-		}
-	}
 }
 
 // commit puts the verified staging file at blobPath: a Move when the driver can take a local

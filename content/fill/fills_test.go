@@ -73,7 +73,7 @@ func blob(seed uint64, n int) ([]byte, string) {
 
 // staticSource serves data once gate is closed (a nil gate does not wait), counting calls.
 func staticSource(data []byte, size int64, calls *atomic.Int32, gate <-chan struct{}) Source {
-	return func(ctx context.Context) (io.ReadCloser, int64, error) {
+	return func(ctx context.Context, _ int64) (io.ReadCloser, int64, error) {
 		calls.Add(1)
 		if gate != nil {
 			select {
@@ -101,9 +101,14 @@ func newPipeSource(t *testing.T, size int64) *pipeSource {
 	return &pipeSource{pr: pr, pw: pw, size: size}
 }
 
-func (p *pipeSource) source(context.Context) (io.ReadCloser, int64, error) {
+// source hands out the pipe; a resume (offset > 0) gets the same pipe, which goes on with the
+// bytes the test feeds next, or repeats the error it was closed with.
+func (p *pipeSource) source(_ context.Context, off int64) (io.ReadCloser, int64, error) {
 	p.calls.Add(1)
-	return p.pr, p.size, nil
+	if p.size < 0 {
+		return p.pr, -1, nil
+	}
+	return p.pr, p.size - off, nil
 }
 
 // feed returns once the fill has read b (io.Pipe hands bytes over synchronously).
@@ -351,7 +356,8 @@ func TestFillCorruptSourceFailsEveryReader(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			drivers(t, func(t *testing.T, move bool) {
-				env := newEnv(t, move)
+				// Without resumes a broken body fails the fill (resume_test.go covers resumes).
+				env := newEnv(t, move, WithResumes(0, 0))
 				src := newPipeSource(t, tt.size)
 				var commits atomic.Int32
 				f := env.fills.Start(t.Context(), digest, src.source, func(context.Context, int64) error {
@@ -442,7 +448,7 @@ func TestFillRetriesAfterFailure(t *testing.T) {
 	data, digest := blob(5, 10_000)
 	var calls atomic.Int32
 	upstreamErr := errors.New("upstream is down")
-	failing := func(context.Context) (io.ReadCloser, int64, error) {
+	failing := func(context.Context, int64) (io.ReadCloser, int64, error) {
 		calls.Add(1)
 		return nil, 0, upstreamErr
 	}
@@ -658,6 +664,28 @@ func (l *recordingLocker) Lock(_ context.Context, digest string) (func(), error)
 	}, nil
 }
 
+// TestFillTimeoutIsOnProgress checks that the fill timeout counts time without a byte staged,
+// not the whole fill: a source that sends a byte every 20 ms for 1 s (five times the
+// timeout) completes.
+func TestFillTimeoutIsOnProgress(t *testing.T) {
+	env := newEnv(t, true, WithTimeout(200*time.Millisecond))
+	data, digest := blob(10, 50)
+	src := newPipeSource(t, int64(len(data)))
+	f := env.fills.Start(t.Context(), digest, src.source, nil)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := range data {
+		<-tick.C
+		src.feed(t, data[i:i+1])
+	}
+	src.pw.Close()
+	waitDone(t, f)
+	if err := f.Err(); err != nil {
+		t.Fatalf("a slow but live fill failed: %v", err)
+	}
+	env.wantStored(t, digest, data)
+}
+
 func TestFillTakesTheLocker(t *testing.T) {
 	locker := &recordingLocker{}
 	env := newEnv(t, true, WithLocker(locker))
@@ -705,7 +733,7 @@ func TestFillMemoryStaysBounded(t *testing.T) {
 	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	drivers(t, func(t *testing.T, move bool) {
 		env := newEnv(t, move)
-		src := func(context.Context) (io.ReadCloser, int64, error) {
+		src := func(context.Context, int64) (io.ReadCloser, int64, error) {
 			return io.NopCloser(&genReader{state: 42, left: size}), size, nil
 		}
 		var before, after runtime.MemStats

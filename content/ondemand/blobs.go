@@ -145,18 +145,18 @@ func (b *Blobs) from(ctx context.Context, ra *models.RemoteArtifact, remote *mod
 		}
 		return &oci.BlobContent{Digest: ra.Digest, Size: size}, nil
 	}
-	open := func(ctx context.Context) (io.ReadCloser, int64, error) {
-		body, size, err := cl.GetBlob(ctx, ra.UpstreamName, ra.Digest, 0)
+	open := func(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
+		body, size, err := cl.GetBlob(ctx, ra.UpstreamName, ra.Digest, off)
 		if err != nil {
 			return nil, 0, err
 		}
 		switch {
 		case ra.Size <= 0:
 		case size < 0:
-			size = ra.Size // the fill checks that the bytes have it
-		case size != ra.Size:
+			size = ra.Size - off // the fill checks that the bytes have it
+		case size != ra.Size-off:
 			_ = body.Close()
-			return nil, 0, &fill.SizeMismatchError{Digest: ra.Digest, Want: ra.Size, Got: size}
+			return nil, 0, &fill.SizeMismatchError{Digest: ra.Digest, Want: ra.Size, Got: off + size}
 		}
 		return body, size, nil
 	}

@@ -414,7 +414,9 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 		}
 		return &oci.BlobContent{Digest: digest, Size: size}, nil
 	}
-	open := func(ctx context.Context) (io.ReadCloser, int64, error) { return cl.GetBlob(ctx, name, digest, 0) }
+	open := func(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
+		return cl.GetBlob(ctx, name, digest, off)
+	}
 	f, size, err := im.fill(ctx, digest, owner, open)
 	if err != nil {
 		return nil, upstreamError(err, unknown)

@@ -87,7 +87,8 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 }
 
 // readPushedManifest reads and parses the body of a manifest push: at most
-// oci.MaxManifestSize bytes (413 beyond), of a media type that may be pushed, whose
+// oci.MaxManifestSize bytes (413 beyond), of schemaVersion 2, of a media type that may be
+// pushed, whose
 // Content-Type, when it names a manifest type, agrees with the manifest's own mediaType.
 func readPushedManifest(req *http.Request) (*oci.Manifest, error) {
 	if req.ContentLength > oci.MaxManifestSize {
@@ -109,8 +110,13 @@ func readPushedManifest(req *http.Request) (*oci.Manifest, error) {
 		}
 		return nil, err
 	}
-	if isSchema1(m.MediaType) || isSchema1(ct) {
+	if isSchema1(m.MediaType) || isSchema1(ct) || m.SchemaVersion == 1 {
 		return nil, oci.ErrManifestInvalid.WithDetail("reason", "Pushing manifests of the version V1 is not supported")
+	}
+	// The image and distribution specs: schemaVersion MUST be 2 (a body without it, or a
+	// schema 1 body sent as an index, is not one of the manifests pushed here).
+	if m.SchemaVersion != 2 {
+		return nil, oci.ErrManifestInvalid.WithDetail("reason", fmt.Sprintf("schemaVersion is %d, not 2", m.SchemaVersion))
 	}
 	known := false
 	for _, t := range pushableTypes {

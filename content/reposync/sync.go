@@ -418,7 +418,9 @@ func (r *run) stored(digest string) bool {
 // process (a pull of the same blob joins it), one across processes (the Fills' Locker), and
 // nothing committed that does not have its digest.
 func (r *run) download(digest string) error {
-	src := func(ctx context.Context) (io.ReadCloser, int64, error) { return r.cl.GetBlob(ctx, r.name, digest, 0) }
+	src := func(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
+		return r.cl.GetBlob(ctx, r.name, digest, off)
+	}
 	err := r.request(func() error {
 		f := r.s.cfg.Fills.Start(r.ctx, digest, src, nil)
 		select {

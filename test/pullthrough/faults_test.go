@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,19 +81,9 @@ func TestFaults(t *testing.T) {
 
 	t.Run("client-gone-mid-blob", func(t *testing.T) {
 		defer healthy()
-		img, err := hub.PushLarge(ctx, "library/large", "1", 4, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := pushLargeAndFetchConfig(t, e, hub, "library/large")
 		const name = "docker-cache/library/large"
 		layer := img.Layers[0].Digest
-		// Manifest and config first, as a client does; then the layer.
-		if _, _, _, err := e.reg.manifest(ctx, name, "1"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.reg.Blob(ctx, name, img.Config.Digest); err != nil {
-			t.Fatal(err)
-		}
 		hub.SetBlobThrottle(256 << 10) // 4 MiB take 16 s
 		readFirstBytesAndHangUp(t, e.reg, name, layer, 1)
 		hub.SetBlobThrottle(0) // let the fill finish quickly, if it still runs
@@ -105,6 +96,32 @@ func TestFaults(t *testing.T) {
 		if after := hub.Counts(); after.BlobGets != before.BlobGets || after.CDNGets != before.CDNGets {
 			t.Errorf("the pull after the fill cost %d blob GETs and %d CDN GETs upstream, want 0",
 				after.BlobGets-before.BlobGets, after.CDNGets-before.CDNGets)
+		}
+	})
+
+	t.Run("upstream-cut-mid-blob", func(t *testing.T) {
+		defer healthy()
+		defer hub.SetCutBlobs(0, 0)
+		img := pushLargeAndFetchConfig(t, e, hub, "library/cut") // so that the cuts fall on the layer
+		const name = "docker-cache/library/cut"
+		layer := img.Layers[0].Digest
+		const cut = 1 << 20
+		hub.SetCutBlobs(cut, 2) // the first two bodies of the layer break after 1 MiB each
+		e.reg.mustPull(t, name, "1", img)
+		waitCommitted(t, e, hub, name, img.Layers[0])
+		// One fill: its first GET, then a resume from each cut's offset (never from 0 again),
+		// each through the front for a fresh CDN URL.
+		want := []string{"", fmt.Sprintf("bytes=%d-", cut), fmt.Sprintf("bytes=%d-", 2*cut)}
+		if got := hub.CDNRanges(layer); !slices.Equal(got, want) {
+			t.Errorf("layer %s: CDN GETs with Range %q, want %q", layer, got, want)
+		}
+		if front := hub.BlobGets(layer); front != 3 {
+			t.Errorf("layer %s: %d blob GETs at the front, want 3", layer, front)
+		}
+		before := hub.Counts()
+		e.reg.mustPull(t, name, "1", img)
+		if after := hub.Counts(); after.CDNGets != before.CDNGets {
+			t.Errorf("the pull after the resumed fill cost %d CDN GETs, want 0", after.CDNGets-before.CDNGets)
 		}
 	})
 
@@ -179,6 +196,26 @@ func TestFaults(t *testing.T) {
 		expectRegError(t, e.reg, http.MethodHead, "/v2/"+name+"/blobs/"+zeros, 404)
 		expectRegError(t, e.reg, http.MethodHead, "/v2/"+name+"/manifests/nosuchtag", 404)
 	})
+}
+
+// pushLargeAndFetchConfig pushes a 4 MiB image of one layer as repo:1 to hub, and fetches
+// its manifest and config through the cache (docker-cache/<repo>), as a client does before
+// the layers.
+func pushLargeAndFetchConfig(t *testing.T, e *env, hub *upstream.Upstream, repo string) upstream.Image {
+	t.Helper()
+	ctx := client.Context(t)
+	img, err := hub.PushLarge(ctx, repo, "1", 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "docker-cache/" + repo
+	if _, _, _, err := e.reg.manifest(ctx, name, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Blob(ctx, name, img.Config.Digest); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // TestKilledMidFill kills the server with SIGKILL while a throttled blob streams into the

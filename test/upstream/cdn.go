@@ -66,7 +66,7 @@ func (u *Upstream) serveCDN(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		u.counts.addCDNGet(digest)
+		u.counts.addCDNGet(digest, r.Header.Get("Range"))
 		u.counts.cdnStart()
 		defer u.counts.cdnEnd()
 	}
@@ -99,9 +99,14 @@ func (u *Upstream) serveCDN(w http.ResponseWriter, r *http.Request) {
 
 // sendBody copies body to w, flipping the first byte when the corrupt switch
 // is on, pacing writes to the throttle rate, and cutting the connection when
-// the upstream goes down mid-stream.
+// the upstream goes down mid-stream or SetCutBlobs says so.
 func (u *Upstream) sendBody(ctx context.Context, w http.ResponseWriter, body io.Reader) {
 	rc := http.NewResponseController(w)
+	if after, cut := u.faults.takeCut(); cut {
+		_, _ = io.CopyN(w, body, after)
+		_ = rc.Flush()
+		panic(http.ErrAbortHandler) // the server drops the connection
+	}
 	buf := make([]byte, 32<<10)
 	var (
 		rate    int64     // bytes per second now in force, 0 = unthrottled

@@ -42,16 +42,17 @@ type Counts struct {
 
 // counters holds the live counts behind Counts; it is safe for concurrent use.
 type counters struct {
-	mu       sync.Mutex
-	c        Counts
-	blobGets map[string]int // front blob GETs per digest
-	cdnGets  map[string]int // CDN blob GETs per digest
-	inFlight int            // CDN blob GETs being answered now
-	maxIn    int            // the most inFlight has been since the last reset
+	mu        sync.Mutex
+	c         Counts
+	blobGets  map[string]int      // front blob GETs per digest
+	cdnGets   map[string]int      // CDN blob GETs per digest
+	cdnRanges map[string][]string // Range headers of the CDN blob GETs per digest, "" for none
+	inFlight  int                 // CDN blob GETs being answered now
+	maxIn     int                 // the most inFlight has been since the last reset
 }
 
 func newCounters() *counters {
-	return &counters{blobGets: map[string]int{}, cdnGets: map[string]int{}}
+	return &counters{blobGets: map[string]int{}, cdnGets: map[string]int{}, cdnRanges: map[string][]string{}}
 }
 
 // add increments the counter that f selects.
@@ -68,10 +69,11 @@ func (k *counters) addBlobGet(digest string) {
 	k.mu.Unlock()
 }
 
-func (k *counters) addCDNGet(digest string) {
+func (k *counters) addCDNGet(digest, rng string) {
 	k.mu.Lock()
 	k.c.CDNGets++
 	k.cdnGets[digest]++
+	k.cdnRanges[digest] = append(k.cdnRanges[digest], rng)
 	k.mu.Unlock()
 }
 
@@ -113,6 +115,7 @@ func (k *counters) reset() {
 	k.maxIn = k.inFlight
 	clear(k.blobGets)
 	clear(k.cdnGets)
+	clear(k.cdnRanges)
 	k.mu.Unlock()
 }
 
@@ -132,6 +135,14 @@ func (u *Upstream) MaxCDNInFlight() int {
 
 // CDNGets returns how many GETs of the blob digest the CDN served.
 func (u *Upstream) CDNGets(digest string) int { return u.counts.cdnGetsOf(digest) }
+
+// CDNRanges returns the Range header of each CDN GET of the blob digest, in order ("" for a
+// GET without one).
+func (u *Upstream) CDNRanges(digest string) []string {
+	u.counts.mu.Lock()
+	defer u.counts.mu.Unlock()
+	return append([]string(nil), u.counts.cdnRanges[digest]...)
+}
 
 // Reset sets every counter back to zero.
 func (u *Upstream) Reset() { u.counts.reset() }

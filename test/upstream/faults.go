@@ -15,6 +15,29 @@ type faults struct {
 	delay    atomic.Int64 // time.Duration
 	throttle atomic.Int64 // bytes per second, 0 = unthrottled
 	retry    atomic.Int64 // Retry-After of 429 answers, in seconds; 0 = none
+	cutAfter atomic.Int64 // SetCutBlobs: bytes sent before the cut
+	cuts     atomic.Int64 // SetCutBlobs: CDN bodies still to cut
+}
+
+// SetCutBlobs makes the CDN cut the connection of the next n blob bodies it sends once it
+// has sent after bytes of each (n = 0 stops it), as a connection broken mid-blob would.
+// The bytes before the cut are flushed, so the client gets exactly after bytes of each.
+func (u *Upstream) SetCutBlobs(after int64, n int) {
+	u.faults.cutAfter.Store(after)
+	u.faults.cuts.Store(int64(n))
+}
+
+// takeCut reports whether the body about to be sent is to be cut, and after how many bytes.
+func (f *faults) takeCut() (int64, bool) {
+	for {
+		n := f.cuts.Load()
+		if n <= 0 {
+			return 0, false
+		}
+		if f.cuts.CompareAndSwap(n, n-1) {
+			return f.cutAfter.Load(), true
+		}
+	}
 }
 
 // SetDown makes every front and CDN request fail (true) or work again
