@@ -147,6 +147,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		if confirmed {
 			im.grantManifest(m)
 		}
+		im.c.cfg.Observer.CacheLookup(LookupManifest, true)
 		return m, nil
 	}
 	src := im.source()
@@ -178,6 +179,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if err := im.ensure(ctx); err != nil {
 		return nil, err
 	}
+	im.c.cfg.Observer.CacheLookup(LookupManifest, false)
 	im.c.batch.add(im.repoID(), RecordItem{Digest: m.digest})
 	return im.c.store.Manifest(ctx, digest)
 }
@@ -236,6 +238,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	}
 	if known && im.c.cfg.TagFreshness > 0 && time.Since(st.checked) < im.c.cfg.TagFreshness {
 		if m, err := im.c.store.Manifest(ctx, st.digest); err == nil {
+			im.c.cfg.Observer.CacheLookup(LookupTagFresh, true)
 			return m, nil
 		}
 	}
@@ -243,6 +246,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 		// No HEAD, however old the tag: what the cache has, or a challenge.
 		if known {
 			if m, err := im.c.store.Manifest(ctx, st.digest); err == nil {
+				im.c.cfg.Observer.CacheLookup(LookupTagFresh, true)
 				return m, nil
 			}
 		}
@@ -277,6 +281,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 					level = slog.LevelDebug
 				}
 				im.c.cfg.Logger.Log(ctx, level, "upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
+				im.c.cfg.Observer.CacheLookup(LookupTagRevalidated, true)
 				return m, nil
 			}
 		}
@@ -289,6 +294,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	m, err := im.c.store.Manifest(ctx, fresh.digest)
 	if err == nil {
 		im.grantManifest(m)
+		im.c.cfg.Observer.CacheLookup(LookupTagRevalidated, known && fresh.digest == st.digest)
 	}
 	return m, err
 }
@@ -377,6 +383,7 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 			}
 			return nil, im.uncached(ctx, unknown)
 		}
+		im.c.cfg.Observer.CacheLookup(LookupBlob, true)
 		return bc, nil
 	}
 	src := im.source()
@@ -395,6 +402,7 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 	if err != nil {
 		return nil, err
 	}
+	im.c.cfg.Observer.CacheLookup(LookupBlob, false)
 	if head {
 		if f := im.c.fills.Running(digest); f != nil {
 			if f.Owner() != owner {
