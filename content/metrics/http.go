@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,8 +29,9 @@ type httpMetrics struct {
 	duration *prometheus.HistogramVec
 	bytes    *prometheus.CounterVec
 
-	mu     sync.RWMutex
-	series map[httpKey]*httpSeries
+	// series is copied on write: requests read it without a lock; mu serializes additions.
+	series atomic.Pointer[map[httpKey]*httpSeries]
+	mu     sync.Mutex
 }
 
 // httpKey names one series; every field comes from a bounded set.
@@ -60,8 +62,8 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_response_bytes_total",
 			Help: "Bytes of answer bodies served, by app and route template."},
 			[]string{"app", "route"}),
-		series: map[httpKey]*httpSeries{},
 	}
+	h.series.Store(&map[httpKey]*httpSeries{})
 	reg.MustRegister(h.requests, h.duration, h.bytes)
 	return h
 }
@@ -78,22 +80,26 @@ func method(m string) string {
 
 // of returns the series of k, creating it the first time.
 func (h *httpMetrics) of(k httpKey) *httpSeries {
-	h.mu.RLock()
-	s := h.series[k]
-	h.mu.RUnlock()
-	if s != nil {
+	if s := (*h.series.Load())[k]; s != nil {
 		return s
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s = h.series[k]; s == nil {
-		s = &httpSeries{
-			requests: h.requests.WithLabelValues(k.app, k.route, k.method, strconv.Itoa(k.code)),
-			duration: h.duration.WithLabelValues(k.app, k.route, k.method),
-			bytes:    h.bytes.WithLabelValues(k.app, k.route),
-		}
-		h.series[k] = s
+	old := *h.series.Load()
+	if s := old[k]; s != nil {
+		return s
 	}
+	s := &httpSeries{
+		requests: h.requests.WithLabelValues(k.app, k.route, k.method, strconv.Itoa(k.code)),
+		duration: h.duration.WithLabelValues(k.app, k.route, k.method),
+		bytes:    h.bytes.WithLabelValues(k.app, k.route),
+	}
+	next := make(map[httpKey]*httpSeries, len(old)+1)
+	for key, v := range old {
+		next[key] = v
+	}
+	next[k] = s
+	h.series.Store(&next)
 	return s
 }
 
