@@ -80,7 +80,6 @@ type sampled[T any] struct {
 	at  time.Time
 	val T
 	ok  bool
-	now func() time.Time
 }
 
 // get returns the last value when it is younger than every, or loads a new one. A failed
@@ -89,9 +88,6 @@ func (s *sampled[T]) get() (T, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	if s.now != nil {
-		now = s.now()
-	}
 	if s.ok && now.Sub(s.at) < s.every {
 		return s.val, true
 	}
