@@ -176,6 +176,9 @@ func TestUpstreamBudget(t *testing.T) {
 			b := budget(st)
 			return b != nil && b["limit"] == 100.0 && b["remaining"] == 99.0 && b["low"] == false
 		})
+		waitMetrics(t, e.srv.URL, "the reported budget", func(f families) bool {
+			return sum(f, "pulpgo_upstream_budget_limit", nil) == 100 && sum(f, "pulpgo_upstream_budget_remaining", nil) == 99
+		})
 
 		hub.set(func(h *rateHub) { h.remaining = 0; h.epochs["latest"]++ })
 		_, getsBefore := hub.counts()
@@ -226,6 +229,9 @@ func TestUpstreamBudget(t *testing.T) {
 		waitStatus("the breaker open", func(st map[string]any) bool {
 			br, _ := st["breaker"].(map[string]any)
 			return br["state"] == "open" && br["consecutive_failures"] == 2.0 && br["retry_at"] != nil
+		})
+		waitMetrics(t, e.srv.URL, "the breaker open", func(f families) bool {
+			return sum(f, "pulpgo_upstream_breaker_state", nil) == 2
 		})
 		before, _ := hub.counts()
 		if d, err := pullImage(t, e, name, "latest"); err != nil || d != want {

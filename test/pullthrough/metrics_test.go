@@ -1,6 +1,7 @@
 package pullthrough
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -87,6 +88,31 @@ func TestMetrics(t *testing.T) {
 		if got := sum(after404, "pulpgo_upstream_requests_total", labels{"kind": "manifest_get", "code": "404"}) +
 			sum(after404, "pulpgo_upstream_requests_total", labels{"kind": "manifest_head", "code": "404"}); got < 1 {
 			t.Errorf("upstream manifest requests answered 404: %v", got)
+		}
+
+		// Cardinality: many distinct unknown names, in the registry and the API, add no series
+		// beyond their route templates (a registry 404 for a name no distribution serves, and
+		// the API's "unmatched").
+		total, before := metricstest.Sum(after404, "pulpgo_http_requests_total", nil)
+		hc := client.NewHTTPClient()
+		for i := range 300 {
+			for _, p := range []string{fmt.Sprintf("/v2/nothere-%d/manifests/latest", i), fmt.Sprintf("/pulp/api/v3/nothing-%d/", i)} {
+				resp, err := hc.Get(e.srv.URL + p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("GET %s: %s", p, resp.Status)
+				}
+			}
+		}
+		flood := waitMetrics(t, e.srv.URL, "the 600 requests to unknown names", func(f families) bool {
+			n, _ := metricstest.Sum(f, "pulpgo_http_requests_total", nil)
+			return n >= total+600
+		})
+		if _, after := metricstest.Sum(flood, "pulpgo_http_requests_total", nil); after > before+2 {
+			t.Errorf("600 requests to unknown names took the request series from %d to %d", before, after)
 		}
 
 		// A sync: one task latency sample for it, and the API's requests under their routes.
