@@ -137,7 +137,7 @@ func TestObservers(t *testing.T) {
 	u.UpstreamRequest("token", 200)
 	u.UpstreamBytes("blob_get", 1000)
 	u.UpstreamBytes("blob_get", 24)
-	u.Budget("0123456789abcdefXYZ", "hub.example:5000", 100, 42)
+	u.Budget("budget:0123456789abcdef", "hub.example:5000", 100, 42)
 	u.Breaker("hub.example:5000", metrics.BreakerOpen)
 	f := m.Fills()
 	f.FillStarted()

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -117,9 +118,12 @@ func (o UpstreamObserver) Breaker(host string, state int) {
 	o.u.breaker.WithLabelValues(host).Set(float64(state))
 }
 
-// shortKey is the first 12 characters of a settings key (a keyed hash): enough to tell
-// remotes apart on a dashboard.
+// shortKey is the first 12 characters of a settings key's hash (a MAC, after any "kind:"
+// prefix, as in "budget:<hex>"): enough to tell remotes apart on a dashboard.
 func shortKey(k string) string {
+	if i := strings.LastIndexByte(k, ':'); i >= 0 {
+		k = k[i+1:]
+	}
 	if len(k) > 12 {
 		return k[:12]
 	}
