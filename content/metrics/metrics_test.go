@@ -131,6 +131,8 @@ func TestObservers(t *testing.T) {
 	c.CacheLookup("blob", true)
 	c.CacheLookup("tag_revalidated", false)
 	c.CacheLookup("nonsense", false)
+	c.FlightJoined("tag_revalidated")
+	c.FlightJoined("tag_revalidated")
 	u := m.Upstream()
 	u.UpstreamRequest("blob_get", 200)
 	u.UpstreamRequest("blob_get", 0)
@@ -160,6 +162,7 @@ func TestObservers(t *testing.T) {
 		{"pulpgo_cache_lookups_total", map[string]string{"kind": "blob", "result": "hit"}, 2},
 		{"pulpgo_cache_lookups_total", map[string]string{"kind": "tag_revalidated", "result": "miss"}, 1},
 		{"pulpgo_cache_lookups_total", map[string]string{"kind": "other", "result": "miss"}, 1},
+		{"pulpgo_flight_joins_total", map[string]string{"kind": "tag_revalidated"}, 2},
 		{"pulpgo_upstream_requests_total", map[string]string{"kind": "blob_get", "code": "200"}, 1},
 		{"pulpgo_upstream_requests_total", map[string]string{"kind": "blob_get", "code": "error"}, 1},
 		{"pulpgo_upstream_requests_total", map[string]string{"kind": "token", "code": "200"}, 1},

@@ -164,12 +164,15 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if im.c.negative.has(key) {
 		return nil, unknown
 	}
-	m, err, _ := im.c.upstreamCalls.Do(ctx, key, func() (tagState, error) {
+	m, err, joined := im.c.upstreamCalls.Do(ctx, key, func() (tagState, error) {
 		// Every client of this digest waits for this fetch: it must not end with the one that
 		// started it (fetchManifest bounds it with the upstream timeout).
 		_, err := im.fetchManifest(context.WithoutCancel(ctx), digest, digest, 0)
 		return tagState{digest: digest}, err
 	})
+	if joined {
+		im.c.cfg.Observer.FlightJoined(LookupManifest)
+	}
 	if err != nil {
 		if errors.Is(err, oci.ErrManifestUnknown) {
 			im.c.negative.add(key)
@@ -268,9 +271,12 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	}
 	// The call is shared by every client of the tag: it must not end with the one that
 	// started it (refreshTag bounds its upstream requests with the upstream timeout).
-	fresh, err, _ := im.c.upstreamCalls.Do(ctx, negKey, func() (tagState, error) {
+	fresh, err, joined := im.c.upstreamCalls.Do(ctx, negKey, func() (tagState, error) {
 		return im.refreshTag(context.WithoutCancel(ctx), tag, st, known)
 	})
+	if joined {
+		im.c.cfg.Observer.FlightJoined(LookupTagRevalidated)
+	}
 	if err != nil {
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.

@@ -1,11 +1,15 @@
 package pullthrough
 
 // Observer is told of the cache's lookups (the process's metrics): each manifest or blob a
-// client asks for, served from storage (hit) or fetched from the upstream (miss). Its method
+// client asks for, served from storage (hit) or fetched from the upstream (miss). Its methods
 // must be cheap and safe for concurrent use.
 type Observer interface {
 	// CacheLookup reports one lookup of kind, one of the Lookup constants.
 	CacheLookup(kind string, hit bool)
+	// FlightJoined reports a request that waited for the upstream call another request had
+	// started for the same tag (LookupTagRevalidated) or manifest digest (LookupManifest)
+	// instead of making its own. (Blobs' joins are the fill engine's.)
+	FlightJoined(kind string)
 }
 
 // Kinds of lookups, as an Observer is told them.
@@ -27,3 +31,4 @@ const (
 type noObserver struct{}
 
 func (noObserver) CacheLookup(string, bool) {}
+func (noObserver) FlightJoined(string)      {}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +90,36 @@ func TestMetrics(t *testing.T) {
 			sum(after404, "pulpgo_upstream_requests_total", labels{"kind": "manifest_head", "code": "404"}); got < 1 {
 			t.Errorf("upstream manifest requests answered 404: %v", got)
 		}
+
+		// Single flight: concurrent GETs of a tag the cache has not seen. Each either makes
+		// the one upstream call (a HEAD), joins it, or comes after it and finds the tag fresh.
+		if _, err := hub.PushLarge(ctx, "library/metrics", "2", 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		heads := hub.Counts().ManifestHeads
+		hub.SetDelay(300 * time.Millisecond) // the call stays in flight while the others arrive
+		var wg sync.WaitGroup
+		for range concurrentPulls {
+			wg.Go(func() {
+				if _, _, _, err := e.reg.manifest(ctx, name, "2"); err != nil {
+					t.Errorf("concurrent GET of a new tag: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		hub.SetDelay(0)
+		flight := waitMetrics(t, e.srv.URL, "the concurrent tag GETs", func(f families) bool {
+			return sum(f, "pulpgo_http_requests_total", labels{"route": "/v2/{name}/manifests/{reference}", "code": "200"}) >=
+				sum(after404, "pulpgo_http_requests_total", labels{"route": "/v2/{name}/manifests/{reference}", "code": "200"})+concurrentPulls
+		})
+		joins := sum(flight, "pulpgo_flight_joins_total", labels{"kind": "tag_revalidated"})
+		fresh := sum(flight, "pulpgo_cache_lookups_total", labels{"kind": "tag_fresh"}) - sum(after404, "pulpgo_cache_lookups_total", labels{"kind": "tag_fresh"})
+		newHeads := hub.Counts().ManifestHeads - heads
+		if newHeads != 1 || joins+fresh+float64(newHeads) != concurrentPulls {
+			t.Errorf("%d concurrent GETs of a new tag: %d upstream HEADs, %v joins, %v fresh hits; want 1 HEAD and the rest joins or fresh hits",
+				concurrentPulls, newHeads, joins, fresh)
+		}
+		t.Logf("%d concurrent GETs of a new tag: %v joined the upstream call, %v found it fresh", concurrentPulls, joins, fresh)
 
 		// Cardinality: many distinct unknown names, in the registry and the API, add no series
 		// beyond their route templates (a registry 404 for a name no distribution serves, and
