@@ -57,12 +57,12 @@ func (m *Metrics) Handler() http.Handler {
 // Path is where every listening role serves its metrics.
 const Path = "/metrics"
 
-// Serve answers GET Path with the metrics and sends everything else to h: the main listener's
-// handler when no separate --metrics-listen is set.
+// Serve answers GET and HEAD of Path with the metrics and sends everything else to h: the
+// main listener's handler when no separate --metrics-listen is set.
 func (m *Metrics) Serve(h http.Handler) http.Handler {
 	mh := m.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == Path {
+		if r.URL.Path == Path && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			mh.ServeHTTP(w, r)
 			return
 		}

@@ -216,6 +216,11 @@ func TestServe(t *testing.T) {
 	if !bytes.Contains(rec.Body.Bytes(), []byte("pulpgo_build_info")) {
 		t.Errorf("/metrics has no pulpgo_build_info:\n%s", rec.Body)
 	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/metrics", strings.NewReader("x")))
+	if rec.Body.String() != "app" {
+		t.Errorf("POST /metrics went to the metrics, not to the app: %q", rec.Body)
+	}
 }
 
 // BenchmarkInstrument measures what the request metrics add to one request: a handler that
