@@ -93,16 +93,18 @@ func New(driver storage.Driver, staging *Staging, logger *slog.Logger, opts ...O
 		logger = slog.New(slog.DiscardHandler)
 	}
 	fs := &Fills{
-		driver:   driver,
-		staging:  staging,
-		logger:   logger,
-		timeout:  DefaultTimeout,
-		locker:   NoLocker{},
-		observer: noObserver{},
-		fills:    make(map[string]*Fill),
+		driver:  driver,
+		staging: staging,
+		logger:  logger,
+		timeout: DefaultTimeout,
+		locker:  NoLocker{},
+		fills:   make(map[string]*Fill),
 	}
 	for _, opt := range opts {
 		opt(fs)
+	}
+	if fs.observer == nil {
+		fs.observer = noObserver{}
 	}
 	return fs
 }
