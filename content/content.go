@@ -21,6 +21,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/htpasswd"
 	"github.com/pulpgo/pulpgo/content/inuse"
+	"github.com/pulpgo/pulpgo/content/metrics"
 	"github.com/pulpgo/pulpgo/content/ondemand"
 	"github.com/pulpgo/pulpgo/content/pullthrough"
 	"github.com/pulpgo/pulpgo/content/registry"
@@ -86,6 +87,9 @@ type Config struct {
 	// (0: upstream.DefaultBreakerFailures and DefaultBreakerCooldown).
 	BreakerFailures int
 	BreakerCooldown time.Duration
+	// Metrics, when set, are the process's metrics: the app's requests, cache lookups,
+	// upstream requests, fills, budgets and breakers are recorded there.
+	Metrics *metrics.Metrics
 }
 
 // App is the content app: the registry handler and the cache behind it.
@@ -110,7 +114,7 @@ func New(cfg Config) (*App, error) {
 		}
 		pullUsers = f
 	}
-	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger, FillResumes(cfg.FillResumes))
+	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger, append(FillOptions(cfg.Metrics), FillResumes(cfg.FillResumes))...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +126,11 @@ func New(cfg Config) (*App, error) {
 	// One table of upstream clients: a pull-through remote and an on_demand remote of the same
 	// registry and credentials share connections and tokens.
 	clients := remotes.NewClients(upstreamTimeout(cfg.UpstreamTimeout))
+	var cacheObserver pullthrough.Observer
+	if cfg.Metrics != nil {
+		clients.Observe(cfg.Metrics.Upstream())
+		cacheObserver = cfg.Metrics.Cache()
+	}
 	remoteBlobs, err := ondemand.New(ondemand.Config{DB: cfg.DB, Clients: clients, Fills: fills, Transient: transient,
 		UpstreamTimeout: cfg.UpstreamTimeout, Logger: cfg.Logger})
 	if err != nil {
@@ -134,6 +143,7 @@ func New(cfg Config) (*App, error) {
 		Recorder: taskRecorder{tasks: cfg.Tasks}, Logger: cfg.Logger,
 		TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute, BudgetLow: cfg.UpstreamBudgetLow,
+		Observer: cacheObserver,
 	})
 	if err != nil {
 		_ = transient.Close()
@@ -168,10 +178,34 @@ func New(cfg Config) (*App, error) {
 	// the first pull asks the clients table for a client).
 	status := upstreamstatus.New(cfg.DB, log, cfg.UpstreamBudgetLow)
 	breakers := upstream.NewBreakers(cfg.BreakerFailures, cfg.BreakerCooldown)
-	breakers.Watch(status.Breaker)
-	clients.Watch(breakers, status.Budget)
-	return &App{Handler: reg, reg: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses,
+	onBreaker, onBudget := status.Breaker, status.Budget
+	var handler http.Handler = reg
+	if m := cfg.Metrics; m != nil {
+		onBreaker = func(host string, st upstream.BreakerStatus) {
+			status.Breaker(host, st)
+			m.Upstream().Breaker(host, breakerState(st.State))
+		}
+		onBudget = func(key, host string, b upstream.Budget) {
+			status.Budget(key, host, b)
+			m.Upstream().Budget(key, host, b.Limit, b.Remaining)
+		}
+		handler = m.Requests(metrics.AppContent).Instrument(reg, registry.Route)
+	}
+	breakers.Watch(onBreaker)
+	clients.Watch(breakers, onBudget)
+	return &App{Handler: handler, reg: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses,
 		status: status}, nil
+}
+
+// breakerState is the metric value of a breaker state.
+func breakerState(state string) int {
+	switch state {
+	case upstream.BreakerOpen:
+		return metrics.BreakerOpen
+	case upstream.BreakerHalfOpen:
+		return metrics.BreakerHalfOpen
+	}
+	return metrics.BreakerClosed
 }
 
 // upstreamTimeout is the upstream clients' request timeout: d, or the pull-through cache's
@@ -211,6 +245,15 @@ func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog
 		return nil, nil, err
 	}
 	return fill.New(store, staging, logger, append(opts, extra...)...), staging, nil
+}
+
+// FillOptions are the options of a fill engine that reports to the process's metrics m (none
+// when m is nil): the content app's, and the worker's own.
+func FillOptions(m *metrics.Metrics) []fill.Option {
+	if m == nil {
+		return nil
+	}
+	return []fill.Option{fill.WithObserver(m.Fills())}
 }
 
 // Fills is the app's fill engine, for the worker of the same process to share (a sync and a

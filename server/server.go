@@ -63,6 +63,15 @@ type Deps struct {
 	// OrphanProtectionTime is Pulp's ORPHAN_PROTECTION_TIME in minutes, the protection time
 	// of an orphan cleanup that names none; nil means Pulp's default (1440).
 	OrphanProtectionTime *int64
+	// Requests, when set, is told of every answered request (the process's metrics).
+	Requests RequestObserver
+}
+
+// RequestObserver is told of each API request when its answer is written: the route template
+// (the spec's path, "unmatched" for none: a bounded set), the method, the status, the time
+// taken and the body bytes written.
+type RequestObserver interface {
+	ObserveRequest(route, method string, status int, elapsed time.Duration, written int64)
 }
 
 // Server implements gen.ServerInterface.
@@ -104,6 +113,9 @@ func New(deps Deps) (http.Handler, error) {
 	r := gin.New()
 	r.RedirectTrailingSlash = false // slashRedirect only appends a slash
 	r.HandleMethodNotAllowed = true
+	if deps.Requests != nil {
+		r.Use(observe(deps.Requests))
+	}
 	r.Use(s.recovery, correlationID, s.allowHeader, s.authenticate, s.checkQuery)
 	r.NoMethod(s.noMethod)
 	gen.RegisterHandlersWithOptions(r, s, gen.GinServerOptions{ErrorHandler: s.paramError})

@@ -41,6 +41,10 @@ type WorkerConfig struct {
 	// IdlePoll is how long an idle worker waits for a wake-up before it looks at the queue
 	// again (default DefaultIdlePoll).
 	IdlePoll time.Duration
+	// ObserveTask, when set, is told of each task this worker ran once it ends: its name, its
+	// final state (completed or failed), how long it waited from dispatch to start and how long
+	// it ran (the process's metrics).
+	ObserveTask func(name, state string, wait, run time.Duration)
 }
 
 // Worker takes tasks from Asynq and runs them.
@@ -190,6 +194,13 @@ func (w *Worker) handle(ctx context.Context, at *asynq.Task) error {
 	}
 	if err := models.FinishTask(w.cfg.DB, t, created, result, errObj); err != nil {
 		w.cfg.Logger.Error("recording task outcome", "task", t.ID, "err", err)
+	}
+	if w.cfg.ObserveTask != nil && t.StartedAt != nil {
+		state := models.TaskCompleted
+		if runErr != nil {
+			state = models.TaskFailed
+		}
+		w.cfg.ObserveTask(t.Name, state, t.StartedAt.Sub(t.PulpCreated), time.Since(*t.StartedAt))
 	}
 	return nil
 }

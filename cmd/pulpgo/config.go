@@ -84,6 +84,9 @@ type config struct {
 	HTTPSRedirect bool
 	// HSTS is the max-age of the Strict-Transport-Security header of HTTPS answers; 0: none.
 	HSTS time.Duration
+	// MetricsListen is the address of a plain-HTTP listener serving only /metrics; empty: the
+	// main listener serves /metrics (and the worker serves none).
+	MetricsListen string
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -192,6 +195,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	boolean(&c.HTTPSRedirect, "https-redirect", "PULPGO_HTTPS_REDIRECT", false, "answer requests to --http-listen with a 308 redirect to the same path on HTTPS")
 	dur(&c.HSTS, "hsts", "PULPGO_HSTS", 0, "max-age of the Strict-Transport-Security header on HTTPS answers, like 8760h; 0 = no header")
 	acmeFlags(fs, &c.ACME, str, dur)
+	str(&c.MetricsListen, "metrics-listen", "PULPGO_METRICS_LISTEN", "", "address of a plain-HTTP listener serving only the Prometheus metrics (/metrics), which the main listener then does not serve; the worker serves metrics only here")
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/inuse"
 	"github.com/pulpgo/pulpgo/content/local"
+	"github.com/pulpgo/pulpgo/content/metrics"
 	"github.com/pulpgo/pulpgo/content/reposync"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/token"
@@ -169,6 +170,13 @@ func run(ctx context.Context, role string, cfg *config) error {
 		coord = nil
 	}
 
+	// One registry of metrics per process, served at /metrics (or on --metrics-listen).
+	m := newMetrics(role, db)
+	metricsErr, err := serveMetrics(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+
 	// In serve, the API and the registry share one check of credentials: a user change made
 	// through the API counts in the registry at once (across processes: within
 	// models.DefaultLoginTTL).
@@ -178,14 +186,14 @@ func run(ctx context.Context, role string, cfg *config) error {
 	// same blob make one upstream request.
 	var reg *content.App
 	if role == "serve" || role == "content" {
-		if reg, err = newContent(cfg, db, store, dispatcher, coord, logins, log); err != nil {
+		if reg, err = newContent(cfg, db, store, dispatcher, coord, logins, m, log); err != nil {
 			return err
 		}
 		defer reg.Close()
 	}
 	var worker *tasks.Worker
 	if role == "serve" || role == "worker" {
-		syncer, closeSyncer, err := newSyncer(db, store, reg, coord, log, content.FillResumes(fillResumes(cfg.FillResumes)))
+		syncer, closeSyncer, err := newSyncer(db, store, reg, coord, m, log, content.FillResumes(fillResumes(cfg.FillResumes)))
 		if err != nil {
 			return err
 		}
@@ -200,7 +208,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 			defer uses.Close()
 		}
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
-			Concurrency: cfg.Concurrency, Versions: server.VersionMap(),
+			Concurrency: cfg.Concurrency, Versions: server.VersionMap(), ObserveTask: m.ObserveTask,
 			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store),
 				tasks.NameSync:          tasks.SyncJob(store, syncer, log),
 				tasks.NameOrphanCleanup: tasks.OrphanCleanupJob(store, uses)}})
@@ -211,7 +219,11 @@ func run(ctx context.Context, role string, cfg *config) error {
 	}
 	if role == "worker" {
 		log.Info("worker started")
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case err := <-metricsErr:
+			return fmt.Errorf("metrics listener: %w", err)
+		}
 		return nil
 	}
 
@@ -222,7 +234,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	case "serve", "api":
 		api, err := server.New(server.Deps{DB: db, Tasks: dispatcher, AdminPassword: cfg.AdminPassword, Logins: logins, Logger: log,
 			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: cfg.StorageDir,
-			ContentOrigin: cfg.ContentOrigin, OrphanProtectionTime: &orphanProtection})
+			ContentOrigin: cfg.ContentOrigin, OrphanProtectionTime: &orphanProtection, Requests: m.Requests(metrics.AppAPI)})
 		if err != nil {
 			return err
 		}
@@ -243,10 +255,10 @@ func run(ctx context.Context, role string, cfg *config) error {
 	if cfg.DatabaseURL != "" {
 		acmeObjects = models.NewACMEStore(db)
 	}
-	return listenAndServe(ctx, cfg, handler, acmeObjects, log)
+	return listenAndServe(ctx, cfg, withMetrics(cfg, m, handler), acmeObjects, log)
 }
 
-func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, logins *models.Logins, log *slog.Logger) (*content.App, error) {
+func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, logins *models.Logins, m *metrics.Metrics, log *slog.Logger) (*content.App, error) {
 	var tokens *token.Key
 	if cfg.TokenAuth {
 		var err error
@@ -261,7 +273,7 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 		UploadTimeout: cfg.UploadTimeout, Mirrors: cfg.Mirrors,
 		Htpasswd: cfg.Htpasswd, FillsRequireAuth: cfg.FillsRequireAuth,
 		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
-		FillResumes: fillResumes(cfg.FillResumes)})
+		FillResumes: fillResumes(cfg.FillResumes), Metrics: m})
 }
 
 // fillResumes turns --fill-resumes (0: never) into content.Config.FillResumes (0: the
@@ -277,20 +289,20 @@ func fillResumes(n int) int {
 // the content app of this process (reg), or on its own (locked across processes through rdb).
 // Its upstream requests get the client's own timeouts, not the cache's short budget. The
 // returned function releases what it opened.
-func newSyncer(db *gorm.DB, store *storage.Filesystem, reg *content.App, rdb redis.UniversalClient, log *slog.Logger, opts ...fill.Option) (*reposync.Syncer, func(), error) {
+func newSyncer(db *gorm.DB, store *storage.Filesystem, reg *content.App, rdb redis.UniversalClient, m *metrics.Metrics, log *slog.Logger, opts ...fill.Option) (*reposync.Syncer, func(), error) {
 	closeFn := func() {}
 	var fills *fill.Fills
 	if reg != nil {
 		fills = reg.Fills()
 	} else {
-		f, staging, err := content.NewFills(store, rdb, log, opts...)
+		f, staging, err := content.NewFills(store, rdb, log, append(content.FillOptions(m), opts...)...)
 		if err != nil {
 			return nil, nil, err
 		}
 		fills, closeFn = f, func() { f.Wait(); _ = staging.Close() }
 	}
 	return reposync.New(reposync.Config{Storage: store, Store: local.New(db, store, log), Fills: fills,
-		Logger: log}), closeFn, nil
+		Logger: log, Observer: m.Upstream()}), closeFn, nil
 }
 
 // heartbeats reports the API and content apps of this process in /status/.

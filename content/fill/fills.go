@@ -71,6 +71,29 @@ func WithLocker(l Locker) Option {
 	return func(fs *Fills) { fs.locker = l }
 }
 
+// Observer is told of fills as they start, are joined and end (the process's metrics). Its
+// methods must be cheap and safe for concurrent use; they are called outside the fills' lock.
+type Observer interface {
+	// FillStarted is called when a fill of a digest starts in this process.
+	FillStarted()
+	// FillJoined is called when a caller joins the fill already running for its digest.
+	FillJoined()
+	// FillEnded is called when a fill ends: ok when its blob is in storage.
+	FillEnded(ok bool)
+}
+
+// noObserver is the Observer of Fills without WithObserver.
+type noObserver struct{}
+
+func (noObserver) FillStarted()   {}
+func (noObserver) FillJoined()    {}
+func (noObserver) FillEnded(bool) {}
+
+// WithObserver makes fills report to o.
+func WithObserver(o Observer) Option {
+	return func(fs *Fills) { fs.observer = o }
+}
+
 // Fills runs at most one fill per digest in this process: the first Start of a digest fetches
 // it from upstream into a staging file and commits it to the driver; later Starts of the same
 // digest join that fill until it ends. A fill that failed is forgotten, so the next Start
@@ -81,6 +104,8 @@ type Fills struct {
 	logger  *slog.Logger
 	timeout time.Duration
 	locker  Locker
+	// observer is told of starts, joins and ends.
+	observer Observer
 
 	resumes   int
 	backoff   time.Duration
@@ -112,6 +137,9 @@ func New(driver storage.Driver, staging *Staging, logger *slog.Logger, opts ...O
 	for _, opt := range opts {
 		opt(fs)
 	}
+	if fs.observer == nil {
+		fs.observer = noObserver{}
+	}
 	return fs
 }
 
@@ -140,6 +168,7 @@ func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, on
 			f.hooks = append(f.hooks, onCommit)
 		}
 		fs.mu.Unlock()
+		fs.observer.FillJoined()
 		return f, false
 	}
 	f := newFill(fs.driver, digest)
@@ -150,6 +179,7 @@ func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, on
 	fs.fills[digest] = f
 	fs.wg.Add(1)
 	fs.mu.Unlock()
+	fs.observer.FillStarted()
 
 	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	watchdog := time.AfterFunc(fs.timeout, func() { cancel(context.DeadlineExceeded) })
@@ -170,7 +200,9 @@ func (fs *Fills) Wait() { fs.wg.Wait() }
 func (fs *Fills) run(ctx context.Context, f *Fill, src Source) {
 	defer close(f.done)
 	log := fs.logger.With("digest", f.digest)
-	if err := fs.fill(ctx, f, src); err != nil {
+	err := fs.fill(ctx, f, src)
+	defer fs.observer.FillEnded(err == nil)
+	if err != nil {
 		fs.mu.Lock()
 		delete(fs.fills, f.digest)
 		f.hooks = nil

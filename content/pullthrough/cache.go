@@ -53,6 +53,9 @@ type Config struct {
 	// than spending a manifest GET on it; only what the cache lacks is fetched, until the
 	// budget is spent. Zero keeps nothing back (only a spent budget stops GETs).
 	BudgetLow float64
+	// Observer, when set, is told of each lookup: served from storage (a hit) or from the
+	// upstream (a miss).
+	Observer Observer
 }
 
 // DefaultNewNamesPerMinute is Config.NewNamesPerMinute's default.
@@ -98,6 +101,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.Fills == nil {
 		return nil, errors.New("pullthrough: Config.Fills is required")
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	clients := cfg.Clients
 	if clients == nil {

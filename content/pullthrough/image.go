@@ -147,6 +147,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 		if confirmed {
 			im.grantManifest(m)
 		}
+		im.c.cfg.Observer.CacheLookup(LookupManifest, true)
 		return m, nil
 	}
 	src := im.source()
@@ -163,12 +164,15 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if im.c.negative.has(key) {
 		return nil, unknown
 	}
-	m, err, _ := im.c.upstreamCalls.Do(ctx, key, func() (tagState, error) {
+	m, err, joined := im.c.upstreamCalls.Do(ctx, key, func() (tagState, error) {
 		// Every client of this digest waits for this fetch: it must not end with the one that
 		// started it (fetchManifest bounds it with the upstream timeout).
 		_, err := im.fetchManifest(context.WithoutCancel(ctx), digest, digest, 0)
 		return tagState{digest: digest}, err
 	})
+	if joined {
+		im.c.cfg.Observer.FlightJoined(LookupManifest)
+	}
 	if err != nil {
 		if errors.Is(err, oci.ErrManifestUnknown) {
 			im.c.negative.add(key)
@@ -178,6 +182,7 @@ func (im *image) manifestByDigest(ctx context.Context, digest string) (*oci.Mani
 	if err := im.ensure(ctx); err != nil {
 		return nil, err
 	}
+	im.c.cfg.Observer.CacheLookup(LookupManifest, false)
 	im.c.batch.add(im.repoID(), RecordItem{Digest: m.digest})
 	return im.c.store.Manifest(ctx, digest)
 }
@@ -236,6 +241,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	}
 	if known && im.c.cfg.TagFreshness > 0 && time.Since(st.checked) < im.c.cfg.TagFreshness {
 		if m, err := im.c.store.Manifest(ctx, st.digest); err == nil {
+			im.c.cfg.Observer.CacheLookup(LookupTagFresh, true)
 			return m, nil
 		}
 	}
@@ -243,6 +249,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 		// No HEAD, however old the tag: what the cache has, or a challenge.
 		if known {
 			if m, err := im.c.store.Manifest(ctx, st.digest); err == nil {
+				im.c.cfg.Observer.CacheLookup(LookupTagFresh, true)
 				return m, nil
 			}
 		}
@@ -264,9 +271,12 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	}
 	// The call is shared by every client of the tag: it must not end with the one that
 	// started it (refreshTag bounds its upstream requests with the upstream timeout).
-	fresh, err, _ := im.c.upstreamCalls.Do(ctx, negKey, func() (tagState, error) {
+	fresh, err, joined := im.c.upstreamCalls.Do(ctx, negKey, func() (tagState, error) {
 		return im.refreshTag(context.WithoutCancel(ctx), tag, st, known)
 	})
+	if joined {
+		im.c.cfg.Observer.FlightJoined(LookupTagRevalidated)
+	}
 	if err != nil {
 		if known {
 			// The upstream failed, throttled or timed out: serve what the cache has.
@@ -277,6 +287,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 					level = slog.LevelDebug
 				}
 				im.c.cfg.Logger.Log(ctx, level, "upstream failed, serving cached tag", "name", im.name, "tag", tag, "err", err)
+				im.c.cfg.Observer.CacheLookup(LookupTagRevalidated, true)
 				return m, nil
 			}
 		}
@@ -289,6 +300,7 @@ func (im *image) manifestByTag(ctx context.Context, tag string) (*oci.Manifest, 
 	m, err := im.c.store.Manifest(ctx, fresh.digest)
 	if err == nil {
 		im.grantManifest(m)
+		im.c.cfg.Observer.CacheLookup(LookupTagRevalidated, known && fresh.digest == st.digest)
 	}
 	return m, err
 }
@@ -377,6 +389,7 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 			}
 			return nil, im.uncached(ctx, unknown)
 		}
+		im.c.cfg.Observer.CacheLookup(LookupBlob, true)
 		return bc, nil
 	}
 	src := im.source()
@@ -395,6 +408,7 @@ func (im *image) Blob(ctx context.Context, digest string, head bool) (*oci.BlobC
 	if err != nil {
 		return nil, err
 	}
+	im.c.cfg.Observer.CacheLookup(LookupBlob, false)
 	if head {
 		if f := im.c.fills.Running(digest); f != nil {
 			if f.Owner() != owner {

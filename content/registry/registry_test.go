@@ -18,6 +18,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/metrics"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/models"
@@ -725,21 +726,33 @@ func TestResolveCache(t *testing.T) {
 }
 
 // BenchmarkManifestByTag measures the warm local path: a cached resolution, one tag query and
-// one storage read per request.
+// one storage read per request; "instrumented" adds the request metrics the content app wraps
+// the registry in (content/metrics), to show what they cost.
 func BenchmarkManifestByTag(b *testing.B) {
 	f := newFixture(b)
 	reg, err := New(Config{DB: f.db, Storage: f.store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			w := httptest.NewRecorder()
-			reg.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v2/test/manifests/latest", nil))
-			if w.Code != http.StatusOK {
-				b.Errorf("status %d", w.Code)
-				return
-			}
-		}
-	})
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{
+		{"plain", reg},
+		{"instrumented", metrics.New("content").Requests(metrics.AppContent).Instrument(reg, Route)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					w := httptest.NewRecorder()
+					c.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v2/test/manifests/latest", nil))
+					if w.Code != http.StatusOK {
+						b.Errorf("status %d", w.Code)
+						return
+					}
+				}
+			})
+		})
+	}
 }

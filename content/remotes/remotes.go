@@ -39,6 +39,15 @@ type Clients struct {
 
 	breakers *upstream.Breakers                              // shared by every client; nil: none
 	budgets  func(statusKey, host string, b upstream.Budget) // told each client's budget reports
+	observer upstream.Observer                               // told of every client's requests; nil: none
+}
+
+// Observe makes the clients created from now on report their requests to o (the process's
+// metrics). Call it before the first For.
+func (cs *Clients) Observe(o upstream.Observer) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.observer = o
 }
 
 // Watch makes the clients created from now on share breakers (nil: no breakers) and tell
@@ -78,7 +87,7 @@ func (cs *Clients) For(remote *models.Remote) (Client, error) {
 	cl, ok := cs.clients.Get(key)
 	if !ok {
 		var err error
-		cfg.Breakers = cs.breakers
+		cfg.Breakers, cfg.Observer = cs.breakers, cs.observer
 		if cl, err = upstream.New(cfg); err != nil {
 			return Client{}, fmt.Errorf("remote %s: %w", remote.Name, err)
 		}

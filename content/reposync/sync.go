@@ -38,6 +38,8 @@ type Config struct {
 	Timeout time.Duration
 	// Backoff is the first wait before a retry, doubled for each next one (0: 250 ms).
 	Backoff time.Duration
+	// Observer, when set, is told of the syncs' upstream requests (the process's metrics).
+	Observer upstream.Observer
 }
 
 // Syncer runs the upstream side of repository syncs. It is safe for concurrent use.
@@ -71,7 +73,9 @@ const (
 // retries (the remote's max_retries, with backoff, honouring a 429's Retry-After) did not cure.
 func (s *Syncer) Sync(ctx context.Context, req models.SyncRequest, progress *models.Progress) (*models.SyncResult, error) {
 	remote := req.Remote
-	cl, err := upstream.New(remotes.Config(remote, s.cfg.Timeout))
+	ucfg := remotes.Config(remote, s.cfg.Timeout)
+	ucfg.Observer = s.cfg.Observer
+	cl, err := upstream.New(ucfg)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", remote.Name, err)
 	}

@@ -66,7 +66,7 @@ func (c *Client) GetBlob(ctx context.Context, repo, digest string, offset int64)
 		return fail(err)
 	}
 	timer.Stop()
-	body := &blobReader{k: k, ctx: ctx, cancel: cancel, timer: timer, idle: c.idle, rc: resp.Body}
+	body := &blobReader{k: k, obs: c.observer, ctx: ctx, cancel: cancel, timer: timer, idle: c.idle, rc: resp.Body}
 	size := resp.ContentLength
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
@@ -115,6 +115,7 @@ func rangeStart(cr string) (int64, bool) {
 // count. Errors other than io.EOF come back as *Error.
 type blobReader struct {
 	k      call
+	obs    Observer
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
@@ -128,6 +129,9 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	r.timer.Reset(r.idle)
 	n, err := r.rc.Read(p)
 	r.timer.Stop()
+	if n > 0 {
+		r.obs.UpstreamBytes(KindBlobGet, n)
+	}
 	if err != nil && err != io.EOF {
 		err = r.k.netError(r.ctx, err)
 	}

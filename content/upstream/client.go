@@ -61,6 +61,9 @@ type Config struct {
 	// Breakers, when set, are the circuit breakers the client shares with the process's other
 	// clients: requests to a host whose breaker is open fail at once (ErrBreakerOpen).
 	Breakers *Breakers `json:"-"`
+	// Observer, when set, is told of every request and of the body bytes received (the
+	// process's metrics).
+	Observer Observer `json:"-"`
 }
 
 // Client talks to one upstream registry. It is safe for concurrent use; create one per remote
@@ -83,8 +86,9 @@ type Client struct {
 
 	now func() time.Time // the clock of token expiry; tests replace it
 
-	budget  budgetTracker // the pull budget the upstream reports
-	breaker *breaker      // the upstream host's circuit breaker; nil without Config.Breakers
+	budget   budgetTracker // the pull budget the upstream reports
+	breaker  *breaker      // the upstream host's circuit breaker; nil without Config.Breakers
+	observer Observer      // told of requests and bytes; never nil
 }
 
 // Descriptor describes a manifest as the upstream reported it.
@@ -125,6 +129,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Breakers != nil {
 		c.breaker = cfg.Breakers.of(base.Host)
+	}
+	c.observer = cfg.Observer
+	if c.observer == nil {
+		c.observer = noObserver{}
 	}
 	if c.timeout <= 0 {
 		c.timeout = defaultTimeout

@@ -65,7 +65,7 @@ func (c *Client) GetManifest(ctx context.Context, repo, ref string, accept []str
 	if resp.StatusCode != http.StatusOK {
 		return nil, Descriptor{}, statusError(k.op, repo, ref, resp)
 	}
-	body, err := readSmall(ctx, k, resp)
+	body, err := readSmall(ctx, c.observer, k, resp)
 	if err != nil {
 		return nil, Descriptor{}, err
 	}
@@ -91,7 +91,7 @@ func (c *Client) GetManifest(ctx context.Context, repo, ref string, accept []str
 }
 
 // readSmall reads a 200 body of at most MaxManifestSize bytes and closes it.
-func readSmall(ctx context.Context, k call, resp *http.Response) ([]byte, error) {
+func readSmall(ctx context.Context, obs Observer, k call, resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	tooLarge := k.fail(ErrTooLarge, "more than "+strconv.Itoa(MaxManifestSize)+" bytes")
 	if resp.ContentLength > MaxManifestSize {
@@ -100,7 +100,8 @@ func readSmall(ctx context.Context, k call, resp *http.Response) ([]byte, error)
 	// One buffer of the announced size (io.ReadAll would grow one by doubling, leaving twice
 	// the manifest's size of garbage per request).
 	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 0)+bytes.MinRead))
-	_, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxManifestSize+1))
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxManifestSize+1))
+	obs.UpstreamBytes(kindOf(k.op), int(n))
 	if err != nil {
 		return nil, k.netError(ctx, err)
 	}

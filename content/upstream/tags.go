@@ -48,7 +48,7 @@ func (c *Client) tagPage(ctx context.Context, k call, first, u *url.URL) ([]stri
 	if resp.StatusCode != http.StatusOK {
 		return nil, nil, statusError(k.op, k.repo, "", resp)
 	}
-	body, err := readSmall(ctx, k, resp)
+	body, err := readSmall(ctx, c.observer, k, resp)
 	if err != nil {
 		return nil, nil, err
 	}

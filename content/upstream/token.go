@@ -245,13 +245,16 @@ func (c *Client) fetchToken(ctx context.Context, k call, ch challenge, scope str
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		c.observer.UpstreamRequest(KindToken, 0)
 		return cachedToken{}, kt.netError(ctx, err)
 	}
+	c.observer.UpstreamRequest(KindToken, resp.StatusCode)
 	if resp.StatusCode != http.StatusOK {
 		return cachedToken{}, statusError(kt.op, kt.repo, kt.ref, resp)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody))
+	c.observer.UpstreamBytes(KindToken, len(body))
 	if err != nil {
 		return cachedToken{}, kt.netError(ctx, err)
 	}

@@ -207,8 +207,10 @@ func (c *Client) exchange(ctx context.Context, k call, method string, u *url.URL
 func (c *Client) do(ctx context.Context, k call, req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		c.observer.UpstreamRequest(kindOf(k.op), 0)
 		return nil, k.netError(ctx, err)
 	}
+	c.observer.UpstreamRequest(kindOf(k.op), resp.StatusCode)
 	if resp.StatusCode == http.StatusUnauthorized && !c.fromRegistry(resp) {
 		return nil, foreignDenial(k, resp)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,6 +177,19 @@ func TestUpstreamBudget(t *testing.T) {
 			b := budget(st)
 			return b != nil && b["limit"] == 100.0 && b["remaining"] == 99.0 && b["low"] == false
 		})
+		budgetFams := waitMetrics(t, e.srv.URL, "the reported budget", func(f families) bool {
+			return sum(f, "pulpgo_upstream_budget_limit", nil) == 100 && sum(f, "pulpgo_upstream_budget_remaining", nil) == 99
+		})
+		for _, m := range budgetFams["pulpgo_upstream_budget_remaining"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "key" && !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(l.GetValue()) {
+					t.Errorf("budget key label %q is not 12 hex digits of the settings' MAC", l.GetValue())
+				}
+				if strings.Contains(l.GetValue(), "hub-secret-1") {
+					t.Errorf("budget label %s=%q shows the remote's credentials", l.GetName(), l.GetValue())
+				}
+			}
+		}
 
 		hub.set(func(h *rateHub) { h.remaining = 0; h.epochs["latest"]++ })
 		_, getsBefore := hub.counts()
@@ -226,6 +240,9 @@ func TestUpstreamBudget(t *testing.T) {
 		waitStatus("the breaker open", func(st map[string]any) bool {
 			br, _ := st["breaker"].(map[string]any)
 			return br["state"] == "open" && br["consecutive_failures"] == 2.0 && br["retry_at"] != nil
+		})
+		waitMetrics(t, e.srv.URL, "the breaker open", func(f families) bool {
+			return sum(f, "pulpgo_upstream_breaker_state", nil) == 2
 		})
 		before, _ := hub.counts()
 		if d, err := pullImage(t, e, name, "latest"); err != nil || d != want {
