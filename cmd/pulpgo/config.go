@@ -80,6 +80,8 @@ type config struct {
 	HTTPSRedirect bool
 	// HSTS is the max-age of the Strict-Transport-Security header of HTTPS answers; 0: none.
 	HSTS time.Duration
+	// Quota holds the storage quota and the eviction's settings (off without a quota).
+	Quota quotaSettings
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -187,6 +189,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	boolean(&c.HTTPSRedirect, "https-redirect", "PULPGO_HTTPS_REDIRECT", false, "answer requests to --http-listen with a 308 redirect to the same path on HTTPS")
 	dur(&c.HSTS, "hsts", "PULPGO_HSTS", 0, "max-age of the Strict-Transport-Security header on HTTPS answers, like 8760h; 0 = no header")
 	acmeFlags(fs, &c.ACME, str, dur)
+	quotaFlags(fs, &c.Quota, &envErrs, dur)
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
@@ -230,6 +233,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.UploadTimeout <= 0 {
 		return nil, fmt.Errorf("--upload-timeout must be positive, not %s", c.UploadTimeout)
+	}
+	if err := c.Quota.check(); err != nil {
+		return nil, err
 	}
 	if c.MaxConnections < 1 {
 		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)

@@ -199,15 +199,18 @@ func run(ctx context.Context, role string, cfg *config) error {
 			uses = inuse.New(coord, log)
 			defer uses.Close()
 		}
+		eviction := newEviction(cfg, store, uses, reg, coord, log)
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
 			Concurrency: cfg.Concurrency, Versions: server.VersionMap(),
 			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store),
 				tasks.NameSync:          tasks.SyncJob(store, syncer, log),
-				tasks.NameOrphanCleanup: tasks.OrphanCleanupJob(store, uses)}})
+				tasks.NameOrphanCleanup: tasks.OrphanCleanupJob(store, uses),
+				tasks.NameEvict:         eviction.Job()}})
 		if err := worker.Start(); err != nil {
 			return err
 		}
 		defer worker.Stop()
+		go eviction.Schedule(ctx, db, dispatcher, cfg.Quota.Interval)
 	}
 	if role == "worker" {
 		log.Info("worker started")
@@ -260,7 +263,8 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadTimeout: cfg.UploadTimeout, Mirrors: cfg.Mirrors,
 		Htpasswd: cfg.Htpasswd, FillsRequireAuth: cfg.FillsRequireAuth,
-		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown})
+		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
+		LastPullFlush: cfg.Quota.LastPullFlush})
 }
 
 // newSyncer returns the upstream side of repository syncs for the worker: on the fills of
