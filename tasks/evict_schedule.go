@@ -23,7 +23,7 @@ type TaskDispatcher interface {
 // Schedule measures the storage every interval (DefaultEvictInterval when zero) until ctx
 // ends and, above the quota's high watermark with no evict task unfinished, dispatches one
 // that reserves the pull-through repositories of the least recently pulled images (enough
-// of them to come under the low watermark, as far as their sizes tell). Every worker runs
+// of them to store twice what is over the low watermark). Every worker runs
 // it; the evict reservation keeps two tasks from running at once, and a task that finds the
 // storage under the high watermark does nothing.
 func (e *Eviction) Schedule(ctx context.Context, db *gorm.DB, d TaskDispatcher, interval time.Duration) {
@@ -79,7 +79,8 @@ func (e *Eviction) Check(ctx context.Context, db *gorm.DB, d TaskDispatcher) (*m
 		if err != nil {
 			return nil, err
 		}
-		if estimate += n; used-estimate <= e.quota.LowBytes() {
+		// Twice what is over the low watermark: shared and busy blobs free less than their size.
+		if estimate += n; estimate >= 2*(used-e.quota.LowBytes()) {
 			break
 		}
 	}
