@@ -71,6 +71,10 @@ func OrphanCleanupJob(store storage.Driver, holds Holds) Job {
 		if _, err := deleteStored(ctx, store, digests, held, artifacts.Add); err != nil {
 			return fail(err)
 		}
+		// The pull times of content that no longer exists (a later pull writes them anew).
+		if err := models.ForgetLastPulls(db, digests); err != nil {
+			return fail(err)
+		}
 		artifacts.Finish()
 		return nil, nil, nil
 	}
