@@ -282,8 +282,8 @@ func imageOf(db *gorm.DB, c models.EvictionCandidate) ([]models.ContentRef, int6
 }
 
 // removeImages removes each image of round (its units) from its repository, one new version
-// per repository, and returns the hrefs of the versions made (the content rows go in the
-// orphan cleanup that follows).
+// per repository that is then its only one, and returns the hrefs of the versions made (the
+// content rows go in the orphan cleanup that follows).
 func removeImages(db *gorm.DB, round []models.EvictionCandidate, units [][]models.ContentRef) ([]string, error) {
 	var hrefs []string
 	byRepo := map[string][]string{}
@@ -309,8 +309,21 @@ func removeImages(db *gorm.DB, round []models.EvictionCandidate, units [][]model
 			if err != nil {
 				return fmt.Errorf("remove evicted images from %s: %w", repo.Name, err)
 			}
-			if v != nil {
-				hrefs = append(hrefs, repo.VersionHref(v.Number))
+			if v == nil {
+				return nil
+			}
+			hrefs = append(hrefs, repo.VersionHref(v.Number))
+			// The evicted units must be in no version to be freed: the cache keeps one version
+			// (retain_repo_versions 1), and older ones left by another setting go too.
+			var older []int64
+			if err := tx.Model(&models.RepositoryVersion{}).Where("repository_id = ? AND number < ?", repo.ID, v.Number).
+				Order("number").Pluck("number", &older).Error; err != nil {
+				return err
+			}
+			for _, n := range older {
+				if err := models.DeleteVersion(tx, &repo, n); err != nil {
+					return fmt.Errorf("delete version %d of %s: %w", n, repo.Name, err)
+				}
 			}
 			return nil
 		})
