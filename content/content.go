@@ -22,6 +22,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/htpasswd"
 	"github.com/pulpgo/pulpgo/content/inuse"
 	"github.com/pulpgo/pulpgo/content/metrics"
+	"github.com/pulpgo/pulpgo/content/lastpull"
 	"github.com/pulpgo/pulpgo/content/ondemand"
 	"github.com/pulpgo/pulpgo/content/pullthrough"
 	"github.com/pulpgo/pulpgo/content/registry"
@@ -90,6 +91,9 @@ type Config struct {
 	// Metrics, when set, are the process's metrics: the app's requests, cache lookups,
 	// upstream requests, fills, budgets and breakers are recorded there.
 	Metrics *metrics.Metrics
+	// LastPullFlush is how often the times of pulls noted in memory are written to the
+	// database (content/lastpull; 0: lastpull.DefaultFlushInterval).
+	LastPullFlush time.Duration
 }
 
 // App is the content app: the registry handler and the cache behind it.
@@ -102,6 +106,7 @@ type App struct {
 	fills     *fill.Fills
 	uses      *inuse.Tracker
 	status    *upstreamstatus.Publisher
+	pulls     *lastpull.Tracker
 }
 
 // New builds the content app.
@@ -161,13 +166,17 @@ func New(cfg Config) (*App, error) {
 			log.Warn("marking content as used", "digest", digest, "err", err)
 		}
 	}))
+	// Pull times are noted in memory and written in batches, for the eviction of a quota.
+	pulls := lastpull.New(cfg.DB, log, cfg.LastPullFlush)
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
 		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logins: cfg.Logins, Logger: cfg.Logger, Uses: uses,
+		Pulls:  pulls,
 		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
 		UploadDir: filepath.Join(cfg.Storage.Dir(), uploadsDir), UploadTimeout: cfg.UploadTimeout,
 		Mirrors: cfg.Mirrors, Recorder: tasks.ManifestRecorder{Store: cfg.Storage},
 		PullUsers: pullUsers, FillsRequireAuth: cfg.FillsRequireAuth})
 	if err != nil {
+		pulls.Close()
 		uses.Close()
 		cache.Close()
 		_ = transient.Close()
@@ -194,7 +203,7 @@ func New(cfg Config) (*App, error) {
 	breakers.Watch(onBreaker)
 	clients.Watch(breakers, onBudget)
 	return &App{Handler: handler, reg: reg, cache: cache, transient: transient, staging: staging, fills: fills, uses: uses,
-		status: status}, nil
+		status: status, pulls: pulls}, nil
 }
 
 // breakerState is the metric value of a breaker state.
@@ -281,6 +290,7 @@ func (a *App) Close() {
 	_ = a.staging.Close()
 	a.uses.Close()
 	a.status.Close()
+	a.pulls.Close()
 }
 
 // Mux sends registry paths (/v2/...) to reg and everything else to api, so that one port

@@ -28,7 +28,7 @@ var refreshScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] th
 
 // Lock waits until this process holds the fill lock of digest.
 func (l redisLocker) Lock(ctx context.Context, digest string) (func(), error) {
-	key := "pulpgo:fill:" + digest
+	key := fillLockKey(digest)
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
@@ -75,3 +75,6 @@ func (l redisLocker) Lock(ctx context.Context, digest string) (func(), error) {
 // fillLockTTL is how long a fill lock outlives a holder that stopped refreshing it (a crashed
 // process): short, so that a blob whose fill died is fetched again within seconds.
 const fillLockTTL = 6 * time.Second
+
+// fillLockKey is the Redis key of the fill lock of digest.
+func fillLockKey(digest string) string { return "pulpgo:fill:" + digest }

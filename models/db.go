@@ -66,7 +66,8 @@ func Migrate(db *gorm.DB) error {
 		if err := tx.AutoMigrate(&Remote{}, &Repository{}, &RepositoryVersion{}, &RepositoryContent{},
 			&Distribution{}, &Namespace{}, &Blob{}, &Manifest{}, &ManifestBlob{}, &ManifestListManifest{},
 			&Tag{}, &Task{}, &TaskResource{}, &AppStatus{}, &EncryptionKeyCheck{}, &ContentGuard{},
-			&RemoteArtifact{}, &TokenKey{}, &Upload{}, &User{}, &PendingBlob{}, &UpstreamStatus{}, &ACMEObject{}, &ACMELock{}); err != nil {
+			&RemoteArtifact{}, &TokenKey{}, &Upload{}, &User{}, &PendingBlob{}, &UpstreamStatus{}, &ACMEObject{}, &ACMELock{},
+			&LastPull{}); err != nil {
 			return err
 		}
 		if err := ensureAdmin(tx); err != nil {

@@ -68,25 +68,45 @@ func OrphanCleanupJob(store storage.Driver, holds Holds) Job {
 		}
 		n := int64(len(digests))
 		artifacts := progress.Bar("Clean up orphan Artifacts", "clean-up.artifacts", &n)
-		inUse, err := held(digests)
-		if err != nil {
+		if _, err := deleteStored(ctx, store, digests, held, artifacts.Add); err != nil {
 			return fail(err)
 		}
-		for _, d := range digests {
-			if inUse[d] {
-				continue
-			}
-			p, err := storage.BlobPath(d)
-			if err != nil {
-				continue
-			}
-			var nf *storage.PathNotFoundError
-			if err := store.Delete(ctx, p); err != nil && !errors.As(err, &nf) {
-				return fail(fmt.Errorf("delete stored %s: %w", d, err))
-			}
-			artifacts.Add(1)
+		// The pull times of content that no longer exists (a later pull writes them anew).
+		if err := models.ForgetLastPulls(db, digests); err != nil {
+			return fail(err)
 		}
 		artifacts.Finish()
 		return nil, nil, nil
 	}
+}
+
+// deleteStored deletes the stored bytes of those of digests (which no row names any more,
+// models.UnreferencedDigests) that held does not report in use, calling done(1) for each;
+// it returns the bytes it freed.
+func deleteStored(ctx context.Context, store storage.Driver, digests []string, held models.HeldFunc, done func(int64)) (int64, error) {
+	inUse, err := held(digests)
+	if err != nil {
+		return 0, err
+	}
+	var freed int64
+	for _, d := range digests {
+		if inUse[d] {
+			continue
+		}
+		p, err := storage.BlobPath(d)
+		if err != nil {
+			continue
+		}
+		var nf *storage.PathNotFoundError
+		info, err := store.Stat(ctx, p)
+		if err != nil && !errors.As(err, &nf) {
+			return freed, fmt.Errorf("stat stored %s: %w", d, err)
+		}
+		if err := store.Delete(ctx, p); err != nil && !errors.As(err, &nf) {
+			return freed, fmt.Errorf("delete stored %s: %w", d, err)
+		}
+		freed += info.Size
+		done(1)
+	}
+	return freed, nil
 }

@@ -87,6 +87,8 @@ type config struct {
 	// MetricsListen is the address of a plain-HTTP listener serving only /metrics; empty: the
 	// main listener serves /metrics (and the worker serves none).
 	MetricsListen string
+	// Quota holds the storage quota and the eviction's settings (off without a quota).
+	Quota quotaSettings
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -196,6 +198,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	dur(&c.HSTS, "hsts", "PULPGO_HSTS", 0, "max-age of the Strict-Transport-Security header on HTTPS answers, like 8760h; 0 = no header")
 	acmeFlags(fs, &c.ACME, str, dur)
 	str(&c.MetricsListen, "metrics-listen", "PULPGO_METRICS_LISTEN", "", "address of a plain-HTTP listener serving only the Prometheus metrics (/metrics), which the main listener then does not serve; the worker serves metrics only here")
+	quotaFlags(fs, &c.Quota, &envErrs, dur)
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
@@ -242,6 +245,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.UploadTimeout <= 0 {
 		return nil, fmt.Errorf("--upload-timeout must be positive, not %s", c.UploadTimeout)
+	}
+	if err := c.Quota.check(); err != nil {
+		return nil, err
 	}
 	if c.MaxConnections < 1 {
 		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)

@@ -172,6 +172,8 @@ func run(ctx context.Context, role string, cfg *config) error {
 
 	// One registry of metrics per process, served at /metrics (or on --metrics-listen).
 	m := newMetrics(role, db)
+	quotaBytes := cfg.Quota.Bytes
+	m.SetQuota(func() int64 { return quotaBytes })
 	metricsErr, err := serveMetrics(ctx, cfg, m, log)
 	if err != nil {
 		return err
@@ -207,15 +209,22 @@ func run(ctx context.Context, role string, cfg *config) error {
 			uses = inuse.New(coord, log)
 			defer uses.Close()
 		}
+		eviction := newEviction(cfg, store, uses, reg, coord, log)
+		m.SetEviction(func() metrics.EvictionCounts {
+			st := eviction.Stats()
+			return metrics.EvictionCounts{Runs: st.Runs, ImagesEvicted: st.ImagesEvicted, BytesFreed: st.BytesFreed}
+		})
 		worker = tasks.NewWorker(tasks.WorkerConfig{DB: db, Redis: redisOpt, Logger: log,
 			Concurrency: cfg.Concurrency, Versions: server.VersionMap(), ObserveTask: m.ObserveTask,
 			Jobs: map[string]tasks.Job{tasks.NameDownloadImageData: tasks.RecordJob(store),
 				tasks.NameSync:          tasks.SyncJob(store, syncer, log),
-				tasks.NameOrphanCleanup: tasks.OrphanCleanupJob(store, uses)}})
+				tasks.NameOrphanCleanup: tasks.OrphanCleanupJob(store, uses),
+				tasks.NameEvict:         eviction.Job()}})
 		if err := worker.Start(); err != nil {
 			return err
 		}
 		defer worker.Stop()
+		go eviction.Schedule(ctx, db, dispatcher, cfg.Quota.Interval)
 	}
 	if role == "worker" {
 		log.Info("worker started")
@@ -273,7 +282,8 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 		UploadTimeout: cfg.UploadTimeout, Mirrors: cfg.Mirrors,
 		Htpasswd: cfg.Htpasswd, FillsRequireAuth: cfg.FillsRequireAuth,
 		UpstreamBudgetLow: cfg.UpstreamBudgetLow, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
-		FillResumes: fillResumes(cfg.FillResumes), Metrics: m})
+		FillResumes: fillResumes(cfg.FillResumes), Metrics: m,
+		LastPullFlush: cfg.Quota.LastPullFlush})
 }
 
 // fillResumes turns --fill-resumes (0: never) into content.Config.FillResumes (0: the

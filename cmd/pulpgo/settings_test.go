@@ -228,3 +228,39 @@ func TestFillResumesSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageQuotaSettings: the quota takes decimal and binary suffixes, from flags or the
+// environment; watermarks out of order, a negative or unparsable size are refused.
+func TestStorageQuotaSettings(t *testing.T) {
+	c, err := parseConfig("serve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := c.Quota; q.Bytes != 0 || q.High != 0.90 || q.Low != 0.80 || q.Interval != time.Minute || q.LastPullFlush != 30*time.Second {
+		t.Errorf("defaults: %+v", q)
+	}
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "500MB": 500e6, "10GiB": 10 << 30,
+		"1.5 KiB": 1536, "2g": 2 << 30, "7kb": 7000, "12B": 12} {
+		c, err := parseConfig("serve", []string{"--storage-quota", in})
+		if err != nil || c.Quota.Bytes != want {
+			t.Errorf("--storage-quota %s: %v, %v; want %d", in, c, err, want)
+		}
+	}
+	t.Setenv("PULPGO_STORAGE_QUOTA", "2MiB")
+	t.Setenv("PULPGO_STORAGE_QUOTA_HIGH", "0.5")
+	t.Setenv("PULPGO_STORAGE_QUOTA_LOW", "0.25")
+	if c, err = parseConfig("serve", nil); err != nil || c.Quota.Bytes != 2<<20 || c.Quota.High != 0.5 || c.Quota.Low != 0.25 {
+		t.Errorf("from the environment: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"--storage-quota", "-1"}, {"--storage-quota", "lots"}, {"--storage-quota", "5XB"},
+		{"--storage-quota-high", "0.7", "--storage-quota-low", "0.8"}, {"--storage-quota-high", "1.5"},
+		{"--storage-quota-low", "0"}, {"--storage-quota-interval", "0s"}, {"--last-pull-flush", "0s"}} {
+		if _, err := parseConfig("serve", bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	t.Setenv("PULPGO_STORAGE_QUOTA", "a lot")
+	if _, err := parseConfig("serve", nil); err == nil || !strings.Contains(err.Error(), "PULPGO_STORAGE_QUOTA") {
+		t.Errorf("a quota that is not a size: %v", err)
+	}
+}

@@ -43,7 +43,7 @@ func TestObserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, bad := blob(8, 10)
-	failing := env.fills.Start(t.Context(), bad, func(context.Context) (io.ReadCloser, int64, error) {
+	failing := env.fills.Start(t.Context(), bad, func(context.Context, int64) (io.ReadCloser, int64, error) {
 		return nil, 0, errors.New("upstream down")
 	}, nil)
 	waitDone(t, failing)

@@ -27,6 +27,7 @@ func exported(t *testing.T) (all map[string]bool, families []string) {
 	m.ObserveTask("t", "completed", 0, 0)
 	m.SetTaskCounts(func() (map[string]int64, error) { return map[string]int64{"waiting": 0}, nil })
 	m.SetStorageUsed(func() (int64, error) { return 0, nil })
+	m.SetEviction(func() metrics.EvictionCounts { return metrics.EvictionCounts{} })
 	fams, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ type Metrics struct {
 	fills    *fillMetrics
 	tasks    *taskMetrics
 	storage  *storageMetrics
+	eviction *evictionMetrics
 }
 
 // New returns the metrics of a process of role (serve, api, content or worker), with the Go
@@ -43,6 +44,7 @@ func New(role string) *Metrics {
 	m.fills = newFillMetrics(reg)
 	m.tasks = newTaskMetrics(reg)
 	m.storage = newStorageMetrics(reg)
+	m.eviction = newEvictionMetrics(reg)
 	return m
 }
 

@@ -256,3 +256,22 @@ type discard struct{ h http.Header }
 func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discard) WriteHeader(int)             {}
+
+// TestEviction: the evict counters appear only once a process says it runs evict tasks, with
+// the counts it reports.
+func TestEviction(t *testing.T) {
+	m := metrics.New("worker")
+	if _, n := value(scrape(t, m), "pulpgo_evict_runs_total", nil); n != 0 {
+		t.Errorf("evict counters of a process without evict tasks: %d series", n)
+	}
+	m.SetEviction(func() metrics.EvictionCounts {
+		return metrics.EvictionCounts{Runs: 3, ImagesEvicted: 7, BytesFreed: 1 << 20}
+	})
+	fams := scrape(t, m)
+	for name, want := range map[string]float64{"pulpgo_evict_runs_total": 3, "pulpgo_evict_images_total": 7,
+		"pulpgo_evict_freed_bytes_total": 1 << 20} {
+		if v, n := value(fams, name, nil); n != 1 || v != want {
+			t.Errorf("%s = %v (%d series), want %v", name, v, n, want)
+		}
+	}
+}

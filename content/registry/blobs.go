@@ -27,6 +27,9 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, img Image
 		r.writeError(w, req, detailed(err, oci.ErrBlobUnknown, "digest", digest))
 		return
 	}
+	if r.cfg.Pulls != nil && !head {
+		r.cfg.Pulls.Note(digest)
+	}
 	if bc.File != nil {
 		defer func() { _ = bc.File.Close() }()
 	}

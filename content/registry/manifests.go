@@ -39,6 +39,9 @@ func (r *Registry) serveManifest(w http.ResponseWriter, req *http.Request, img I
 	h.Set(headerContentDigest, digest)
 	h.Set("ETag", `"`+digest+`"`)
 	w.WriteHeader(http.StatusOK)
+	if r.cfg.Pulls != nil {
+		r.cfg.Pulls.Note(digest)
+	}
 	if req.Method != http.MethodHead {
 		_, _ = w.Write(m.Raw)
 	}

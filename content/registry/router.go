@@ -79,6 +79,9 @@ type Config struct {
 	// Uses, when set, marks each blob as in use while it is served (content/inuse), so that
 	// an orphan cleanup leaves its bytes alone.
 	Uses Uses
+	// Pulls, when set, is told the digest of every manifest and blob served (content/lastpull),
+	// for a storage quota to evict the least recently pulled images first.
+	Pulls Pulls
 	// UploadDir is where blob uploads keep their bytes until they are finished: a directory
 	// shared by every content process of the storage, on its filesystem (so that finishing an
 	// upload is a rename). Empty refuses uploads.
@@ -115,6 +118,11 @@ type Recorder interface {
 // Uses marks a blob as being read until release is called.
 type Uses interface {
 	Hold(ctx context.Context, digest string) (release func())
+}
+
+// Pulls notes that a manifest or blob was served; it must not block (no I/O per request).
+type Pulls interface {
+	Note(digest string)
 }
 
 // Registry is the /v2/ handler.

@@ -50,12 +50,18 @@ type env struct {
 // client home. t itself runs in parallel with the other top-level tests.
 func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
+	forEachEngineArgs(t, nil, fn)
+}
+
+// forEachEngineArgs is forEachEngine with more arguments of serve.
+func forEachEngineArgs(t *testing.T, args []string, fn func(t *testing.T, e *env)) {
+	t.Helper()
 	needTools(t, "http", "jq", "curl", "pulp")
 	t.Parallel()
 	for _, engine := range testenv.Engines(t) {
 		t.Run(engine.Name, func(t *testing.T) {
 			t.Parallel()
-			srv := harness.Start(t, harness.Options{Engine: engine, Binary: os.Getenv(binaryEnv)})
+			srv := harness.Start(t, harness.Options{Engine: engine, Binary: os.Getenv(binaryEnv), Args: args})
 			fn(t, &env{
 				engine: engine,
 				srv:    srv,

@@ -129,19 +129,8 @@ func (a *apiClient) waitRecorded(t testing.TB, repoName string, version int) map
 	var repo map[string]any
 	client.Poll(t, fmt.Sprintf("repository %s to reach version %d with its recording tasks finished", repoName, version), func() (bool, string) {
 		tasks := a.recordTasks(t)
-		var states []string
-		done := len(tasks) > 0
-		for _, task := range tasks {
-			s := client.Str(task, "state")
-			states = append(states, s)
-			switch s {
-			case "failed", "canceled":
-				t.Fatalf("recording task %s %s: %v", task["pulp_href"], s, task["error"])
-			case "completed":
-			default:
-				done = false
-			}
-		}
+		finished, states := allCompleted(t, "recording", tasks)
+		done := len(tasks) > 0 && finished
 		res := a.List(t, "/pulp/api/v3/repositories/container/container/", url.Values{"name": {repoName}})
 		if len(res) != 1 {
 			return false, fmt.Sprintf("%d repositories named %s; recording tasks %v", len(res), repoName, states)
@@ -154,6 +143,26 @@ func (a *apiClient) waitRecorded(t testing.TB, repoName string, version int) map
 		return false, fmt.Sprintf("latest version %v; recording tasks %v", repo["latest_version_href"], states)
 	})
 	return repo
+}
+
+// allCompleted reports whether every task of tasks (of the kind what) completed, with their
+// states; it fails t if one failed or was canceled.
+func allCompleted(t testing.TB, what string, tasks []map[string]any) (bool, []string) {
+	t.Helper()
+	var states []string
+	done := true
+	for _, task := range tasks {
+		s := client.Str(task, "state")
+		states = append(states, s)
+		switch s {
+		case "failed", "canceled":
+			t.Fatalf("%s task %s %s: %v", what, task["pulp_href"], s, task["error"])
+		case "completed":
+		default:
+			done = false
+		}
+	}
+	return done, states
 }
 
 // versionNumber returns n of ".../versions/<n>/", or -1.
