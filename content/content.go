@@ -41,9 +41,16 @@ type Dispatcher interface {
 // Config is what the content app needs.
 type Config struct {
 	DB *gorm.DB
-	// Storage holds blobs and manifests; StorageDir is its root (fills stage below it).
-	Storage       *storage.Filesystem
-	AdminPassword string
+	// Storage holds blobs and manifests.
+	Storage storage.Driver
+	// LocalDir is the local directory where fills stage and uploads keep their bytes: for a
+	// storage.Filesystem, empty means its root (so commits are renames); object storage
+	// needs one.
+	LocalDir string
+	// StorageRedirect answers GETs of stored blobs with a 307 to a presigned URL when the
+	// storage can make one (registry.Config.StorageRedirect).
+	StorageRedirect bool
+	AdminPassword   string
 	// Logins, when set, checks the registry's credentials (shared with the API of the same
 	// process); nil: the registry's own.
 	Logins          *models.Logins
@@ -107,7 +114,11 @@ func New(cfg Config) (*App, error) {
 		}
 		pullUsers = f
 	}
-	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger)
+	local, err := LocalDir(cfg.Storage, cfg.LocalDir)
+	if err != nil {
+		return nil, err
+	}
+	fills, staging, err := NewFills(cfg.Storage, local, cfg.Redis, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +162,7 @@ func New(cfg Config) (*App, error) {
 	reg, err := registry.New(registry.Config{DB: cfg.DB, Storage: cfg.Storage, PullThrough: cache,
 		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logins: cfg.Logins, Logger: cfg.Logger, Uses: uses,
 		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
-		UploadDir: filepath.Join(cfg.Storage.Dir(), uploadsDir), UploadTimeout: cfg.UploadTimeout,
+		UploadDir: filepath.Join(local, uploadsDir), StorageRedirect: cfg.StorageRedirect, UploadTimeout: cfg.UploadTimeout,
 		Mirrors: cfg.Mirrors, Recorder: tasks.ManifestRecorder{Store: cfg.Storage},
 		PullUsers: pullUsers, FillsRequireAuth: cfg.FillsRequireAuth})
 	if err != nil {
@@ -180,15 +191,28 @@ func upstreamTimeout(d time.Duration) time.Duration {
 	return d
 }
 
+// LocalDir returns where the fills and uploads of store keep their local bytes: dir, or when
+// dir is empty the root of a storage.Filesystem (commits are then renames).
+func LocalDir(store storage.Driver, dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	if fs, ok := store.(*storage.Filesystem); ok {
+		return fs.Dir(), nil
+	}
+	return "", fmt.Errorf("storage %T needs a local directory for fills and uploads", store)
+}
+
 // NewFills returns the fill engine of one process over store, with its own staging directory
-// (close it when the process ends): with rdb set, fills take a Redis lock per digest, so that
-// every process sharing the storage (content apps, workers syncing) fetches a blob once.
-func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog.Logger) (*fill.Fills, *fill.Staging, error) {
+// below local (close it when the process ends): with rdb set, fills take a Redis lock per
+// digest, so that every process sharing the storage (content apps, workers syncing) fetches
+// a blob once.
+func NewFills(store storage.Driver, local string, rdb redis.UniversalClient, logger *slog.Logger) (*fill.Fills, *fill.Staging, error) {
 	var opts []fill.Option
 	if rdb != nil {
 		opts = append(opts, fill.WithLocker(redisLocker{rdb: rdb, ttl: fillLockTTL}))
 	}
-	staging, err := fill.OpenStaging(filepath.Join(store.Dir(), stagingRoot))
+	staging, err := fill.OpenStaging(filepath.Join(local, stagingRoot))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -80,6 +80,8 @@ type config struct {
 	HTTPSRedirect bool
 	// HSTS is the max-age of the Strict-Transport-Security header of HTTPS answers; 0: none.
 	HSTS time.Duration
+	// Store chooses the blob storage: the filesystem at StorageDir, or S3.
+	Store storageSettings
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -187,6 +189,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	boolean(&c.HTTPSRedirect, "https-redirect", "PULPGO_HTTPS_REDIRECT", false, "answer requests to --http-listen with a 308 redirect to the same path on HTTPS")
 	dur(&c.HSTS, "hsts", "PULPGO_HSTS", 0, "max-age of the Strict-Transport-Security header on HTTPS answers, like 8760h; 0 = no header")
 	acmeFlags(fs, &c.ACME, str, dur)
+	storageFlags(fs, &c.Store, str, boolean)
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
@@ -236,6 +239,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.StorageDir == "" {
 		c.StorageDir = c.DataDir + "/storage"
+	}
+	if err := c.Store.check(); err != nil {
+		return nil, err
 	}
 	if role != "serve" && role != "migrate" {
 		if c.DatabaseURL == "" || (role != "migrate" && c.RedisURL == "") {

@@ -214,6 +214,15 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	}
 	defer file.Close()
 	f.setStaging(file.Name())
+	up, err := startUpload(ctx, fs.driver, f, file.Name(), blobPath)
+	if err != nil {
+		return fmt.Errorf("stage blob %s: %w", f.digest, err)
+	}
+	defer func() {
+		if err := up.close(ctx); err != nil {
+			fs.logger.Warn("cancel upload of a failed fill", "digest", f.digest, "error", err)
+		}
+	}()
 
 	total, sum, err := copyHashing(ctx, f, file, body, size, storage.NewHash(algorithm))
 	if err != nil {
@@ -238,7 +247,12 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
 
-	if err := fs.commit(ctx, f, file.Name(), blobPath); err != nil {
+	if up != nil {
+		err = fs.commitUpload(ctx, f, up, file.Name(), total)
+	} else {
+		err = fs.commit(ctx, f, file.Name(), blobPath)
+	}
+	if err != nil {
 		return fmt.Errorf("commit blob %s: %w", f.digest, err)
 	}
 	return nil
@@ -304,6 +318,20 @@ func (fs *Fills) commit(ctx context.Context, f *Fill, staging, blobPath string) 
 		return err
 	}
 	if err := w.Commit(ctx); err != nil {
+		return err
+	}
+	f.setCommitted()
+	if err := os.Remove(staging); err != nil {
+		fs.logger.Warn("remove staging file", "digest", f.digest, "path", staging, "error", err)
+	}
+	return nil
+}
+
+// commitUpload completes the upload of the verified staging file (see upload). Readers keep
+// reading the staging file until the blob is in storage, then storage; the staging file is
+// removed once it is.
+func (fs *Fills) commitUpload(ctx context.Context, f *Fill, up *upload, staging string, size int64) error {
+	if err := up.commit(ctx, size); err != nil {
 		return err
 	}
 	f.setCommitted()
