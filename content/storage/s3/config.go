@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -31,7 +32,14 @@ type Config struct {
 // ParseURL splits a storage URL, s3://bucket/prefix, into its bucket and prefix.
 func ParseURL(s string) (bucket, prefix string, err error) {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "s3" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil {
+		// Not repeated: a malformed URL may hold credentials.
+		return "", "", errors.New("the storage URL is not s3://bucket[/prefix]")
+	}
+	if u.User != nil {
+		return "", "", fmt.Errorf("storage URL %q is not s3://bucket[/prefix]: credentials go in --s3-access-key and --s3-secret-key (or the AWS environment)", u.Redacted())
+	}
+	if u.Scheme != "s3" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return "", "", fmt.Errorf("storage URL %q is not s3://bucket[/prefix]", s)
 	}
 	prefix = strings.Trim(u.Path, "/")
