@@ -73,7 +73,7 @@ func blobsOf(im upstream.Image) []upstream.Blob {
 
 // TestServeOnS3 runs serve on S3 storage: a pull-through pull with skopeo (layers of more than
 // one multipart part) lands every blob in the bucket, a push with skopeo too, and both pull
-// back with their digests; the S3 secret key never shows in the log. The credentials come
+// back with their digests; a repository sync's blobs land there too; the S3 secret key never shows in the log. The credentials come
 // from flags on the first engine's server and from the AWS environment on the second's.
 func TestServeOnS3(t *testing.T) {
 	client.NeedTools(t, "skopeo")
@@ -128,6 +128,27 @@ func TestServeOnS3(t *testing.T) {
 		if got := client.Digest([]byte(raw)); got != small.ManifestDigest {
 			t.Errorf("team/busybox:v1 is %s, pushed %s", got, small.ManifestDigest)
 		}
+
+		// A repository sync (the worker's fills) lands its blobs in the bucket too.
+		synced, err := hub.PushLarge(ctx, "library/synced", "v1", 18, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		post := func(path string, body map[string]any, want int) map[string]any {
+			status, raw := api.Do(t, http.MethodPost, path, body)
+			if status != want {
+				t.Fatalf("POST %s: %d %s", path, status, raw)
+			}
+			return client.DecodeObject(t, raw)
+		}
+		remote := client.Str(post("/pulp/api/v3/remotes/container/container/",
+			map[string]any{"name": "synced", "url": hub.URL(), "upstream_name": synced.Name}, http.StatusCreated), "pulp_href")
+		repo := client.Str(post("/pulp/api/v3/repositories/container/container/", map[string]any{"name": "synced"}, http.StatusCreated), "pulp_href")
+		task := api.WaitTask(t, client.Str(post(repo+"sync/", map[string]any{"remote": remote}, http.StatusAccepted), "task"))
+		if client.Str(task, "state") != "completed" {
+			t.Fatalf("sync task: %v", task)
+		}
+		wantInBucket(t, weed, bucket, blobsOf(synced))
 
 		// No multipart upload is left behind, and the secret never reached the log.
 		for u := range weed.Client.ListIncompleteUploads(t.Context(), bucket, "", true) {
