@@ -24,6 +24,9 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // prefix is where the servers keep their objects in the bucket.
 const prefix = "pulp"
 
+// minioStat are the options of the tests' StatObject calls.
+var minioStat = minio.StatObjectOptions{}
+
 // objectKey is the key of a blob in the bucket.
 func objectKey(digest string) string {
 	hex := strings.TrimPrefix(digest, "sha256:")
@@ -37,7 +40,7 @@ func wantInBucket(t *testing.T, weed *s3server.Server, bucket string, blobs []up
 	t.Helper()
 	client.Poll(t, "the blobs in the bucket", func() (bool, string) {
 		for _, b := range blobs {
-			info, err := weed.Client.StatObject(t.Context(), bucket, objectKey(b.Digest), minio.StatObjectOptions{})
+			info, err := weed.Client.StatObject(t.Context(), bucket, objectKey(b.Digest), minioStat)
 			if err != nil {
 				return false, fmt.Sprintf("blob %s: %v", b.Digest, err)
 			}
