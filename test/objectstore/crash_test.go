@@ -2,12 +2,9 @@ package objectstore
 
 import (
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/pulpgo/pulpgo/test/client"
-	"github.com/pulpgo/pulpgo/test/harness"
-	"github.com/pulpgo/pulpgo/test/s3server"
 )
 
 // TestKilledFillUploadSwept kills serve (SIGKILL) in the middle of a fill on S3, once the
@@ -16,18 +13,7 @@ import (
 // all at start), and a pull of the blob then fills it whole.
 func TestKilledFillUploadSwept(t *testing.T) {
 	ctx := client.Context(t)
-	hub := client.StartHub(t)
-	big, err := hub.PushLarge(ctx, "library/big", "v1", 40, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	weed := s3server.Start(t, "")
-	bucket := weed.NewBucket(t)
-	srv := harness.Start(t, harness.Options{Binary: os.Getenv("PULPGO_TEST_BINARY"),
-		Args: []string{"--storage", "s3://" + bucket + "/" + prefix, "--s3-endpoint", weed.Endpoint,
-			"--s3-access-key", s3server.AccessKey, "--s3-secret-key", s3server.SecretKey}})
-	api := &client.API{Base: srv.URL, HTTP: client.NewHTTPClient()}
-	api.CreatePullThrough(t, "hub", "docker-cache", hub.URL(), nil, nil)
+	hub, big, weed, bucket, srv := startCache(t, 40)
 	reg := &client.Registry{Base: srv.URL, HTTP: client.NewHTTPClient()}
 	name := "docker-cache/" + big.Name
 	if _, _, _, err := reg.Manifest(ctx, name, big.Tag); err != nil {

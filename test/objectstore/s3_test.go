@@ -177,18 +177,7 @@ func TestServeOnS3(t *testing.T) {
 func TestStorageRedirect(t *testing.T) {
 	client.NeedTools(t, "skopeo")
 	ctx := client.Context(t)
-	hub := client.StartHub(t)
-	big, err := hub.PushLarge(ctx, "library/big", "v1", 20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	weed := s3server.Start(t, "")
-	bucket := weed.NewBucket(t)
-	srv := harness.Start(t, harness.Options{Binary: os.Getenv("PULPGO_TEST_BINARY"),
-		Args: []string{"--storage", "s3://" + bucket + "/" + prefix, "--storage-redirect",
-			"--s3-endpoint", weed.Endpoint, "--s3-access-key", s3server.AccessKey, "--s3-secret-key", s3server.SecretKey}})
-	api := &client.API{Base: srv.URL, HTTP: client.NewHTTPClient()}
-	api.CreatePullThrough(t, "hub", "docker-cache", hub.URL(), nil, nil)
+	_, big, weed, bucket, srv := startCache(t, 20, "--storage-redirect")
 	home := harness.NewClientHome(t, srv)
 	ref := "docker://" + srv.Addr + "/docker-cache/" + big.Ref()
 
@@ -237,6 +226,26 @@ func TestStorageRedirect(t *testing.T) {
 	second := filepath.Join(home.Dir, "second")
 	home.Run(t, "skopeo", "copy", "--quiet", "--src-tls-verify=false", ref, "dir:"+second).Must(t)
 	wantDirBlobs(t, second, blobsOf(big))
+}
+
+// startCache starts the Docker Hub fake with library/big:v1 (mib MiB in one layer), weed with a
+// new bucket, and serve on it (with extra arguments) with the pull-through distribution
+// docker-cache of the hub.
+func startCache(t *testing.T, mib int, extra ...string) (*upstream.Upstream, upstream.Image, *s3server.Server, string, *harness.Server) {
+	t.Helper()
+	hub := client.StartHub(t)
+	big, err := hub.PushLarge(client.Context(t), "library/big", "v1", mib, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weed := s3server.Start(t, "")
+	bucket := weed.NewBucket(t)
+	srv := harness.Start(t, harness.Options{Binary: os.Getenv("PULPGO_TEST_BINARY"),
+		Args: append([]string{"--storage", "s3://" + bucket + "/" + prefix, "--s3-endpoint", weed.Endpoint,
+			"--s3-access-key", s3server.AccessKey, "--s3-secret-key", s3server.SecretKey}, extra...)})
+	api := &client.API{Base: srv.URL, HTTP: client.NewHTTPClient()}
+	api.CreatePullThrough(t, "hub", "docker-cache", hub.URL(), nil, nil)
+	return hub, big, weed, bucket, srv
 }
 
 // fetch GETs url (with a Range when rng is set), wants status, and returns the body.

@@ -121,11 +121,18 @@ func Start(t testing.TB, dir string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Waiting for weed to start (master, volume, filer, then the gateway), not timing it.
+	// Waiting for weed to start (master, volume, filer, then the gateway, and the filer's lock
+	// ring, without which writes wait), not timing it: ready is when an object can be written.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err = s.Client.ListBuckets(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.Client.MakeBucket(ctx, "ready", minio.MakeBucketOptions{})
+		if code := minio.ToErrorResponse(err).Code; code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
+			err = nil
+		}
+		if err == nil {
+			_, err = s.Client.PutObject(ctx, "ready", "probe", strings.NewReader("ready"), 5, minio.PutObjectOptions{})
+		}
 		cancel()
 		if err == nil {
 			break
