@@ -172,10 +172,10 @@ func TestServeOnS3(t *testing.T) {
 
 // TestStorageRedirect runs serve with --storage-redirect: once a blob is in the bucket, a GET
 // of it is a 307 to a presigned URL on the S3 endpoint, which answers the whole blob and a
-// Range; HEAD is answered by pulpgo; skopeo pulls through the redirects with every digest
-// verified.
+// Range; HEAD is answered by pulpgo; skopeo and podman pull through the redirects with every
+// digest verified.
 func TestStorageRedirect(t *testing.T) {
-	client.NeedTools(t, "skopeo")
+	client.NeedTools(t, "skopeo", "podman")
 	ctx := client.Context(t)
 	_, big, weed, bucket, srv := startCache(t, 20, "--storage-redirect")
 	home := harness.NewClientHome(t, srv)
@@ -222,10 +222,16 @@ func TestStorageRedirect(t *testing.T) {
 		t.Errorf("HEAD %s = %d, %d bytes; want 200 from pulpgo with the size %d", path, resp.StatusCode, resp.ContentLength, layer.Size)
 	}
 
-	// skopeo follows the redirects and verifies the digests.
+	// skopeo and podman follow the redirects and verify the digests.
 	second := filepath.Join(home.Dir, "second")
 	home.Run(t, "skopeo", "copy", "--quiet", "--src-tls-verify=false", ref, "dir:"+second).Must(t)
 	wantDirBlobs(t, second, blobsOf(big))
+	home.PodmanEnv(t)
+	home.Run(t, "podman", "pull", "--quiet", srv.Addr+"/docker-cache/"+big.Ref()).Must(t)
+	id := strings.TrimSpace(home.Run(t, "podman", "image", "inspect", "--format", "{{.Digest}}", srv.Addr+"/docker-cache/"+big.Ref()).Must(t).Stdout)
+	if id != big.ManifestDigest {
+		t.Errorf("podman pulled %s, want %s", id, big.ManifestDigest)
+	}
 }
 
 // startCache starts the Docker Hub fake with library/big:v1 (mib MiB in one layer), weed with a
