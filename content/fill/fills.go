@@ -240,8 +240,11 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		f.onVerified()
 	}
 	f.setVerified(total)
-	if err := file.Sync(); err != nil {
-		return fmt.Errorf("stage blob %s: %w", f.digest, err)
+	// A staging file that is uploaded (up) is not what storage keeps: no need to make it durable.
+	if up == nil {
+		if err := file.Sync(); err != nil {
+			return fmt.Errorf("stage blob %s: %w", f.digest, err)
+		}
 	}
 	if err := file.Close(); err != nil {
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
