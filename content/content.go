@@ -43,9 +43,16 @@ type Dispatcher interface {
 // Config is what the content app needs.
 type Config struct {
 	DB *gorm.DB
-	// Storage holds blobs and manifests; StorageDir is its root (fills stage below it).
-	Storage       *storage.Filesystem
-	AdminPassword string
+	// Storage holds blobs and manifests.
+	Storage storage.Driver
+	// LocalDir is the local directory where fills stage and uploads keep their bytes: for a
+	// storage.Filesystem, empty means its root (so commits are renames); object storage
+	// needs one.
+	LocalDir string
+	// StorageRedirect answers GETs of stored blobs with a 307 to a presigned URL when the
+	// storage can make one (registry.Config.StorageRedirect).
+	StorageRedirect bool
+	AdminPassword   string
 	// Logins, when set, checks the registry's credentials (shared with the API of the same
 	// process); nil: the registry's own.
 	Logins          *models.Logins
@@ -119,7 +126,11 @@ func New(cfg Config) (*App, error) {
 		}
 		pullUsers = f
 	}
-	fills, staging, err := NewFills(cfg.Storage, cfg.Redis, cfg.Logger, append(FillOptions(cfg.Metrics), FillResumes(cfg.FillResumes))...)
+	local, err := LocalDir(cfg.Storage, cfg.LocalDir)
+	if err != nil {
+		return nil, err
+	}
+	fills, staging, err := NewFills(cfg.Storage, local, cfg.Redis, cfg.Logger, append(FillOptions(cfg.Metrics), FillResumes(cfg.FillResumes))...)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +183,7 @@ func New(cfg Config) (*App, error) {
 		RemoteBlobs: remoteBlobs, AdminPassword: cfg.AdminPassword, Logins: cfg.Logins, Logger: cfg.Logger, Uses: uses,
 		Pulls:  pulls,
 		Tokens: cfg.Tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
-		UploadDir: filepath.Join(cfg.Storage.Dir(), uploadsDir), UploadTimeout: cfg.UploadTimeout,
+		UploadDir: filepath.Join(local, uploadsDir), StorageRedirect: cfg.StorageRedirect, UploadTimeout: cfg.UploadTimeout,
 		Mirrors: cfg.Mirrors, Recorder: tasks.ManifestRecorder{Store: cfg.Storage},
 		PullUsers: pullUsers, FillsRequireAuth: cfg.FillsRequireAuth})
 	if err != nil {
@@ -238,18 +249,30 @@ func FillResumes(n int) fill.Option {
 	return fill.WithResumes(n, fill.DefaultResumeBackoff)
 }
 
+// LocalDir returns where the fills and uploads of store keep their local bytes: dir, or when
+// dir is empty the root of a storage.Filesystem (commits are then renames).
+func LocalDir(store storage.Driver, dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	if fs, ok := store.(*storage.Filesystem); ok {
+		return fs.Dir(), nil
+	}
+	return "", fmt.Errorf("storage %T needs a local directory for fills and uploads", store)
+}
+
 // NewFills returns the fill engine of one process over store, with its own staging directory
-// (close it when the process ends): with rdb set, fills take a Redis lock per digest, so that
-// every process sharing the storage (content apps, workers syncing) fetches a blob once.
-// extra options (FillResumes) come after the defaults.
-func NewFills(store *storage.Filesystem, rdb redis.UniversalClient, logger *slog.Logger, extra ...fill.Option) (*fill.Fills, *fill.Staging, error) {
+// below local (close it when the process ends): with rdb set, fills take a Redis lock per
+// digest, so that every process sharing the storage (content apps, workers syncing) fetches
+// a blob once. extra options (FillOptions, FillResumes) come after the defaults.
+func NewFills(store storage.Driver, local string, rdb redis.UniversalClient, logger *slog.Logger, extra ...fill.Option) (*fill.Fills, *fill.Staging, error) {
 	// A fill resumes after the upstream failures a retry can cure (a cut connection, an idle
 	// timeout, a 5xx), never after a protocol violation or a 404.
 	opts := []fill.Option{fill.WithRetryable(upstream.IsUnavailable)}
 	if rdb != nil {
 		opts = append(opts, fill.WithLocker(redisLocker{rdb: rdb, ttl: fillLockTTL}))
 	}
-	staging, err := fill.OpenStaging(filepath.Join(store.Dir(), stagingRoot))
+	staging, err := fill.OpenStaging(filepath.Join(local, stagingRoot))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -20,6 +20,9 @@
 #   LOG_LEVEL=debug      pulpgo's --log-level
 #   KEEP_LOGS=0          1 keeps the logs (they are kept anyway when something failed)
 #   PULPGO_BIN=          a prebuilt pulpgo to test instead of building ./cmd/pulpgo
+#   STORAGE=fs           s3: pulpgo keeps blobs in SeaweedFS's S3 gateway (--storage s3://...,
+#                        a bucket per server) started by the script from the binary the tests
+#                        build (go test -run TestBinary ./test/s3server/); its RSS is not counted
 #   FARM=1               0 leaves out the CI farm run at the end
 #   FARM_CLIENTS=20      CI farm: clients, each pulling the FARM_IMAGES images in turn in a loop
 #   FARM_IMAGES=10       images library/farm-0:latest to library/farm-9:latest
@@ -84,6 +87,9 @@ BLOB_DURATION=${BLOB_DURATION:-5s}
 BLOB_ROUNDS=${BLOB_ROUNDS:-2}
 BLOB_WORKERS=16
 LOG_LEVEL=${LOG_LEVEL:-debug}
+STORAGE=${STORAGE:-fs}
+WEED=${WEED:-/var/cache/pulpgo/seaweedfs-v0.0.0-20261109003541-7506e5f91cd6/weed}
+S3_KEY=bench S3_SECRET=bench-secret
 KEEP_LOGS=${KEEP_LOGS:-0}
 TAG_FRESHNESS=30s
 ONLY=${ONLY:-${1:-}}
@@ -124,6 +130,7 @@ fakehub_pid=""
 farmhub_pid=""
 pulpgo_pid=""
 dist_pid=""
+weed_pid=""
 failures=0     # runs with errors, of any column
 own_failures=0 # of those, runs against the upstream directly or against pulpgo
 t_start=$SECONDS
@@ -136,6 +143,7 @@ cleanup() {
 	stop_pid "$dist_pid"
 	stop_pid "$fakehub_pid"
 	stop_pid "$farmhub_pid"
+	stop_pid "$weed_pid"
 	if ((rc != 0 || failures > 0)) || [[ "$KEEP_LOGS" == 1 ]]; then
 		local kept
 		kept=$(mktemp -d "${TMPDIR:-/tmp}/pulpgo-bench-pull-logs.XXXXXX")
@@ -348,17 +356,55 @@ declare -A rss # instance -> peak RSS in MiB
 # api CURL-ARGS...: a request to pulpgo's API as admin.
 api() { curl -fsS -u admin:password -H 'Content-Type: application/json' "$@"; }
 
+# start_weed: SeaweedFS with its S3 gateway (STORAGE=s3), one identity S3_KEY/S3_SECRET;
+# sets s3_url.
+start_weed() {
+	local i dir=$tmp/weed port=()
+	[[ -x "$WEED" ]] || die "no SeaweedFS at $WEED: build it with go test -count=1 -timeout 30m -run TestBinary ./test/s3server/"
+	mkdir -p "$dir"
+	printf '{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List"]}]}' \
+		"$S3_KEY" "$S3_SECRET" >"$tmp/s3.json"
+	for i in 0 1 2 3 4 5 6 7; do port[i]=$(free_port); done
+	"$WEED" server -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -volume.max=0 -master.volumeSizeLimitMB=256 \
+		-master.port="${port[0]}" -master.port.grpc="${port[1]}" -volume.port="${port[2]}" -volume.port.grpc="${port[3]}" \
+		-filer.port="${port[4]}" -filer.port.grpc="${port[5]}" -s3 -s3.port="${port[6]}" -s3.port.grpc="${port[7]}" \
+		-s3.config="$tmp/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 >"$logs/weed.log" 2>&1 &
+	weed_pid=$!
+	s3_url="http://127.0.0.1:${port[6]}"
+	for ((i = 0; i < 600; i++)); do
+		[[ "$(curl -s -o /dev/null -w '%{http_code}' "$s3_url/")" =~ ^(200|403)$ ]] && break
+		sleep 0.1
+	done
+	say "SeaweedFS S3 at $s3_url, pid $weed_pid, log $logs/weed.log"
+}
+
+# storage_args NAME prints pulpgo's storage arguments: nothing for the filesystem; for S3 a new
+# bucket (created here) per server, so each cold run starts empty.
+storage_args() {
+	[[ "$STORAGE" == s3 ]] || return 0
+	local bucket i
+	bucket="bench-$(tr -cd 'a-z0-9' <<<"$1" | head -c 40)-$RANDOM"
+	for ((i = 0; i < 100; i++)); do
+		curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" -u "$S3_KEY:$S3_SECRET" -X PUT "$s3_url/$bucket" >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	echo "--storage s3://$bucket/pulp --s3-endpoint $s3_url --s3-region us-east-1"
+}
+
 # start_pulpgo NAME: a server with a fresh data dir and the docker-cache pull-through
 # distribution; sets pulpgo_url.
 start_pulpgo() {
-	local name=$1 port data log i r remote task state
+	local name=$1 port data log i r remote task state storage
 	port=$(free_port)
 	data="$tmp/pulpgo-$name"
 	log="$logs/pulpgo-$name.log"
 	mkdir -p "$data"
 	pulpgo_url="http://127.0.0.1:$port"
-	"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$data" --tag-freshness "$TAG_FRESHNESS" \
-		--log-level "$LOG_LEVEL" >"$log" 2>&1 &
+	storage=$(storage_args "$name")
+	# shellcheck disable=SC2086 # storage holds several words and no spaces within them
+	AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET \
+		"$pulpgo" serve --listen "127.0.0.1:$port" --data-dir "$data" --tag-freshness "$TAG_FRESHNESS" \
+		--log-level "$LOG_LEVEL" $storage >"$log" 2>&1 &
 	pulpgo_pid=$!
 	for ((i = 0; i < 300; i++)); do
 		curl -fsS -o /dev/null "$pulpgo_url/pulp/api/v3/status/" 2>/dev/null && break
@@ -395,6 +441,12 @@ stop_pulpgo() {
 	pulpgo_pid=""
 	rm -rf "$tmp/pulpgo-$name"
 }
+
+if [[ "$STORAGE" == s3 ]]; then
+	start_weed
+elif [[ "$STORAGE" != fs ]]; then
+	die "STORAGE=$STORAGE: want fs or s3"
+fi
 
 # start_dist NAME [BINARY]: docker-registry (or BINARY, another Distribution) in proxy mode with
 # fresh storage; sets dist_url.

@@ -89,6 +89,8 @@ type config struct {
 	MetricsListen string
 	// Quota holds the storage quota and the eviction's settings (off without a quota).
 	Quota quotaSettings
+	// Store chooses the blob storage: the filesystem at StorageDir, or S3.
+	Store storageSettings
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -199,6 +201,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	acmeFlags(fs, &c.ACME, str, dur)
 	str(&c.MetricsListen, "metrics-listen", "PULPGO_METRICS_LISTEN", "", "address of a plain-HTTP listener serving only the Prometheus metrics (/metrics), which the main listener then does not serve; the worker serves metrics only here")
 	quotaFlags(fs, &c.Quota, &envErrs, dur)
+	storageFlags(fs, &c.Store, str, boolean)
 	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
@@ -254,6 +257,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	}
 	if c.StorageDir == "" {
 		c.StorageDir = c.DataDir + "/storage"
+	}
+	if err := c.Store.check(); err != nil {
+		return nil, err
 	}
 	if role != "serve" && role != "migrate" {
 		if c.DatabaseURL == "" || (role != "migrate" && c.RedisURL == "") {

@@ -24,7 +24,6 @@ import (
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/metrics"
 	"github.com/pulpgo/pulpgo/content/reposync"
-	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/token"
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/server"
@@ -131,19 +130,12 @@ func run(ctx context.Context, role string, cfg *config) error {
 		return nil
 	}
 
-	store, err := storage.NewFilesystem(cfg.StorageDir)
+	opened, err := openStorage(ctx, cfg, role, log)
 	if err != nil {
-		return fmt.Errorf("open storage %s: %w", cfg.StorageDir, err)
+		return err
 	}
-	// serve owns its storage; roles that may share it with other processes sweep only what
-	// no write in progress can own.
-	sweep := store.SweepWrites
-	if role != "serve" {
-		sweep = func() error { return store.SweepWritesOlderThan(time.Hour) }
-	}
-	if err := sweep(); err != nil {
-		return fmt.Errorf("sweep unfinished storage writes: %w", err)
-	}
+	defer opened.close()
+	store := opened.driver
 
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
@@ -188,14 +180,14 @@ func run(ctx context.Context, role string, cfg *config) error {
 	// same blob make one upstream request.
 	var reg *content.App
 	if role == "serve" || role == "content" {
-		if reg, err = newContent(cfg, db, store, dispatcher, coord, logins, m, log); err != nil {
+		if reg, err = newContent(cfg, db, opened, dispatcher, coord, logins, m, log); err != nil {
 			return err
 		}
 		defer reg.Close()
 	}
 	var worker *tasks.Worker
 	if role == "serve" || role == "worker" {
-		syncer, closeSyncer, err := newSyncer(db, store, reg, coord, m, log, content.FillResumes(fillResumes(cfg.FillResumes)))
+		syncer, closeSyncer, err := newSyncer(db, opened, reg, coord, m, log, content.FillResumes(fillResumes(cfg.FillResumes)))
 		if err != nil {
 			return err
 		}
@@ -242,7 +234,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	switch role {
 	case "serve", "api":
 		api, err := server.New(server.Deps{DB: db, Tasks: dispatcher, AdminPassword: cfg.AdminPassword, Logins: logins, Logger: log,
-			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: cfg.StorageDir,
+			RedisPing: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, StorageDir: statusDir(cfg),
 			ContentOrigin: cfg.ContentOrigin, OrphanProtectionTime: &orphanProtection, Requests: m.Requests(metrics.AppAPI)})
 		if err != nil {
 			return err
@@ -267,7 +259,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	return listenAndServe(ctx, cfg, withMetrics(cfg, m, handler), acmeObjects, log)
 }
 
-func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Dispatcher, rdb redis.UniversalClient, logins *models.Logins, m *metrics.Metrics, log *slog.Logger) (*content.App, error) {
+func newContent(cfg *config, db *gorm.DB, store *openedStorage, d *tasks.Dispatcher, rdb redis.UniversalClient, logins *models.Logins, m *metrics.Metrics, log *slog.Logger) (*content.App, error) {
 	var tokens *token.Key
 	if cfg.TokenAuth {
 		var err error
@@ -275,7 +267,8 @@ func newContent(cfg *config, db *gorm.DB, store *storage.Filesystem, d *tasks.Di
 			return nil, err
 		}
 	}
-	return content.New(content.Config{DB: db, Storage: store, AdminPassword: cfg.AdminPassword,
+	return content.New(content.Config{DB: db, Storage: store.driver, LocalDir: store.local,
+		StorageRedirect: cfg.Store.Redirect, AdminPassword: cfg.AdminPassword,
 		Logins: logins, Logger: log, TagFreshness: cfg.TagFreshness, UpstreamTimeout: cfg.UpstreamTimeout,
 		NewNamesPerMinute: cfg.NewNamesPerMinute, Tasks: d, Redis: rdb,
 		Tokens: tokens, TokenExpiration: cfg.TokenExpiration, ContentOrigin: cfg.ContentOrigin,
@@ -299,19 +292,19 @@ func fillResumes(n int) int {
 // the content app of this process (reg), or on its own (locked across processes through rdb).
 // Its upstream requests get the client's own timeouts, not the cache's short budget. The
 // returned function releases what it opened.
-func newSyncer(db *gorm.DB, store *storage.Filesystem, reg *content.App, rdb redis.UniversalClient, m *metrics.Metrics, log *slog.Logger, opts ...fill.Option) (*reposync.Syncer, func(), error) {
+func newSyncer(db *gorm.DB, store *openedStorage, reg *content.App, rdb redis.UniversalClient, m *metrics.Metrics, log *slog.Logger, opts ...fill.Option) (*reposync.Syncer, func(), error) {
 	closeFn := func() {}
 	var fills *fill.Fills
 	if reg != nil {
 		fills = reg.Fills()
 	} else {
-		f, staging, err := content.NewFills(store, rdb, log, append(content.FillOptions(m), opts...)...)
+		f, staging, err := content.NewFills(store.driver, store.local, rdb, log, append(content.FillOptions(m), opts...)...)
 		if err != nil {
 			return nil, nil, err
 		}
 		fills, closeFn = f, func() { f.Wait(); _ = staging.Close() }
 	}
-	return reposync.New(reposync.Config{Storage: store, Store: local.New(db, store, log), Fills: fills,
+	return reposync.New(reposync.Config{Storage: store.driver, Store: local.New(db, store.driver, log), Fills: fills,
 		Logger: log, Observer: m.Upstream()}), closeFn, nil
 }
 

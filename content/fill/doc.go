@@ -32,4 +32,9 @@
 // one, which it holds back until the digest is verified, and ends with the fill's error
 // instead of io.EOF when the fill fails. A consumer that stops at the blob's announced length
 // therefore never gets a complete body of a blob that failed, and can copy plainly.
+//
+// Object storage: when the driver is a storage.Streamer, the staging file is also uploaded
+// while it grows (upload.go), and the commit sends its tail and completes the upload once the
+// digest is verified; a failed fill cancels (aborts) the upload. Readers follow the staging
+// file as with any driver.
 package fill

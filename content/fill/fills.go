@@ -283,6 +283,15 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	}
 	defer file.Close()
 	f.setStaging(file.Name())
+	up, err := startUpload(ctx, fs.driver, f, file.Name(), blobPath)
+	if err != nil {
+		return fmt.Errorf("stage blob %s: %w", f.digest, err)
+	}
+	defer func() {
+		if err := up.close(ctx); err != nil {
+			fs.logger.Warn("cancel upload of a failed fill", "digest", f.digest, "error", err)
+		}
+	}()
 
 	st := &stager{f: f, out: storage.NewWriteback(file, 0), h: storage.NewHash(algorithm), size: size}
 	sum, err := fs.fetch(ctx, st, src, body)
@@ -299,14 +308,22 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		f.onVerified()
 	}
 	f.setVerified(total)
-	if err := file.Sync(); err != nil {
-		return fmt.Errorf("stage blob %s: %w", f.digest, err)
+	// A staging file that is uploaded (up) is not what storage keeps: no need to make it durable.
+	if up == nil {
+		if err := file.Sync(); err != nil {
+			return fmt.Errorf("stage blob %s: %w", f.digest, err)
+		}
 	}
 	if err := file.Close(); err != nil {
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
 
-	if err := fs.commit(ctx, f, file.Name(), blobPath); err != nil {
+	if up != nil {
+		err = fs.commitUpload(ctx, f, up, file.Name(), total)
+	} else {
+		err = fs.commit(ctx, f, file.Name(), blobPath)
+	}
+	if err != nil {
 		return fmt.Errorf("commit blob %s: %w", f.digest, err)
 	}
 	return nil
@@ -338,6 +355,20 @@ func (fs *Fills) commit(ctx context.Context, f *Fill, staging, blobPath string) 
 		return err
 	}
 	if err := w.Commit(ctx); err != nil {
+		return err
+	}
+	f.setCommitted()
+	if err := os.Remove(staging); err != nil {
+		fs.logger.Warn("remove staging file", "digest", f.digest, "path", staging, "error", err)
+	}
+	return nil
+}
+
+// commitUpload completes the upload of the verified staging file (see upload). Readers keep
+// reading the staging file until the blob is in storage, then storage; the staging file is
+// removed once it is.
+func (fs *Fills) commitUpload(ctx context.Context, f *Fill, up *upload, staging string, size int64) error {
+	if err := up.commit(ctx, size); err != nil {
 		return err
 	}
 	f.setCommitted()

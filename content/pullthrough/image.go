@@ -201,9 +201,11 @@ func (im *image) fetchManifest(ctx context.Context, ref, want string, keep float
 		return nil, budgetError(cl.Budget(), ref)
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(ctx, im.c.cfg.UpstreamTimeout)
+	// The budget bounds the upstream GET only: storing the manifest (a request to object
+	// storage, maybe) is not the upstream's time.
+	uctx, cancel := context.WithTimeout(ctx, im.c.cfg.UpstreamTimeout)
 	defer cancel()
-	body, desc, err := cl.GetManifest(ctx, im.upstreamName(), ref, oci.ManifestMediaTypes)
+	body, desc, err := cl.GetManifest(uctx, im.upstreamName(), ref, oci.ManifestMediaTypes)
 	if err != nil {
 		return nil, upstreamError(err, oci.ErrManifestUnknown.WithDetail("reference", ref))
 	}

@@ -39,6 +39,9 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, img Image
 	h.Set(headerContentDigest, digest)
 	h.Set("ETag", etag)
 	if bc.File != nil {
+		if !head && r.redirectBlob(w, req, digest) {
+			return
+		}
 		http.ServeContent(w, req, "", bc.ModTime, bc.File)
 		return
 	}

@@ -35,6 +35,10 @@ type Config struct {
 	DB *gorm.DB
 	// Storage holds the blobs and the manifests (byte for byte, at storage.BlobPath(digest)).
 	Storage storage.Driver
+	// StorageRedirect answers GETs of stored blobs with a 307 to a presigned URL of the
+	// storage, when it can make one (storage.Presigner), so that clients download from the
+	// object store; HEADs and blobs still being filled are answered as usual.
+	StorageRedirect bool
 	// PullThrough serves the names below pull-through distributions and their children; nil
 	// means no pull-through (children are then served from their local content).
 	PullThrough PullThrough

@@ -48,3 +48,9 @@ func isLowerHex(s string) bool {
 	}
 	return true
 }
+
+// CleanPath validates an object path as every driver must (relative, slash-separated, no
+// element beginning with ".", which also rules out escapes) and returns its cleaned form; an
+// invalid path returns *InvalidPathError. Drivers other than Filesystem name their objects
+// with it.
+func CleanPath(p string) (string, error) { return cleanPath(p) }

@@ -18,9 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
+	"github.com/pulpgo/pulpgo/test/s3server"
 	"github.com/pulpgo/pulpgo/test/testenv"
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
@@ -137,10 +140,30 @@ func TestSplitRolesRequireKey(t *testing.T) {
 
 // TestSplitRoles runs api, worker and two content apps sharing PostgreSQL, Redis and storage:
 // both content apps pull the same image at once, and the upstream serves each blob once.
-func TestSplitRoles(t *testing.T) {
+func TestSplitRoles(t *testing.T) { splitRoles(t) }
+
+// TestSplitRolesOnS3 is TestSplitRoles with the blobs in S3 (SeaweedFS): one upstream GET per
+// blob across the two content apps, and every blob in the bucket at its size.
+func TestSplitRolesOnS3(t *testing.T) {
+	weed := s3server.Start(t, "")
+	bucket := weed.NewBucket(t)
+	img := splitRoles(t, "--storage", "s3://"+bucket+"/pulp", "--s3-endpoint", weed.Endpoint,
+		"--s3-access-key", s3server.AccessKey, "--s3-secret-key", s3server.SecretKey)
+	for _, b := range img.Blobs() {
+		key := "pulp/blobs/sha256/" + b.Digest[7:9] + "/" + b.Digest[7:]
+		waitFor(t, "blob "+b.Digest+" in the bucket", func() bool {
+			info, err := weed.Client.StatObject(t.Context(), bucket, key, minio.StatObjectOptions{})
+			return err == nil && info.Size == b.Size
+		})
+	}
+}
+
+// splitRoles runs TestSplitRoles with more arguments (the storage) for every role, and
+// returns the image pulled.
+func splitRoles(t *testing.T, storage ...string) upstream.Image {
 	ctx := t.Context()
 	bin, up, img, common := splitSetup(t, 24, 3)
-	common = append(common, "--log-level", "debug")
+	common = append(append(common, "--log-level", "debug"), storage...)
 	a := startRole(t, bin, "api", common...)
 	startRole(t, bin, "worker", common...)
 	c1 := startRole(t, bin, "content", common...)
@@ -202,6 +225,7 @@ func TestSplitRoles(t *testing.T) {
 		api(t, "GET", base+"/pulp/api/v3/repositories/container/container/?name=hub/library/large", nil, &repos)
 		return len(repos.Results) == 1 && strings.HasSuffix(repos.Results[0].LatestVersionHref, "/versions/1/")
 	})
+	return img
 }
 
 // createCache creates the pull-through remote and distribution "hub" (base path hub) for the
