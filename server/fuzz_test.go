@@ -83,7 +83,10 @@ func serve(h http.Handler, method, path string, body []byte) *httptest.ResponseR
 }
 
 // drfError reports whether b is a DRF validation error: a non-empty JSON object whose values
-// are lists of strings, or a "detail" string.
+// are non-empty lists of strings, a "detail" string, or the errors of a field's own validator,
+// which DRF nests under the field's name as an object of strings (Pulp's base_path overlap:
+// {"base_path": {"base_path": "Overlaps with existing distribution 'd'"}}, beside the other
+// fields' errors).
 func drfError(b []byte) bool {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(b, &obj) != nil || len(obj) == 0 {
@@ -92,9 +95,11 @@ func drfError(b []byte) bool {
 	for k, v := range obj {
 		var msgs []string
 		var detail string
+		var nested map[string]string
 		switch {
 		case json.Unmarshal(v, &msgs) == nil && len(msgs) > 0:
 		case k == "detail" && json.Unmarshal(v, &detail) == nil && detail != "":
+		case json.Unmarshal(v, &nested) == nil && len(nested) > 0 && nested[k] != "":
 		default:
 			return false
 		}
