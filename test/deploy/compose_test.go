@@ -87,6 +87,17 @@ func TestCompose(t *testing.T) {
 			t.Errorf("no service %s", name)
 		}
 	}
+	// The bucket service creates the bucket the pulpgo services store in.
+	for name, svc := range pulpgoServices(p) {
+		storage := ""
+		if v := svc.Environment["PULPGO_STORAGE"]; v != nil {
+			storage = *v
+		}
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(storage, "s3://"), "/")
+		if create := strings.Join(p.Services["bucket"].Entrypoint, " "); bucket == "" || !strings.Contains(create, "s3.bucket.create -name "+bucket+"'") {
+			t.Errorf("compose service %s stores in %q, which the bucket service (%s) does not create", name, storage, create)
+		}
+	}
 	roleCount := map[string]int{}
 	for name, svc := range pulpgoServices(p) {
 		proc := composeProcess(t, name, svc)
