@@ -166,7 +166,11 @@ func run(ctx context.Context, role string, cfg *config) error {
 	m := newMetrics(role, db)
 	quotaBytes := cfg.Quota.Bytes
 	m.SetQuota(func() int64 { return quotaBytes })
-	metricsErr, err := serveMetrics(ctx, cfg, m, log)
+	hc := newHealth(map[string]func(context.Context) error{
+		"database": func(ctx context.Context) error { return pingDB(ctx, db) },
+		"redis":    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	}, log)
+	metricsErr, err := serveMetrics(ctx, cfg, m, hc, log)
 	if err != nil {
 		return err
 	}
@@ -256,7 +260,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	if cfg.DatabaseURL != "" {
 		acmeObjects = models.NewACMEStore(db)
 	}
-	return listenAndServe(ctx, cfg, withMetrics(cfg, m, handler), acmeObjects, log)
+	return listenAndServe(ctx, cfg, hc.serve(withMetrics(cfg, m, handler)), acmeObjects, log)
 }
 
 func newContent(cfg *config, db *gorm.DB, store *openedStorage, d *tasks.Dispatcher, rdb redis.UniversalClient, logins *models.Logins, m *metrics.Metrics, log *slog.Logger) (*content.App, error) {

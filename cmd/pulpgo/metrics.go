@@ -32,10 +32,10 @@ func withMetrics(cfg *config, m *metrics.Metrics, h http.Handler) http.Handler {
 	return m.Serve(h)
 }
 
-// serveMetrics serves /metrics alone on --metrics-listen until ctx ends; it returns once the
+// serveMetrics serves /metrics (and the probes of hc) alone on --metrics-listen until ctx ends; it returns once the
 // listener is open (an error when it cannot be), and errc receives the server's failure (which
 // is logged too: only the worker, which serves nothing else, stops on it).
-func serveMetrics(ctx context.Context, cfg *config, m *metrics.Metrics, log *slog.Logger) (<-chan error, error) {
+func serveMetrics(ctx context.Context, cfg *config, m *metrics.Metrics, hc *health, log *slog.Logger) (<-chan error, error) {
 	errc := make(chan error, 1)
 	if cfg.MetricsListen == "" {
 		return errc, nil
@@ -46,7 +46,7 @@ func serveMetrics(ctx context.Context, cfg *config, m *metrics.Metrics, log *slo
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.Path, m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: maxHeaderBytes}
+	srv := &http.Server{Handler: hc.serve(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: maxHeaderBytes}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("the metrics listener failed", "addr", ln.Addr().String(), "err", err)
