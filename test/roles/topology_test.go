@@ -23,7 +23,8 @@ import (
 // metrics listener, the quota on the workers. In turn:
 //   - 20 concurrent cold pulls of L, alternating between the content apps: one upstream GET
 //     per blob, every digest right;
-//   - a sync of S into an ordinary repository while A and B are pulled: all succeed;
+//   - a sync of S into an ordinary repository started while A and B are being filled (the
+//     upstream throttled): all succeed;
 //   - L and A pulled again, so B is the least recently pulled; pulling C takes the stored
 //     size over the high watermark (the quota is computed from the images' sizes so that
 //     evicting B alone brings it under the low one): the evict task makes B's version 2, B's
@@ -125,6 +126,7 @@ func TestProductionTopology(t *testing.T) {
 	if code := api(t, "POST", base+"/pulp/api/v3/repositories/container/container/", map[string]any{"name": "s"}, &obj); code != 201 {
 		t.Fatalf("create repository: %d %v", code, obj)
 	}
+	up.SetBlobThrottle(2 << 20) // half a second per layer: the sync starts while A and B fill
 	pulled := make(chan error, 2)
 	for i, img := range []upstream.Image{a, b} {
 		manifestGets++
@@ -132,6 +134,9 @@ func TestProductionTopology(t *testing.T) {
 			pulled <- pull(ctx, "http://"+p.addr, "hub/"+img.Name, "latest", img)
 		}(contents[i], img)
 	}
+	waitFor(t, "the pulls of A and B to reach the upstream", func() bool {
+		return up.CDNGets(a.Layers[0].Digest) > 0 && up.CDNGets(b.Layers[0].Digest) > 0
+	})
 	if code := api(t, "POST", base+obj["pulp_href"].(string)+"sync/", map[string]any{"remote": remote}, &task); code != 202 {
 		t.Fatalf("sync: %d %v", code, task)
 	}
@@ -141,6 +146,7 @@ func TestProductionTopology(t *testing.T) {
 			t.Fatalf("pull during the sync: %v", err)
 		}
 	}
+	up.SetBlobThrottle(0)
 	var synced map[string]any
 	api(t, "GET", base+task["task"], nil, &synced)
 	if created, _ := synced["created_resources"].([]any); len(created) != 1 || !strings.HasSuffix(created[0].(string), "/versions/1/") {
