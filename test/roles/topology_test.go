@@ -31,7 +31,8 @@ import (
 //     blobs leave the bucket, and L, A and C are still served;
 //   - each process's metrics show what the test caused: upstream blob GETs summed over the
 //     processes equal the upstream's count and the content apps' are one per blob pulled
-//     (fills started at least that, none in flight or failed); the manifest GETs served by
+//     (fills started at least that, none in flight or failed), and so are the blob bytes they
+//     received, while they served at least what the pulls read; the manifest GETs served by
 //     both content apps; the sync's and the evict task's samples, the evict counters and the
 //     quota on the workers; the sync request on the api.
 func TestProductionTopology(t *testing.T) {
@@ -92,10 +93,12 @@ func TestProductionTopology(t *testing.T) {
 	for _, p := range contents {
 		waitContent(t, p)
 	}
-	manifestGets := 0 // pulls through the content apps, one manifest GET each
+	manifestGets := 0     // pulls through the content apps, one manifest GET each
+	var servedBlobs int64 // the bytes of their blobs
 	mustPull := func(p *proc, img upstream.Image) {
 		t.Helper()
 		manifestGets++
+		servedBlobs += blobBytes(img)
 		if err := pull(ctx, "http://"+p.addr, "hub/"+img.Name, "latest", img); err != nil {
 			t.Fatalf("pull %s through %s: %v", img.Name, p.addr, err)
 		}
@@ -109,6 +112,7 @@ func TestProductionTopology(t *testing.T) {
 		targets = append(targets, contents[i%2])
 	}
 	manifestGets += len(targets)
+	servedBlobs += int64(len(targets)) * blobBytes(l)
 	pullAtOnce(t, up, l, targets)
 	up.SetBlobThrottle(0)
 	if t.Failed() {
@@ -130,6 +134,7 @@ func TestProductionTopology(t *testing.T) {
 	pulled := make(chan error, 2)
 	for i, img := range []upstream.Image{a, b} {
 		manifestGets++
+		servedBlobs += blobBytes(img)
 		go func(p *proc, img upstream.Image) {
 			pulled <- pull(ctx, "http://"+p.addr, "hub/"+img.Name, "latest", img)
 		}(contents[i], img)
@@ -259,6 +264,17 @@ func TestProductionTopology(t *testing.T) {
 	}
 	// A fill started while another process holds the blob's lock finds the blob stored and
 	// fetches nothing (docs/operations.md): at least one fill per blob, not exactly one.
+	var pulledBytes int64
+	for _, img := range []upstream.Image{l, a, b, c} {
+		pulledBytes += blobBytes(img)
+	}
+	if got := sum(contentFams, "pulpgo_upstream_received_bytes_total", metricstest.Labels{"kind": "blob_get"}); got != float64(pulledBytes) {
+		t.Errorf("the content apps received %v blob bytes from the upstream, want %d (each blob pulled once)", got, pulledBytes)
+	}
+	// Served: the blobs of every pull, and the bodies of the 401s that send clients for tokens.
+	if got := sum(contentFams, "pulpgo_http_response_bytes_total", metricstest.Labels{"route": "/v2/{name}/blobs/{digest}"}); got < float64(servedBlobs) {
+		t.Errorf("the content apps served %v bytes of blobs, want at least the %d the pulls read", got, servedBlobs)
+	}
 	if got := sum(contentFams, "pulpgo_fills_started_total", nil); got < float64(len(pulledBlobs)) {
 		t.Errorf("the content apps started %v fills, want at least %d (one per blob pulled)", got, len(pulledBlobs))
 	}
@@ -290,10 +306,7 @@ func TestProductionTopology(t *testing.T) {
 			t.Errorf("workers: %s%v = %v, want %v", m.name, m.labels, got, m.want)
 		}
 	}
-	var bBlobs int64
-	for _, bl := range b.Blobs() {
-		bBlobs += bl.Size
-	}
+	bBlobs := blobBytes(b)
 	if got := sum(workerFams, "pulpgo_evict_freed_bytes_total", nil); got < float64(bBlobs) {
 		t.Errorf("workers: %v bytes freed by eviction, want at least B's %d", got, bBlobs)
 	}
@@ -337,4 +350,13 @@ func argOf(args []string, flag string) string {
 		}
 	}
 	return ""
+}
+
+// blobBytes is the size of img's blobs.
+func blobBytes(img upstream.Image) int64 {
+	var n int64
+	for _, bl := range img.Blobs() {
+		n += bl.Size
+	}
+	return n
 }
