@@ -20,14 +20,7 @@ import (
 func TestSplitRolesEvict(t *testing.T) {
 	ctx := t.Context()
 	bin, up, a, common := splitSetup(t, 1, 1)
-	push := func(name string) upstream.Image {
-		img, err := up.PushLarge(ctx, name, "latest", 1, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img
-	}
-	b, c := push("library/b"), push("library/c")
+	b, c := pushMiB(t, up, "library/b"), pushMiB(t, up, "library/c")
 	size := int64(0)
 	for _, img := range []upstream.Image{a, b, c} {
 		n := img.Size
@@ -94,20 +87,36 @@ func TestSplitRolesEvict(t *testing.T) {
 	if !stored(a) || !stored(c) {
 		t.Errorf("A's layer stored: %v, C's: %v; want both", stored(a), stored(c))
 	}
+	tasks := finishedEvictTasks(t, base)
+	if len(tasks) != 1 || tasks[0].State != "completed" || len(tasks[0].CreatedResources) != 1 ||
+		!strings.HasSuffix(tasks[0].CreatedResources[0], "/versions/2/") {
+		t.Errorf("evict tasks: %+v, want one completed that created B's version 2", tasks)
+	}
+}
+
+// evictTask is an evict task as the API shows it.
+type evictTask struct {
+	State            string   `json:"state"`
+	CreatedResources []string `json:"created_resources"`
+}
+
+// finishedEvictTasks waits until the API at base shows evict tasks, none of them waiting or
+// running, and returns them.
+func finishedEvictTasks(t *testing.T, base string) []evictTask {
+	t.Helper()
 	var tasks struct {
-		Results []struct {
-			State            string   `json:"state"`
-			CreatedResources []string `json:"created_resources"`
-		} `json:"results"`
+		Results []evictTask `json:"results"`
 	}
-	waitFor(t, "the evict task to finish", func() bool {
+	waitFor(t, "the evict tasks to finish", func() bool {
 		api(t, "GET", base+"/pulp/api/v3/tasks/?name=pulpgo.app.tasks.evict", nil, &tasks)
-		return len(tasks.Results) > 0 && tasks.Results[0].State != "waiting" && tasks.Results[0].State != "running"
+		for _, r := range tasks.Results {
+			if r.State == "waiting" || r.State == "running" {
+				return false
+			}
+		}
+		return len(tasks.Results) > 0
 	})
-	if len(tasks.Results) != 1 || tasks.Results[0].State != "completed" || len(tasks.Results[0].CreatedResources) != 1 ||
-		!strings.HasSuffix(tasks.Results[0].CreatedResources[0], "/versions/2/") {
-		t.Errorf("evict tasks: %+v, want one completed that created B's version 2", tasks.Results)
-	}
+	return tasks.Results
 }
 
 // latestVersion returns the number of the latest version of the repository named name, or

@@ -161,7 +161,6 @@ func TestSplitRolesOnS3(t *testing.T) {
 // splitRoles runs TestSplitRoles with more arguments (the storage) for every role, and
 // returns the image pulled.
 func splitRoles(t *testing.T, storage ...string) upstream.Image {
-	ctx := t.Context()
 	bin, up, img, common := splitSetup(t, 24, 3)
 	common = append(append(common, "--log-level", "debug"), storage...)
 	a := startRole(t, bin, "api", common...)
@@ -191,29 +190,7 @@ func splitRoles(t *testing.T, storage ...string) upstream.Image {
 
 	up.Reset()
 	up.SetBlobThrottle(16 << 20) // 16 MiB/s: the fills overlap
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for _, c := range []*proc{c1, c2} {
-		for i := 0; i < 2; i++ {
-			wg.Add(1)
-			go func(addr string) {
-				defer wg.Done()
-				errs <- pull(ctx, "http://"+addr, "hub/library/large", "latest", img)
-			}(c.addr)
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	for _, b := range img.Blobs() {
-		if n := up.CDNGets(b.Digest); n != 1 {
-			t.Errorf("upstream served blob %s %d times to two content apps, want 1", b.Digest, n)
-		}
-	}
+	pullAtOnce(t, up, img, []*proc{c1, c1, c2, c2})
 
 	// The worker records the pull as one version of the image's repository.
 	waitFor(t, "the pull recorded", func() bool {
@@ -225,6 +202,44 @@ func splitRoles(t *testing.T, storage ...string) upstream.Image {
 		api(t, "GET", base+"/pulp/api/v3/repositories/container/container/?name=hub/library/large", nil, &repos)
 		return len(repos.Results) == 1 && strings.HasSuffix(repos.Results[0].LatestVersionHref, "/versions/1/")
 	})
+	return img
+}
+
+// pullAtOnce pulls img (from the cache "hub") through each of contents at once, one pull per
+// entry, and checks that every pull got the right digests and that the upstream served each
+// blob once.
+func pullAtOnce(t *testing.T, up *upstream.Upstream, img upstream.Image, contents []*proc) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(contents))
+	for _, c := range contents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- pull(t.Context(), "http://"+c.addr, "hub/"+img.Name, "latest", img)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, b := range img.Blobs() {
+		if n := up.CDNGets(b.Digest); n != 1 {
+			t.Errorf("upstream served blob %s %d times to %d pulls through content apps, want 1", b.Digest, n, len(contents))
+		}
+	}
+}
+
+// pushMiB pushes name:latest, one layer of 1 MiB, to up.
+func pushMiB(t *testing.T, up *upstream.Upstream, name string) upstream.Image {
+	t.Helper()
+	img, err := up.PushLarge(t.Context(), name, "latest", 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return img
 }
 
