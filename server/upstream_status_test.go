@@ -18,7 +18,7 @@ import (
 
 // TestUpstreamStatus drives real upstream clients (the content app's table, with its
 // breakers and the publisher of their states) against two upstreams: one reporting a low
-// pull budget, one answering 500. The API then shows, for each pull-through remote, the
+// pull budget, one answering 503. The API then shows, for each pull-through remote, the
 // budget (low, not spent) and the breaker (open after the failures), for the right remote
 // only and without its credentials; unknown ids and ordinary container remotes are 404.
 func TestUpstreamStatus(t *testing.T) {
@@ -31,7 +31,7 @@ func TestUpstreamStatus(t *testing.T) {
 		}))
 		defer limited.Close()
 		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "down", http.StatusInternalServerError)
+			http.Error(w, "down", http.StatusServiceUnavailable)
 		}))
 		defer down.Close()
 		const user, secret = "ci-bot", "s3cret-Pa55word"

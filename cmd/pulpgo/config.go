@@ -172,7 +172,7 @@ func parseConfig(role string, args []string) (*config, error) {
 		c.UpstreamBudgetLow = f
 	}
 	fs.Float64Var(&c.UpstreamBudgetLow, "upstream-budget-low", c.UpstreamBudgetLow, "fraction of an upstream's pull budget (RateLimit-Limit) kept back: below it, tags that moved upstream are served from the cache (stale) and only manifests the cache lacks are fetched, until a HEAD shows the budget recovered; 0 = stop only when spent (env PULPGO_UPSTREAM_BUDGET_LOW)")
-	num(&c.BreakerFailures, "breaker-failures", "PULPGO_BREAKER_FAILURES", 5, "consecutive failures (no answer, timeout, 5xx) of an upstream host that open its circuit breaker: the cache then answers alone for --breaker-cooldown")
+	num(&c.BreakerFailures, "breaker-failures", "PULPGO_BREAKER_FAILURES", 5, "consecutive failures (no answer, timeout, 502, 503 or 504; not a 500) of an upstream host that open its circuit breaker: the cache then answers alone for --breaker-cooldown")
 	dur(&c.BreakerCooldown, "breaker-cooldown", "PULPGO_BREAKER_COOLDOWN", 30*time.Second, "how long an open circuit breaker sends nothing upstream before one probe")
 	c.Mirrors = map[string]string{}
 	addMirror := func(v string) error {

@@ -176,7 +176,7 @@ func TestBudgetStaleThenFresh(t *testing.T) {
 }
 
 // TestBreakerServesCache checks the circuit breaker through the cache: an upstream answering
-// 500 opens it after the configured failures; while open a cached tag is served and an
+// 503 opens it after the configured failures; while open a cached tag is served and an
 // uncached one answered UNAVAILABLE without any request upstream, blob fills included; after
 // the cool-down one probe goes through, and an upstream back up closes it.
 func TestBreakerServesCache(t *testing.T) {

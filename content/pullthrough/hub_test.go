@@ -133,7 +133,7 @@ func (h *budgetHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	down := h.down
 	h.mu.Unlock()
 	if down {
-		http.Error(w, "down", http.StatusInternalServerError)
+		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
 	if r.URL.Path == "/v2/" {

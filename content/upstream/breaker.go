@@ -29,9 +29,9 @@ type BreakerStatus struct {
 }
 
 // Breakers are the circuit breakers of upstream hosts, one per host, shared by every client
-// given them (Config.Breakers): after Failures consecutive failures (no answer, a timeout or
-// a 5xx) a host's breaker opens for Cooldown, then lets one probe through; a success closes
-// it, a failure opens it again. Answers such as 404, 401 or 429 are not failures.
+// given them (Config.Breakers): after Failures consecutive failures (no answer, a timeout, a
+// 502, 503 or 504) a host's breaker opens for Cooldown, then lets one probe through; a success
+// closes it, a failure opens it again. Answers such as 404, 401, 429 or 500 are not failures.
 type Breakers struct {
 	failures int
 	cooldown time.Duration
@@ -175,8 +175,11 @@ func (b *breaker) notify(st BreakerStatus) {
 }
 
 // judge classifies the result of one request to the registry for its host's breaker: no
-// answer (other than the caller's own cancellation), a timeout or a 5xx is a failure; any
-// other answer a success.
+// answer (other than the caller's own cancellation), a timeout, or a 502, 503 or 504 (what a
+// registry that is down or overloaded, or its gateway, answers) is a failure; any other answer
+// a success. A 500 is a success here: it is an answer, often to one request only (a name
+// that upsets the upstream), and counting it would let any client that finds such a request
+// open the host's breaker for everyone.
 func judge(ctx context.Context, resp *http.Response, err error) outcome {
 	if err != nil {
 		if errors.Is(err, ErrBreakerOpen) || (errors.Is(err, context.Canceled) && context.Cause(ctx) == context.Canceled) {
@@ -184,7 +187,7 @@ func judge(ctx context.Context, resp *http.Response, err error) outcome {
 		}
 		var e *Error
 		if errors.As(err, &e) && e.StatusCode != 0 {
-			if e.StatusCode >= 500 {
+			if unavailableStatus(e.StatusCode) {
 				return failure
 			}
 			return success
@@ -194,10 +197,16 @@ func judge(ctx context.Context, resp *http.Response, err error) outcome {
 		}
 		return neutral
 	}
-	if resp.StatusCode >= 500 {
+	if unavailableStatus(resp.StatusCode) {
 		return failure
 	}
 	return success
+}
+
+// unavailableStatus reports whether an HTTP status says the registry is unavailable rather
+// than that it refused one request: 502, 503 and 504.
+func unavailableStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
 // BreakerStatus returns the state of the breaker of the client's upstream host (closed when

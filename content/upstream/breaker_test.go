@@ -13,18 +13,23 @@ import (
 )
 
 // TestBreaker drives one host's breaker through its states with a controlled clock: it opens
-// after the configured consecutive failures (refused connections, then 500s), sends nothing
-// while open, lets one probe through after the cool-down (a failed probe opens it again), and
-// closes on a successful one. 404s neither open it nor count as failures.
+// after the configured consecutive failures (503s), sends nothing while open, lets one probe
+// through after the cool-down (a failed probe opens it again), and closes on a successful one.
+// 404s and 500s (an answer to one request, which a client could provoke on purpose) neither
+// open it nor count as failures.
 func TestBreaker(t *testing.T) {
 	var requests atomic.Int64
-	var mode atomic.Value // "down" (500), "up"
+	var mode atomic.Value // "down" (503), "broken" (500), "up"
 	mode.Store("up")
 	f := newFake(t, authNone, func(f *fakeRegistry) {
 		f.handle = func(w http.ResponseWriter, r *http.Request) bool {
 			requests.Add(1)
-			if mode.Load() == "down" {
-				writeRegError(w, http.StatusInternalServerError, "UNKNOWN", "down")
+			switch mode.Load() {
+			case "down":
+				writeRegError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "down")
+				return true
+			case "broken":
+				writeRegError(w, http.StatusInternalServerError, "UNKNOWN", "this name upsets me")
 				return true
 			}
 			return false
@@ -51,6 +56,15 @@ func TestBreaker(t *testing.T) {
 	if st := c.BreakerStatus(); st.State != BreakerClosed || st.ConsecutiveFailures != 0 {
 		t.Fatalf("after 404s: %+v, want closed without failures", st)
 	}
+	mode.Store("broken")
+	for range 5 {
+		if _, err := c.HeadManifest(ctx, "lib/a", "v1", nil); err == nil || errors.Is(err, ErrBreakerOpen) {
+			t.Fatalf("HEAD answered 500: %v, want the upstream's error", err)
+		}
+	}
+	if st := c.BreakerStatus(); st.State != BreakerClosed || st.ConsecutiveFailures != 0 {
+		t.Fatalf("after 500s: %+v, want closed without failures", st)
+	}
 	mode.Store("down")
 	for i := range 3 {
 		if _, err := c.HeadManifest(ctx, "lib/a", "v1", nil); errors.Is(err, ErrBreakerOpen) {
@@ -76,7 +90,7 @@ func TestBreaker(t *testing.T) {
 	}
 	advance(31 * time.Second)
 	if _, err := c.HeadManifest(ctx, "lib/a", "v1", nil); err == nil || errors.Is(err, ErrBreakerOpen) {
-		t.Fatalf("probe: %v, want the upstream's 500", err)
+		t.Fatalf("probe: %v, want the upstream's 503", err)
 	}
 	if st := c.BreakerStatus(); st.State != BreakerOpen || !st.RetryAt.Equal(now.Add(30*time.Second)) {
 		t.Fatalf("after a failed probe: %+v, want open again for a cool-down", st)

@@ -20,7 +20,7 @@ import (
 // rateHub is a hostile upstream of this test's own: Docker Hub's RateLimit headers on
 // manifest answers with a remaining budget the test sets (GETs spend it, HEADs do not), 429
 // with Retry-After for a GET when it is spent, tags the test moves to a new image (manifest,
-// config and layer), and a down mode answering 500 to everything. It counts requests.
+// config and layer), and a down mode answering 503 to everything. It counts requests.
 type rateHub struct {
 	srv *httptest.Server
 
@@ -78,7 +78,7 @@ func (h *rateHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.mu.Unlock()
 	h.requests++
 	if h.down {
-		http.Error(w, "down", http.StatusInternalServerError)
+		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
 	i := strings.LastIndex(r.URL.Path, "/")
@@ -147,7 +147,7 @@ func pullImage(t *testing.T, e *env, name, tag string) (string, error) {
 // TestUpstreamBudget runs the built server against an upstream with a pull budget, over
 // HTTP and with skopeo: with the budget spent a moved tag is served from the cache without a
 // GET and a new tag gets 429 TOOMANYREQUESTS with Retry-After; once the budget is back the
-// moved tag is fresh; an upstream answering 500 opens the breaker (cached tags still served,
+// moved tag is fresh; an upstream answering 503 opens the breaker (cached tags still served,
 // to skopeo too, uncached ones 503 UNAVAILABLE, nothing sent upstream); upstream_status/
 // shows each state, never the remote's password.
 func TestUpstreamBudget(t *testing.T) {
