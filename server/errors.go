@@ -101,6 +101,11 @@ func (s *Server) respond(c *gin.Context, err error) {
 		_ = writeJSON(c, http.StatusBadRequest, []string{bl.Msg})
 	case errors.Is(err, models.ErrReadOnly):
 		_ = writeJSON(c, http.StatusBadRequest, detail(err.Error()))
+	case models.IsUnavailable(err):
+		// DRF's ServiceUnavailable: the database, Redis or storage failed, not the request.
+		s.deps.Logger.Warn("dependency unavailable", "cid", c.GetString(cidKey), "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		c.Header("Retry-After", retryAfterUnavailable)
+		_ = writeJSON(c, http.StatusServiceUnavailable, detail("Service temporarily unavailable, try again later."))
 	default:
 		attrs := []any{"cid", c.GetString(cidKey), "method", c.Request.Method, "path", c.Request.URL.Path, "err", err}
 		var pe *panicError
@@ -111,6 +116,9 @@ func (s *Server) respond(c *gin.Context, err error) {
 		c.Data(http.StatusInternalServerError, "text/html; charset=utf-8", []byte(serverErrorBody))
 	}
 }
+
+// retryAfterUnavailable is the Retry-After, in seconds, of a 503 for a failed dependency.
+const retryAfterUnavailable = "5"
 
 // paramError turns the generated wrapper's parameter errors into Pulp field errors.
 func (s *Server) paramError(c *gin.Context, err error, code int) {

@@ -10,11 +10,19 @@ import (
 	"time"
 
 	"github.com/pulpgo/pulpgo/content/oci"
+	"github.com/pulpgo/pulpgo/models"
 )
 
 // errInternal is what clients see of a failure that is not a registry error; the details go
 // to the log only.
 var errInternal = &oci.Error{Status: http.StatusInternalServerError, Code: "UNSUPPORTED", Message: "Internal server error."}
+
+// errUnavailable is what clients see when a dependency (the database, Redis, storage) failed
+// rather than the request (models.IsUnavailable); the cause goes to the log only.
+var errUnavailable = &oci.Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: "Service unavailable; try again later.", Detail: nil}
+
+// unavailableRetryAfter is the Retry-After of errUnavailable.
+const unavailableRetryAfter = 5 * time.Second
 
 // writeError answers err in the distribution spec's error format,
 // {"errors":[{"code":…,"message":…,"detail":{…}}]}. An *oci.Error (wrapped or not) gives its
@@ -22,7 +30,11 @@ var errInternal = &oci.Error{Status: http.StatusInternalServerError, Code: "UNSU
 // place errors become responses.
 func (r *Registry) writeError(w http.ResponseWriter, req *http.Request, err error) {
 	var e *oci.Error
-	if !errors.As(err, &e) {
+	if !errors.As(err, &e) && models.IsUnavailable(err) {
+		r.log.Warn("registry request failed: dependency unavailable", "method", req.Method, "path", req.URL.Path, "err", err)
+		e, err = errUnavailable, oci.WithRetryAfter(errUnavailable, unavailableRetryAfter)
+	}
+	if e == nil {
 		if errors.Is(err, context.Canceled) && req.Context().Err() != nil {
 			r.log.Debug("registry request cancelled", "method", req.Method, "path", req.URL.Path, "err", err)
 		} else {

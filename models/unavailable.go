@@ -1,0 +1,72 @@
+package models
+
+import (
+	"database/sql/driver"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// UnavailableError is a failure of something the server depends on (the database, Redis,
+// object storage, a full disk) rather than of the request: the same request may succeed
+// later. The API and the registry answer it 503 in their own error formats, with a
+// Retry-After; the cause goes to the log only.
+type UnavailableError struct {
+	// Service names what failed ("database", "redis", "storage").
+	Service string
+	Err     error
+}
+
+func (e *UnavailableError) Error() string { return e.Service + " unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable wraps err, when it is not nil, as an UnavailableError of service.
+func Unavailable(service string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UnavailableError{Service: service, Err: err}
+}
+
+// unavailabler is implemented by errors of other packages (storage drivers, clients) that
+// know they mean a dependency is down or full.
+type unavailabler interface{ Unavailable() bool }
+
+// IsUnavailable reports whether err means that a dependency failed, not the request: an
+// UnavailableError, an error that says so through an Unavailable() bool method, a full disk
+// or quota (ENOSPC, EDQUOT), a read-only file system, a PostgreSQL connection failure or
+// shutdown (SQLSTATE classes 08, 53 and 57P), a bad database connection, or a failed network
+// operation (*net.OpError, a deadline).
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return true
+	}
+	var u unavailabler
+	if errors.As(err, &u) && u.Unavailable() {
+		return true
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) {
+		return true
+	}
+	if errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") || strings.HasPrefix(pe.Code, "57P")
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) || errors.Is(err, os.ErrDeadlineExceeded)
+}
