@@ -32,6 +32,8 @@ type Fill struct {
 	err         error  // why the fill failed
 
 	hooks []CommitFunc // guarded by Fills.mu, not mu
+
+	counted bool // told the observer it started; used by the fill's own goroutine only
 }
 
 func newFill(driver storage.Driver, digest string) *Fill {

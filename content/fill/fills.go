@@ -74,9 +74,11 @@ func WithLocker(l Locker) Option {
 // Observer is told of fills as they start, are joined and end (the process's metrics). Its
 // methods must be cheap and safe for concurrent use; they are called outside the fills' lock.
 type Observer interface {
-	// FillStarted is called when a fill of a digest starts in this process.
+	// FillStarted is called when a fill of a digest starts fetching in this process (after the
+	// cross-process lock, the blob not stored).
 	FillStarted()
-	// FillJoined is called when a caller joins the fill already running for its digest.
+	// FillJoined is called when a caller joins the fill already running for its digest, or a
+	// fill finds, once it holds the lock, that another process has just stored the blob.
 	FillJoined()
 	// FillEnded is called when a fill ends: ok when its blob is in storage.
 	FillEnded(ok bool)
@@ -179,7 +181,6 @@ func (fs *Fills) start(ctx context.Context, digest, owner string, src Source, on
 	fs.fills[digest] = f
 	fs.wg.Add(1)
 	fs.mu.Unlock()
-	fs.observer.FillStarted()
 
 	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	watchdog := time.AfterFunc(fs.timeout, func() { cancel(context.DeadlineExceeded) })
@@ -201,7 +202,9 @@ func (fs *Fills) run(ctx context.Context, f *Fill, src Source) {
 	defer close(f.done)
 	log := fs.logger.With("digest", f.digest)
 	err := fs.fill(ctx, f, src)
-	defer fs.observer.FillEnded(err == nil)
+	if f.counted {
+		defer fs.observer.FillEnded(err == nil)
+	}
 	if err != nil {
 		fs.mu.Lock()
 		delete(fs.fills, f.digest)
@@ -258,6 +261,7 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	// another process that held the lock.
 	info, err := fs.driver.Stat(ctx, blobPath)
 	if err == nil {
+		fs.observer.FillJoined() // another process's fill, joined through the lock
 		f.setStored(info.Size)
 		return nil
 	}
@@ -265,6 +269,10 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	if !errors.As(err, &notFound) {
 		return fmt.Errorf("stat blob %s: %w", f.digest, err)
 	}
+	// Counted only now: a fill that found the blob stored, or could not take the lock, fetched
+	// nothing.
+	f.counted = true
+	fs.observer.FillStarted()
 
 	fs.logger.Debug("fetching blob from upstream", "digest", f.digest)
 	body, size, err := src(ctx, 0)

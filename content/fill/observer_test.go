@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync/atomic"
 	"testing"
+
+	"github.com/pulpgo/pulpgo/content/storage"
 )
 
 // countingObserver counts what a Fills reports.
@@ -50,5 +52,37 @@ func TestObserver(t *testing.T) {
 	env.fills.Wait()
 	if s, j, ok, failed, in := obs.started.Load(), obs.joined.Load(), obs.ok.Load(), obs.failed.Load(), obs.inflight.Load(); s != 2 || j != 4 || ok != 1 || failed != 1 || in != 0 {
 		t.Errorf("started %d joined %d ok %d failed %d in flight %d; want 2, 4, 1, 1, 0", s, j, ok, failed, in)
+	}
+}
+
+// TestObserverStoredMeanwhile: a fill that finds its blob already stored (by another process
+// sharing the storage, which held the lock) counts as a join, not a start, and ends nothing.
+func TestObserverStoredMeanwhile(t *testing.T) {
+	obs := &countingObserver{}
+	env := newEnv(t, true, WithObserver(obs))
+	data, digest := blob(9, 4096)
+	p, err := storage.BlobPath(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := env.driver.Writer(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	f := env.fills.Start(t.Context(), digest, staticSource(data, int64(len(data)), &calls, nil), nil)
+	waitDone(t, f)
+	if err := f.Err(); err != nil {
+		t.Fatal(err)
+	}
+	env.fills.Wait()
+	if s, j, ok, failed, in, c := obs.started.Load(), obs.joined.Load(), obs.ok.Load(), obs.failed.Load(), obs.inflight.Load(), calls.Load(); s != 0 || j != 1 || ok != 0 || failed != 0 || in != 0 || c != 0 {
+		t.Errorf("started %d joined %d ok %d failed %d in flight %d upstream calls %d; want 0, 1, 0, 0, 0, 0", s, j, ok, failed, in, c)
 	}
 }
