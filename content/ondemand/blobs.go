@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/local"
 	"github.com/pulpgo/pulpgo/content/oci"
@@ -59,7 +60,8 @@ func New(cfg Config) (*Blobs, error) {
 // (Pulp fetches the whole blob for a HEAD; the size comes from the manifest the sync stored,
 // and a GET still verifies the bytes). When no remote delivers the blob, the client gets the
 // last remote's failure (BLOB_UNKNOWN for a 404, 502 for wrong bytes, 504 for an upstream
-// down), nothing is stored, and the next pull tries again.
+// down), nothing is stored, and the next pull tries again. A GET in a cache-only context
+// (an anonymous pull with --fills-require-auth) asks no upstream: it gets the challenge.
 func (b *Blobs) Blob(ctx context.Context, digest string, head bool) (*oci.BlobContent, error) {
 	unknown := oci.ErrBlobUnknown.WithDetail("digest", digest)
 	ras, err := models.RemoteArtifactsFor(b.cfg.DB.WithContext(ctx), digest)
@@ -72,6 +74,10 @@ func (b *Blobs) Blob(ctx context.Context, digest string, head bool) (*oci.BlobCo
 				return &oci.BlobContent{Digest: digest, Size: ra.Size}, nil
 			}
 		}
+	}
+	if len(ras) > 0 && cacheonly.Is(ctx) {
+		// --fills-require-auth: an anonymous pull may not make the server ask an upstream.
+		return nil, cacheonly.ErrAuthRequired.WithDetail("digest", digest)
 	}
 	remotes, err := b.remotesOf(ctx, ras)
 	if err != nil {

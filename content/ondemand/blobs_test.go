@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"gorm.io/gorm"
 
+	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/fill"
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/remotes"
@@ -220,4 +221,30 @@ func TestBlobsTryRemoteArtifactsInOrder(t *testing.T) {
 			t.Error("a streamed blob was kept")
 		}
 	})
+}
+
+// TestBlobsCacheOnly: with --fills-require-auth an anonymous GET of a blob that only a remote
+// artifact delivers gets the challenge and makes no upstream request; a HEAD is still
+// answered from the recorded size; an authenticated GET fetches it.
+func TestBlobsCacheOnly(t *testing.T) {
+	r := newRig(t, testenv.Embedded())
+	layer := bytes.Repeat([]byte("anonymous "), 5000)
+	d := r.push(t, layer)
+	r.artifacts(t, d, int64(len(layer)), r.remote(t, "kept", "", "on_demand"))
+	anon := cacheonly.With(t.Context())
+	if _, err := r.b.Blob(anon, d, false); !errors.Is(err, cacheonly.ErrAuthRequired) {
+		t.Fatalf("anonymous GET: %v, want the challenge", err)
+	}
+	if bc, err := r.b.Blob(anon, d, true); err != nil || bc.Size != int64(len(layer)) {
+		t.Fatalf("anonymous HEAD = %+v, %v; want the recorded size", bc, err)
+	}
+	if n := r.gets.Load(); n != 0 {
+		t.Fatalf("anonymous requests made %d upstream GETs", n)
+	}
+	if _, err := r.b.Blob(anon, digestOf([]byte("nothing")), false); !errors.Is(err, oci.ErrBlobUnknown) {
+		t.Errorf("anonymous GET of a blob without remote artifacts: %v, want BLOB_UNKNOWN", err)
+	}
+	if got, err := r.read(t, d); err != nil || !bytes.Equal(got, layer) {
+		t.Fatalf("authenticated GET: %d bytes, %v", len(got), err)
+	}
 }

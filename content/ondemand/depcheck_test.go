@@ -14,6 +14,7 @@ func TestImports(t *testing.T) {
 	imports.Only(t, ".",
 		"gorm.io/gorm",
 		"github.com/pulpgo/pulpgo/content/fill",
+		"github.com/pulpgo/pulpgo/content/cacheonly",
 		"github.com/pulpgo/pulpgo/content/local",
 		"github.com/pulpgo/pulpgo/content/oci",
 		"github.com/pulpgo/pulpgo/content/remotes",
