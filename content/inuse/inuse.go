@@ -42,6 +42,7 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	counts  map[string]int
+	leases  map[string]time.Time // this process's leases, until when
 	touched map[string]time.Time
 	stop    chan struct{}
 	done    chan struct{}
@@ -65,7 +66,7 @@ func New(rdb redis.UniversalClient, logger *slog.Logger, opts ...Option) *Tracke
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	t := &Tracker{rdb: rdb, token: hex.EncodeToString(b[:]), ttl: DefaultTTL, log: logger,
-		counts: map[string]int{}, touched: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+		counts: map[string]int{}, leases: map[string]time.Time{}, touched: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, o := range opts {
 		o(t)
 	}
@@ -104,13 +105,40 @@ func (t *Tracker) Hold(ctx context.Context, digest string) (release func()) {
 
 // write records this process's hold of digest in Redis, expiring after the TTL.
 func (t *Tracker) write(ctx context.Context, digest string) error {
-	expiry := time.Now().Add(t.ttl).UnixMilli()
-	_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key(digest), t.token, expiry)
-		p.PExpire(ctx, key(digest), t.ttl)
-		return nil
-	})
-	return err
+	return t.writeField(ctx, digest, t.token, t.ttl)
+}
+
+// holdScript sets field ARGV[1] of hash KEYS[1] to the expiry ARGV[2] (Unix ms) and makes the
+// key live at least ARGV[3] ms, never shortening it (a lease may outlive the holds).
+var holdScript = redis.NewScript(`redis.call("hset", KEYS[1], ARGV[1], ARGV[2])
+if redis.call("pttl", KEYS[1]) < tonumber(ARGV[3]) then redis.call("pexpire", KEYS[1], ARGV[3]) end
+return 1`)
+
+func (t *Tracker) writeField(ctx context.Context, digest, field string, ttl time.Duration) error {
+	expiry := time.Now().Add(ttl).UnixMilli()
+	return holdScript.Run(ctx, t.rdb, []string{key(digest)}, field, expiry, ttl.Milliseconds()).Err()
+}
+
+// Lease holds digest for d without a reader: a blob GET answered with a redirect to a
+// presigned storage URL, which the client reads from the storage within the URL's lifetime.
+// Like Hold, a Redis failure is logged and this process still counts the lease.
+func (t *Tracker) Lease(ctx context.Context, digest string, d time.Duration) {
+	until := time.Now().Add(d)
+	t.mu.Lock()
+	if until.After(t.leases[digest]) {
+		t.leases[digest] = until
+	}
+	t.mu.Unlock()
+	if t.rdb == nil {
+		return
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	wctx, cancel := context.WithTimeout(ctx, writeBudget)
+	defer cancel()
+	if err := t.writeField(wctx, digest, "lease:"+hex.EncodeToString(b[:]), d); err != nil {
+		t.log.Warn("leasing a blob", "digest", digest, "err", err)
+	}
 }
 
 func (t *Tracker) release(digest string) {
@@ -152,6 +180,11 @@ func (t *Tracker) refresh() {
 				delete(t.touched, d)
 			}
 		}
+		for d, until := range t.leases {
+			if time.Now().After(until) {
+				delete(t.leases, d)
+			}
+		}
 		t.mu.Unlock()
 		if t.rdb == nil {
 			continue
@@ -169,7 +202,7 @@ func (t *Tracker) Held(ctx context.Context, digests []string) (map[string]bool, 
 	out := map[string]bool{}
 	t.mu.Lock()
 	for _, d := range digests {
-		if t.counts[d] > 0 {
+		if t.counts[d] > 0 || time.Now().Before(t.leases[d]) {
 			out[d] = true
 		}
 	}

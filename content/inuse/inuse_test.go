@@ -112,3 +112,33 @@ func TestTouch(t *testing.T) {
 		t.Fatalf("touched %s again within a minute, want sha256:cccc", d)
 	}
 }
+
+// TestLease: a lease holds a digest for its duration in every process, without a reader, and
+// a hold released meanwhile does not shorten it.
+func TestLease(t *testing.T) {
+	t.Parallel()
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		rdb := redisOf(t, e)
+		redirector := inuse.New(rdb, nil, inuse.WithTTL(300*time.Millisecond))
+		defer redirector.Close()
+		cleaner := inuse.New(rdb, nil)
+		defer cleaner.Close()
+		const d = "sha256:bbbb"
+		redirector.Lease(context.Background(), d, 5*time.Second)
+		if !held(t, cleaner, d) || !held(t, redirector, d) {
+			t.Fatal("a leased digest is not held")
+		}
+		redirector.Hold(context.Background(), d)() // a reader comes and goes
+		time.Sleep(time.Second)                    // past the holds' TTL, within the lease
+		if !held(t, cleaner, d) {
+			t.Fatal("the lease ended with the TTL of a released hold")
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for held(t, cleaner, d) || held(t, redirector, d) {
+			if time.Now().After(deadline) {
+				t.Fatal("the lease never ended")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}

@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +114,72 @@ func TestOrphanCleanupKeepsBlobsBeingRead(t *testing.T) {
 	run()
 	if row, stored := present(); row || stored {
 		t.Fatalf("orphan blob no longer read: row %v, bytes %v after a cleanup", row, stored)
+	}
+}
+
+// presigning is filesystem storage that makes (unusable) presigned URLs, for redirects.
+type presigning struct{ *storage.Filesystem }
+
+func (presigning) PresignGet(_ context.Context, p string, _ time.Duration) (string, error) {
+	return "http://storage.invalid/" + p + "?signed", nil
+}
+
+// TestOrphanCleanupKeepsRedirectedBlobs: with --storage-redirect a client reads the blob from
+// the storage after the GET has ended; the redirect leases the blob for the URL's lifetime,
+// so an orphan cleanup with no protection time keeps a blob just redirected and removes an
+// orphan nobody was sent to.
+func TestOrphanCleanupKeepsRedirectedBlobs(t *testing.T) {
+	f := newFixture(t)
+	uses := inuse.New(nil, nil)
+	t.Cleanup(uses.Close)
+	reg, err := New(Config{DB: f.db, Storage: presigning{f.store}, AdminPassword: adminPassword, StorageRedirect: true,
+		Uses: uses, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+
+	sent := f.blob(t, []byte("redirected blob"), "application/octet-stream", true)
+	other := f.blob(t, []byte("blob nobody asked for"), "application/octet-stream", true)
+	repo := &models.Repository{PulpType: models.KindContainerRepository.PulpType, Name: "redirected"}
+	if err := models.CreateRepository(f.db, repo); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Transaction(func(tx *gorm.DB) error {
+		_, err := models.NewVersion(tx, repo, []models.ContentRef{{Type: models.KindBlob.PulpType, ID: sent.ID}, {Type: models.KindBlob.PulpType, ID: other.ID}}, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.dist(t, models.Distribution{BasePath: "redirected", RepositoryID: &repo.ID})
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(srv.URL + "/v2/redirected/blobs/" + sent.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "http://storage.invalid/") {
+		t.Fatalf("GET blob: %d Location %q, want a 307 to the storage", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if err := f.db.Transaction(func(tx *gorm.DB) error { return models.DeleteRepository(tx, repo.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	args, _ := json.Marshal(tasks.OrphanArgs{OrphanProtectionTime: 0})
+	if _, _, err := tasks.OrphanCleanupJob(f.store, uses)(context.Background(), f.db, &models.Task{ID: models.NewID(), Args: args}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		b    *models.Blob
+		kept bool
+	}{{sent, true}, {other, false}} {
+		var n int64
+		f.db.Model(&models.Blob{}).Where("id = ?", c.b.ID).Count(&n)
+		p, _ := storage.BlobPath(c.b.Digest)
+		_, err := f.store.Stat(context.Background(), p)
+		if (n > 0) != c.kept || (err == nil) != c.kept {
+			t.Errorf("blob %s after the cleanup: row %v, bytes %v; want kept %v", c.b.Digest, n > 0, err == nil, c.kept)
+		}
 	}
 }
