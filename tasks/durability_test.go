@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -442,5 +443,31 @@ func TestJobOutlivesAsynqContext(t *testing.T) {
 		rec.open("job")
 		waitAll(t, db, rec, models.TaskCompleted, task.ID)
 		<-returned
+	})
+}
+
+// TestStopFailsRunningJobs: a job still running when its worker stops (after the shutdown
+// timeout) is canceled and its task fails with the reason recorded, rather than staying
+// running until the worker's TTL expires.
+func TestStopFailsRunningJobs(t *testing.T) {
+	t.Parallel()
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		db := testenv.OpenDB(t, e)
+		opt := engineRedis(t, e)
+		d := NewDispatcher(db, opt)
+		t.Cleanup(func() { _ = d.Close() })
+		rec := newRecorder()
+		w := NewWorker(WorkerConfig{DB: db, Redis: opt, Name: "stopped@" + e.Name, Jobs: map[string]Job{recordJob: rec.job},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShutdownTimeout: 100 * time.Millisecond})
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		task := newTask(t, db, d, "never")
+		waitAll(t, db, rec, models.TaskRunning, task.ID)
+		w.Stop()
+		got, err := models.GetTask(db, task.ID)
+		if err != nil || got.State != models.TaskFailed || !strings.Contains(string(got.Error), errWorkerStopped.Error()) {
+			t.Fatalf("task after Stop: %+v %v", got, err)
+		}
 	})
 }

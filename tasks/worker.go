@@ -52,6 +52,9 @@ type WorkerConfig struct {
 	// its message before that (default DefaultReconcileGrace).
 	ReconcileInterval time.Duration
 	ReconcileGrace    time.Duration
+	// ShutdownTimeout is how long Stop lets running jobs finish before it cancels them
+	// (default 10 s).
+	ShutdownTimeout time.Duration
 	// HeartbeatInterval and WorkerTTL override the package's (tests).
 	HeartbeatInterval time.Duration
 	WorkerTTL         time.Duration
@@ -60,6 +63,9 @@ type WorkerConfig struct {
 // heartbeatRetry is how soon a failed heartbeat is tried again: a worker reports at once
 // when its database is back.
 const heartbeatRetry = time.Second
+
+// stopJobsTimeout bounds how long Stop waits for the jobs it canceled.
+const stopJobsTimeout = 10 * time.Second
 
 // errWorkerStopped ends the jobs still running when the worker stops.
 var errWorkerStopped = errors.New("the worker stopped before the task finished")
@@ -124,6 +130,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.WorkerTTL <= 0 {
 		cfg.WorkerTTL = WorkerTTL
 	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
 	w.cfg = cfg
 	w.jobsCtx, w.stopJobs = context.WithCancelCause(context.Background())
 	w.redis = cfg.Redis.MakeRedisClient().(redis.UniversalClient)
@@ -135,7 +144,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		TaskCheckInterval:        5 * time.Millisecond,
 		DelayedTaskCheckInterval: time.Second,
 		LogLevel:                 asynq.ErrorLevel,
-		ShutdownTimeout:          10 * time.Second,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
 	})
 	return w
 }
@@ -171,7 +180,14 @@ func (w *Worker) Stop() {
 	close(w.idle)
 	w.srv.Shutdown()
 	w.stopJobs(errWorkerStopped)
-	w.running.Wait()
+	// The canceled jobs record their outcome; one that ignores its context is left behind.
+	ended := make(chan struct{})
+	go func() { w.running.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(stopJobsTimeout):
+		w.cfg.Logger.Warn("jobs still running after the worker stopped", "worker", w.cfg.Name)
+	}
 	if w.cancel != nil {
 		w.cancel()
 		w.loops.Wait()
