@@ -82,6 +82,16 @@ func withOwnRedis(t *testing.T, e testenv.Engine) (*gorm.DB, *redisServer, asynq
 	return db, rs, opt, d
 }
 
+// engineDispatcher returns engine e's database and Redis and a dispatcher on both.
+func engineDispatcher(t *testing.T, e testenv.Engine) (*gorm.DB, asynq.RedisConnOpt, *Dispatcher) {
+	t.Helper()
+	db := testenv.OpenDB(t, e)
+	opt := engineRedis(t, e)
+	d := NewDispatcher(db, opt)
+	t.Cleanup(func() { _ = d.Close() })
+	return db, opt, d
+}
+
 // startWorker starts a worker named name on db and opt that reconciles often, runs rec's job,
 // and stops when t ends (after rec's gates are opened).
 func startWorker(t *testing.T, db *gorm.DB, opt asynq.RedisConnOpt, name string, rec *recorder, cfg WorkerConfig) *Worker {
@@ -267,10 +277,7 @@ func TestWorkersReconcileTogether(t *testing.T) {
 func TestRestartedWorkerKeepsName(t *testing.T) {
 	t.Parallel()
 	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
-		db := testenv.OpenDB(t, e)
-		opt := engineRedis(t, e)
-		d := NewDispatcher(db, opt)
-		t.Cleanup(func() { _ = d.Close() })
+		db, opt, d := engineDispatcher(t, e)
 		// The killed worker: its heartbeat is fresh, its task running.
 		dead := &models.AppStatus{Name: "pulpgo-worker-0", AppType: models.AppWorker, Versions: models.MustJSON(map[string]string{})}
 		if err := models.Heartbeat(db, dead); err != nil {
@@ -452,10 +459,7 @@ func TestJobOutlivesAsynqContext(t *testing.T) {
 func TestStopFailsRunningJobs(t *testing.T) {
 	t.Parallel()
 	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
-		db := testenv.OpenDB(t, e)
-		opt := engineRedis(t, e)
-		d := NewDispatcher(db, opt)
-		t.Cleanup(func() { _ = d.Close() })
+		db, opt, d := engineDispatcher(t, e)
 		rec := newRecorder()
 		w := NewWorker(WorkerConfig{DB: db, Redis: opt, Name: "stopped@" + e.Name, Jobs: map[string]Job{recordJob: rec.job},
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShutdownTimeout: 100 * time.Millisecond})
