@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -51,8 +52,20 @@ func Heartbeat(db *gorm.DB, a *AppStatus) error {
 	return nil
 }
 
-// ProcessName names this process's apps in /status/ and /workers/: <pid>@<hostname>.
+// processName is the name SetProcessName set ("": the default).
+var processName atomic.Value
+
+// SetProcessName names this process's apps (--app-name): a process restarted under the same
+// name by its supervisor finds its previous run's unfinished tasks and fails them at once,
+// instead of after WorkerTTL. "" restores the default.
+func SetProcessName(name string) { processName.Store(name) }
+
+// ProcessName names this process's apps in /status/ and /workers/: the name SetProcessName
+// set, or <pid>@<hostname>.
 func ProcessName() string {
+	if name, _ := processName.Load().(string); name != "" {
+		return name
+	}
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%d@%s", os.Getpid(), host)
 }

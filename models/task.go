@@ -181,6 +181,16 @@ func GetTask(db *gorm.DB, id string) (*Task, error) {
 	return &t, err
 }
 
+// WaitingTaskIDs returns the ids of up to limit tasks for workers (not immediate ones) that
+// have been waiting since before created, oldest first: the tasks whose queue message the
+// reconciler makes sure of.
+func WaitingTaskIDs(db *gorm.DB, created time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := db.Model(&Task{}).Where("state = ? AND app_id IS NULL AND pulp_created < ?", TaskWaiting, created).
+		Order("pulp_created, id").Limit(limit).Pluck("id", &ids).Error
+	return ids, err
+}
+
 // Blocked reports whether an earlier unfinished task holds a reservation that conflicts with
 // one of t's.
 func Blocked(db *gorm.DB, t *Task) (bool, error) {

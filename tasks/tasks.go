@@ -3,8 +3,9 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"time"
+	"log/slog"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -48,21 +49,22 @@ func NewDispatcher(db *gorm.DB, conn asynq.RedisConnOpt) *Dispatcher {
 // Close releases the Redis connection (the Asynq client shares it and has none of its own).
 func (d *Dispatcher) Close() error { return d.redis.Close() }
 
-// Dispatch stores nt as a waiting task and enqueues it. The Asynq message is never retried:
-// a task runs at most once, and a task whose worker dies is marked failed instead.
+// Dispatch stores nt as a waiting task and enqueues it. The task row is what counts: when
+// Redis cannot take the message (it is down), the task stays waiting and is returned all the
+// same, and a worker's reconciler enqueues it once Redis is back. The Asynq message is never
+// retried: a task runs at most once, and a task whose worker dies is marked failed instead.
 func (d *Dispatcher) Dispatch(ctx context.Context, nt models.NewTask) (*models.Task, error) {
 	t, err := models.CreateTask(d.db.WithContext(ctx), nt)
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", nt.Name, err)
 	}
-	body, _ := json.Marshal(payload{TaskID: t.ID})
-	_, err = d.client.EnqueueContext(ctx, asynq.NewTask(asynqType, body),
-		asynq.TaskID(t.ID), asynq.MaxRetry(0), asynq.Queue(Queue), asynq.Timeout(24*time.Hour), asynq.Retention(time.Minute))
-	if err != nil {
-		now := models.Now()
-		d.db.Model(&models.Task{}).Where("id = ?", t.ID).Updates(map[string]any{"state": models.TaskFailed,
-			"finished_at": now, "error": models.MustJSON(map[string]any{"reason": "Could not enqueue the task: " + err.Error()})})
-		return nil, fmt.Errorf("enqueue task %s: %w", t.ID, err)
+	switch err := enqueue(ctx, d.client, t.ID); {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		// A reconciler enqueued it first.
+	case err != nil:
+		slog.Default().Warn("could not enqueue the task; it stays waiting and is enqueued when Redis is back",
+			"task", t.ID, "name", t.Name, "err", err)
+		return t, nil
 	}
 	// Idle workers wait for this rather than polling; a lost wake-up only costs the idle poll.
 	_ = d.redis.Publish(ctx, wakeChannel, t.ID).Err()

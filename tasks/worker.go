@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -45,7 +47,28 @@ type WorkerConfig struct {
 	// final state (completed or failed), how long it waited from dispatch to start and how long
 	// it ran (the process's metrics).
 	ObserveTask func(name, state string, wait, run time.Duration)
+	// ReconcileInterval is how often the worker makes sure the waiting tasks have a queue
+	// message (default DefaultReconcileInterval), ReconcileGrace how long a task may wait for
+	// its message before that (default DefaultReconcileGrace).
+	ReconcileInterval time.Duration
+	ReconcileGrace    time.Duration
+	// ShutdownTimeout is how long Stop lets running jobs finish before it cancels them
+	// (default 10 s).
+	ShutdownTimeout time.Duration
+	// HeartbeatInterval and WorkerTTL override the package's (tests).
+	HeartbeatInterval time.Duration
+	WorkerTTL         time.Duration
 }
+
+// heartbeatRetry is how soon a failed heartbeat is tried again: a worker reports at once
+// when its database is back.
+const heartbeatRetry = time.Second
+
+// stopJobsTimeout bounds how long Stop waits for the jobs it canceled.
+const stopJobsTimeout = 10 * time.Second
+
+// errWorkerStopped ends the jobs still running when the worker stops.
+var errWorkerStopped = errors.New("the worker stopped before the task finished")
 
 // Worker takes tasks from Asynq and runs them.
 type Worker struct {
@@ -57,7 +80,14 @@ type Worker struct {
 	status models.AppStatus
 	jobs   map[string]Job
 	cancel context.CancelFunc
-	done   chan struct{}
+	loops  sync.WaitGroup // heartbeats, reconciler
+	// jobs is the context of the running jobs: detached from Asynq's (which ends when Asynq
+	// gives up the message), it ends only when the worker stops.
+	jobsCtx  context.Context
+	stopJobs context.CancelCauseFunc
+	running  sync.WaitGroup // handlers
+	// lostChecks counts the passes that looked for the tasks of lost workers (tests).
+	lostChecks atomic.Int64
 }
 
 // NewWorker returns a Worker; Start runs it.
@@ -88,6 +118,23 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.IdlePoll <= 0 {
 		cfg.IdlePoll = DefaultIdlePoll
 	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = DefaultReconcileInterval
+	}
+	if cfg.ReconcileGrace <= 0 {
+		cfg.ReconcileGrace = DefaultReconcileGrace
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = HeartbeatInterval
+	}
+	if cfg.WorkerTTL <= 0 {
+		cfg.WorkerTTL = WorkerTTL
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	w.cfg = cfg
+	w.jobsCtx, w.stopJobs = context.WithCancelCause(context.Background())
 	w.redis = cfg.Redis.MakeRedisClient().(redis.UniversalClient)
 	w.wake, w.idle = make(chan struct{}, 1), make(chan struct{})
 	w.redis.AddHook(&longPoll{wake: w.wake, idle: cfg.IdlePoll, done: w.idle})
@@ -97,7 +144,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		TaskCheckInterval:        5 * time.Millisecond,
 		DelayedTaskCheckInterval: time.Second,
 		LogLevel:                 asynq.ErrorLevel,
-		ShutdownTimeout:          10 * time.Second,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
 	})
 	return w
 }
@@ -113,8 +160,10 @@ func (w *Worker) Start() error {
 		w.cfg.Logger.Warn("failed the tasks of this worker's previous run", "worker", w.cfg.Name, "count", n, "err", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel, w.done = cancel, make(chan struct{})
+	w.cancel = cancel
+	w.loops.Add(2)
 	go w.heartbeats(ctx)
+	go w.reconcile(ctx)
 	wakeUps(ctx, w.redis, w.wake)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(asynqType, w.handle)
@@ -125,34 +174,95 @@ func (w *Worker) Start() error {
 	return nil
 }
 
-// Stop stops taking tasks and waits for running ones (up to the shutdown timeout).
+// Stop stops taking tasks and waits for running ones (up to the shutdown timeout); the jobs
+// still running then are canceled and fail, with their outcome recorded.
 func (w *Worker) Stop() {
 	close(w.idle)
 	w.srv.Shutdown()
+	w.stopJobs(errWorkerStopped)
+	// The canceled jobs record their outcome; one that ignores its context is left behind.
+	ended := make(chan struct{})
+	go func() { w.running.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(stopJobsTimeout):
+		w.cfg.Logger.Warn("jobs still running after the worker stopped", "worker", w.cfg.Name)
+	}
 	if w.cancel != nil {
 		w.cancel()
-		<-w.done
+		w.loops.Wait()
 	}
 	_ = w.redis.Close()
 }
 
+// heartbeats reports the worker alive every HeartbeatInterval (every heartbeatRetry while
+// that fails) and fails the tasks of workers that stopped reporting. After its own
+// heartbeats failed, a worker waits for a WorkerTTL of working ones before it judges others
+// lost: when the database was down, every worker's heartbeat is old, and the live ones need
+// a moment to report again.
 func (w *Worker) heartbeats(ctx context.Context) {
-	defer close(w.done)
-	tick := time.NewTicker(HeartbeatInterval)
+	defer w.loops.Done()
+	var failedAt time.Time // of the last failed heartbeat; zero: none
+	every, ttl := w.cfg.HeartbeatInterval, w.cfg.WorkerTTL
+	retry := min(heartbeatRetry, every)
+	timer := time.NewTimer(every)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, max(every, heartbeatRetry))
+		err := models.Heartbeat(w.cfg.DB.WithContext(hctx), &w.status)
+		cancel()
+		if err != nil {
+			if failedAt.IsZero() || time.Since(failedAt) > retry*3 {
+				w.cfg.Logger.Warn("worker heartbeat failed", "worker", w.cfg.Name, "err", err)
+			}
+			failedAt = time.Now()
+			timer.Reset(retry)
+			continue
+		}
+		timer.Reset(every)
+		if !failedAt.IsZero() && time.Since(failedAt) < ttl {
+			continue
+		}
+		n, err := models.FailLostTasks(w.cfg.DB.WithContext(ctx), ttl)
+		w.lostChecks.Add(1)
+		if err != nil {
+			w.cfg.Logger.Warn("failing lost tasks", "err", err)
+		} else if n > 0 {
+			w.cfg.Logger.Warn("failed tasks of lost workers", "count", n)
+		}
+	}
+}
+
+// reconcile runs the reconciler every ReconcileInterval until ctx ends, and logs how many
+// tasks it enqueued and when it starts or stops failing.
+func (w *Worker) reconcile(ctx context.Context) {
+	defer w.loops.Done()
+	client := asynq.NewClientFromRedisClient(w.redis)
+	r := &reconciler{db: w.cfg.DB, client: client, insp: asynq.NewInspectorFromRedisClient(w.redis), grace: w.cfg.ReconcileGrace}
+	tick := time.NewTicker(w.cfg.ReconcileInterval)
 	defer tick.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := models.Heartbeat(w.cfg.DB, &w.status); err != nil {
-				w.cfg.Logger.Warn("worker heartbeat failed", "worker", w.cfg.Name, "err", err)
-			}
-			if n, err := models.FailLostTasks(w.cfg.DB, WorkerTTL); err != nil {
-				w.cfg.Logger.Warn("failing lost tasks", "err", err)
-			} else if n > 0 {
-				w.cfg.Logger.Warn("failed tasks of lost workers", "count", n)
-			}
+		}
+		n, err := r.pass(ctx)
+		if err != nil && ctx.Err() == nil && !failing {
+			w.cfg.Logger.Warn("reconciling waiting tasks with the queue failed; trying again", "worker", w.cfg.Name, "err", err)
+		} else if err == nil && failing {
+			w.cfg.Logger.Info("reconciling waiting tasks with the queue works again", "worker", w.cfg.Name)
+		}
+		failing = err != nil
+		if n > 0 {
+			w.cfg.Logger.Info("enqueued waiting tasks that had no queue message", "worker", w.cfg.Name, "count", n)
+			_ = w.redis.Publish(ctx, wakeChannel, "reconciled").Err()
 		}
 	}
 }
@@ -182,7 +292,17 @@ func (w *Worker) handle(ctx context.Context, at *asynq.Task) error {
 	if err != nil || !ok {
 		return nil
 	}
-	created, result, runErr := w.run(ctx, db, t)
+	// The task is this worker's now, and runs to its end even if Asynq gives up its message:
+	// when the message's lease cannot be extended (Redis down for longer than Asynq's 30 s
+	// lease), Asynq cancels ctx and leaves the handler running.
+	w.running.Add(1)
+	defer w.running.Done()
+	jctx, cancel := w.jobContext(ctx)
+	defer cancel()
+	created, result, runErr := w.run(jctx, w.cfg.DB.WithContext(jctx), t)
+	if runErr != nil && errors.Is(context.Cause(w.jobsCtx), errWorkerStopped) {
+		runErr = fmt.Errorf("%w: %w", errWorkerStopped, runErr)
+	}
 	var errObj map[string]any
 	if runErr != nil {
 		errObj = map[string]any{"description": runErr.Error(), "traceback": ""}
@@ -192,9 +312,7 @@ func (w *Worker) handle(ctx context.Context, at *asynq.Task) error {
 		}
 		w.cfg.Logger.Info("task failed", "task", t.ID, "name", t.Name, "err", runErr)
 	}
-	if err := models.FinishTask(w.cfg.DB, t, created, result, errObj); err != nil {
-		w.cfg.Logger.Error("recording task outcome", "task", t.ID, "err", err)
-	}
+	w.finish(t, created, result, errObj)
 	if w.cfg.ObserveTask != nil && t.StartedAt != nil {
 		state := models.TaskCompleted
 		if runErr != nil {
@@ -203,6 +321,53 @@ func (w *Worker) handle(ctx context.Context, at *asynq.Task) error {
 		w.cfg.ObserveTask(t.Name, state, t.StartedAt.Sub(t.PulpCreated), time.Since(*t.StartedAt))
 	}
 	return nil
+}
+
+// jobContext returns the context of a job started in a handler given ctx: its values and
+// deadline, but canceled only when the worker stops.
+func (w *Worker) jobContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(w.jobsCtx, cancel)
+	if d, ok := ctx.Deadline(); ok {
+		var cancelDeadline context.CancelFunc
+		jctx, cancelDeadline = context.WithDeadline(jctx, d)
+		return jctx, func() { cancelDeadline(); stop(); cancel() }
+	}
+	return jctx, func() { stop(); cancel() }
+}
+
+// finishTimeout bounds one attempt at recording a task's outcome.
+const finishTimeout = 10 * time.Second
+
+// finish records the outcome of task t, trying again while the database is unavailable (a
+// task whose outcome is lost would stay running for good on a live worker) until the worker
+// stops.
+func (w *Worker) finish(t *models.Task, created []string, result any, errObj map[string]any) {
+	delay := 100 * time.Millisecond
+	for logged := false; ; {
+		ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+		err := models.FinishTask(w.cfg.DB.WithContext(ctx), t, created, result, errObj)
+		cancel()
+		if err == nil {
+			if logged {
+				w.cfg.Logger.Info("recorded the task's outcome", "task", t.ID)
+			}
+			return
+		}
+		if !models.IsUnavailable(err) && !errors.Is(err, context.DeadlineExceeded) || w.jobsCtx.Err() != nil {
+			w.cfg.Logger.Error("recording task outcome", "task", t.ID, "err", err)
+			return
+		}
+		if !logged {
+			w.cfg.Logger.Warn("recording task outcome failed; trying again", "task", t.ID, "err", err)
+			logged = true
+		}
+		select {
+		case <-w.jobsCtx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 func (w *Worker) run(ctx context.Context, db *gorm.DB, t *models.Task) (created []string, result any, err error) {

@@ -42,6 +42,27 @@ func newRig(t *testing.T, e testenv.Engine, jobs map[string]Job) *rig {
 func newRigIdle(t *testing.T, e testenv.Engine, jobs map[string]Job, idle time.Duration) *rig {
 	t.Helper()
 	db := testenv.OpenDB(t, e)
+	opt := engineRedis(t, e)
+	disp := NewDispatcher(db, opt)
+	t.Cleanup(func() { _ = disp.Close() })
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { _ = insp.Close() })
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { _ = client.Close() })
+	w := NewWorker(WorkerConfig{DB: db, Redis: opt, Concurrency: 8, Name: "test@" + e.Name, Jobs: jobs,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), IdlePoll: idle,
+		// Every test also checks that the reconciler, busy, changes nothing of how tasks run.
+		ReconcileInterval: 20 * time.Millisecond, ReconcileGrace: 100 * time.Millisecond})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return &rig{t: t, db: db, redis: opt, disp: disp, worker: w, insp: insp, client: client}
+}
+
+// engineRedis returns the Redis of engine e: its own, or an in-process one stopped when t ends.
+func engineRedis(t *testing.T, e testenv.Engine) asynq.RedisConnOpt {
+	t.Helper()
 	url := e.RedisURL
 	if url == "" {
 		emb, err := StartEmbedded()
@@ -55,19 +76,7 @@ func newRigIdle(t *testing.T, e testenv.Engine, jobs map[string]Job, idle time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	disp := NewDispatcher(db, opt)
-	t.Cleanup(func() { _ = disp.Close() })
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { _ = insp.Close() })
-	client := asynq.NewClient(opt)
-	t.Cleanup(func() { _ = client.Close() })
-	w := NewWorker(WorkerConfig{DB: db, Redis: opt, Concurrency: 8, Name: "test@" + e.Name, Jobs: jobs,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), IdlePoll: idle})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	return &rig{t: t, db: db, redis: opt, disp: disp, worker: w, insp: insp, client: client}
+	return opt
 }
 
 // runRig runs fn once per engine, in parallel with other tests, with a fresh rig whose worker

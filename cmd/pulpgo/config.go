@@ -91,6 +91,10 @@ type config struct {
 	Quota quotaSettings
 	// Store chooses the blob storage: the filesystem at StorageDir, or S3.
 	Store storageSettings
+	// AppName names this process's apps (api, content, worker) in /status/ and /workers/;
+	// empty: <pid>@<hostname>. A process restarted under the same name fails what its
+	// previous run left running at once, instead of after the workers' TTL.
+	AppName string
 }
 
 // parseConfig reads the settings of role from args and the environment.
@@ -138,6 +142,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.StorageDir, "storage-dir", "PULPGO_STORAGE_DIR", "", "blob storage directory (default <data-dir>/storage)")
 	str(&c.ContentOrigin, "content-origin", "PULPGO_CONTENT_ORIGIN", "", "URL clients reach the registry at (Pulp's CONTENT_ORIGIN, e.g. https://registry.example.com); prefixes registry_path where there is no request host, and is the origin of the registry token realm (<origin>/token/)")
 	str(&c.LogLevel, "log-level", "PULPGO_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&c.AppName, "app-name", "PULPGO_APP_NAME", "", "name of this process's apps in /status/ and /workers/, kept across restarts by a supervisor (e.g. the pod or container name) so a restart at once fails the tasks the killed run left; unique per process (default <pid>@<hostname>)")
 	dur(&c.TagFreshness, "tag-freshness", "PULPGO_TAG_FRESHNESS", 30*time.Second, "how long a pulled tag is served without asking the upstream (0 = always ask)")
 	dur(&c.UpstreamTimeout, "upstream-timeout", "PULPGO_UPSTREAM_TIMEOUT", 5*time.Second, "budget for upstream manifest requests before serving the cache")
 	num(&c.NewNamesPerMinute, "new-names-per-minute", "PULPGO_NEW_NAMES_PER_MINUTE", 60, "new images a pull-through distribution may create per minute, per content process; beyond it pulls of new names get 429 (negative = no limit)")
@@ -252,6 +257,9 @@ func parseConfig(role string, args []string) (*config, error) {
 	if err := c.Quota.check(); err != nil {
 		return nil, err
 	}
+	if err := checkAppName(c.AppName); err != nil {
+		return nil, err
+	}
 	if c.MaxConnections < 1 {
 		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", c.MaxConnections)
 	}
@@ -295,4 +303,13 @@ func (c *config) loadKey(role string) (k *models.Key, path string, created bool,
 	path = filepath.Join(c.DataDir, models.KeyFileName)
 	k, created, err = models.EnsureKeyFile(path)
 	return k, path, created, err
+}
+
+// checkAppName refuses an --app-name that cannot name an app in /status/: longer than 200
+// characters, or with spaces or control characters.
+func checkAppName(name string) error {
+	if len(name) > 200 || strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return fmt.Errorf("--app-name %q must be at most 200 characters without spaces or control characters", name)
+	}
+	return nil
 }

@@ -86,3 +86,24 @@ func TestServeCreatesKeyOnce(t *testing.T) {
 		t.Errorf("api with a missing key file: %v", err)
 	}
 }
+
+// TestAppName: --app-name (or PULPGO_APP_NAME) names the process's apps; a name that could not
+// be shown in /status/ is refused.
+func TestAppName(t *testing.T) {
+	args := append([]string{"--db-encryption-key", "/k"}, servers...)
+	if c, err := parseConfig("worker", args); err != nil || c.AppName != "" {
+		t.Errorf("default: %v %q", err, c.AppName)
+	}
+	if c, err := parseConfig("worker", append(args, "--app-name", "pulpgo-worker-0")); err != nil || c.AppName != "pulpgo-worker-0" {
+		t.Errorf("--app-name: %v %+v", err, c)
+	}
+	t.Setenv("PULPGO_APP_NAME", "worker-1")
+	if c, err := parseConfig("worker", args); err != nil || c.AppName != "worker-1" {
+		t.Errorf("PULPGO_APP_NAME: %v %+v", err, c)
+	}
+	for _, bad := range []string{"a b", "a\nb", strings.Repeat("x", 201)} {
+		if _, err := parseConfig("worker", append(args, "--app-name", bad)); err == nil || !strings.Contains(err.Error(), "--app-name") {
+			t.Errorf("--app-name %q: %v; want a refusal", bad, err)
+		}
+	}
+}

@@ -116,6 +116,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 		log.Warn("the database encryption key file is readable by other users", "path", keyPath, "mode", fi.Mode().Perm().String())
 	}
 	models.SetEncryptionKey(key)
+	models.SetProcessName(cfg.AppName)
 	models.SetContentOrigin(cfg.ContentOrigin)
 
 	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
@@ -319,24 +320,25 @@ func heartbeats(ctx context.Context, db *gorm.DB, apps []string, log *slog.Logge
 		statuses = append(statuses, &models.AppStatus{Name: models.ProcessName(), AppType: a,
 			Versions: models.MustJSON(server.VersionMap())})
 	}
-	first := true
+	freed := make([]bool, len(statuses))
 	tick := time.NewTicker(tasks.HeartbeatInterval)
 	defer tick.Stop()
 	for {
-		for _, s := range statuses {
+		for i, s := range statuses {
 			if err := models.Heartbeat(db, s); err != nil {
 				log.Warn("heartbeat failed", "app", s.AppType, "err", err)
 				continue
 			}
-			if first {
-				// A process that had this name before (a container restarted with the same
-				// pid and hostname) left its immediate tasks unfinished.
-				if n, err := models.FailTasksOfRestartedApp(db, s.ID); err != nil || n > 0 {
+			if !freed[i] {
+				// A process that had this name before (--app-name, or a container restarted
+				// with the same pid and hostname) left its immediate tasks unfinished.
+				n, err := models.FailTasksOfRestartedApp(db, s.ID)
+				if err != nil || n > 0 {
 					log.Warn("failed the tasks of this app's previous run", "app", s.AppType, "count", n, "err", err)
 				}
+				freed[i] = err == nil
 			}
 		}
-		first = false
 		select {
 		case <-ctx.Done():
 			return
