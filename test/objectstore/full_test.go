@@ -193,6 +193,15 @@ type answer struct {
 	body []byte
 }
 
+// path is the path the answer's request asked for (Registry.Request sends it as is, in the
+// URL's Opaque).
+func (a answer) path() string {
+	if a.Request.URL.Opaque != "" {
+		return a.Request.URL.Opaque
+	}
+	return a.Request.URL.Path
+}
+
 // readAnswer reads resp's body and closes it.
 func readAnswer(t *testing.T, resp *http.Response) answer {
 	t.Helper()
@@ -232,10 +241,10 @@ func wantUnavailable(t *testing.T, a answer) {
 	t.Helper()
 	var eb client.ErrorBody
 	if a.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(a.body, &eb) != nil || len(eb.Errors) != 1 || eb.Errors[0].Code != "UNAVAILABLE" {
-		t.Fatalf("%s %s = %d %s, want 503 UNAVAILABLE", a.Request.Method, a.Request.URL.Path, a.StatusCode, a.body)
+		t.Fatalf("%s %s = %d %s, want 503 UNAVAILABLE", a.Request.Method, a.path(), a.StatusCode, a.body)
 	}
 	if a.Header.Get("Retry-After") == "" {
-		t.Errorf("%s %s: 503 without a Retry-After", a.Request.Method, a.Request.URL.Path)
+		t.Errorf("%s %s: 503 without a Retry-After", a.Request.Method, a.path())
 	}
 }
 
