@@ -37,14 +37,8 @@ func TestFullDataDir(t *testing.T) {
 	dir := tmpfs.Mount(t, 64)
 	ctx := client.Context(t)
 	hub := client.StartHub(t)
-	big, err := hub.PushLarge(ctx, "library/big", "v1", 24, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	small, err := hub.PushSmall(ctx, "library/busybox", "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
+	big := pushLarge(t, hub, "library/big", 24)
+	small := pushSmall(t, hub)
 	srv := harness.Start(t, harness.Options{Binary: os.Getenv("PULPGO_TEST_BINARY"), DataDir: filepath.Join(dir, "data")})
 	api := &client.API{Base: srv.URL, HTTP: client.NewHTTPClient()}
 	api.CreatePullThrough(t, "hub", "docker-cache", hub.URL(), nil, nil)
@@ -151,10 +145,7 @@ func TestFullDataDir(t *testing.T) {
 	})
 
 	t.Run("sync", func(t *testing.T) {
-		synced, err := hub.PushLarge(ctx, "library/synced", "v1", 24, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		synced := pushLarge(t, hub, "library/synced", 24)
 		remote, repo := newSync(t, api, hub.URL(), "synced", synced.Name)
 
 		filler := tmpfs.Fill(t, dir, 16<<20)
@@ -185,6 +176,26 @@ func TestFullDataDir(t *testing.T) {
 			t.Errorf("the sync after the space came back made %s, want version 1", v)
 		}
 	})
+}
+
+// pushLarge pushes name:v1 to hub, an image of one layer of mib MiB.
+func pushLarge(t *testing.T, hub *upstream.Upstream, name string, mib int) upstream.Image {
+	t.Helper()
+	im, err := hub.PushLarge(client.Context(t), name, "v1", mib, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
+// pushSmall pushes library/busybox:latest to hub.
+func pushSmall(t *testing.T, hub *upstream.Upstream) upstream.Image {
+	t.Helper()
+	im, err := hub.PushSmall(client.Context(t), "library/busybox", "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
 }
 
 // answer is a response read whole.

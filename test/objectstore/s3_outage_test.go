@@ -28,20 +28,11 @@ func TestS3Outages(t *testing.T) {
 	dir := tmpfs.Mount(t, 160)
 	ctx := client.Context(t)
 	hub := client.StartHub(t)
-	cached, err := hub.PushLarge(ctx, "library/cached", "v1", 4, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cached := pushLarge(t, hub, "library/cached", 4)
 	// More than one part (16 MiB): its fill's multipart upload fails on the full store and
 	// must be aborted.
-	fresh, err := hub.PushLarge(ctx, "library/fresh", "v1", 20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	small, err := hub.PushSmall(ctx, "library/busybox", "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fresh := pushLarge(t, hub, "library/fresh", 20)
+	small := pushSmall(t, hub)
 	weed := s3server.StartVolumes(t, dir, 8)
 	bucket := weed.NewBucket(t)
 	srv := harness.Start(t, harness.Options{Binary: os.Getenv("PULPGO_TEST_BINARY"),
