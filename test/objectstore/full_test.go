@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/tmpfs"
@@ -31,7 +32,9 @@ import (
 //   - a PATCH of an upload on the full disk answers 503 UNAVAILABLE and counts nothing; the
 //     same chunk resent after the space is freed completes the upload, and skopeo pushes;
 //   - a sync that needs more than the free space fails with a clear error and creates no
-//     repository version; once freed, it completes.
+//     repository version; once freed, it completes;
+//   - the embedded database on the full disk: API writes answer 503 with DRF's body and
+//     registry writes 503 UNAVAILABLE; freed, they succeed and the database is intact.
 func TestFullDataDir(t *testing.T) {
 	client.NeedTools(t, "skopeo")
 	dir := tmpfs.Mount(t, 64)
@@ -176,6 +179,54 @@ func TestFullDataDir(t *testing.T) {
 			t.Errorf("the sync after the space came back made %s, want version 1", v)
 		}
 	})
+
+	// Last: it stops the server to check its database.
+	t.Run("database full", func(t *testing.T) { wantDatabaseFullIs503(t, dir, srv, api) })
+}
+
+// wantDatabaseFullIs503 fills the data dir to the last byte and writes through the API until
+// the embedded database fails (SQLite may still find room in pages it holds): that write must
+// be a 503 with DRF's body, and a registry write a 503 UNAVAILABLE. Once the space is back the
+// same writes succeed, and after the server stops the database passes SQLite's integrity check.
+func wantDatabaseFullIs503(t *testing.T, dir string, srv *harness.Server, api *client.API) {
+	t.Helper()
+	filler := tmpfs.Fill(t, dir, 0)
+	full := false
+	for i := 0; i < 50 && !full; i++ {
+		status, raw := api.Do(t, http.MethodPost, "/pulp/api/v3/repositories/container/container/", map[string]any{"name": fmt.Sprint("full-", i)})
+		switch status {
+		case http.StatusCreated:
+		case http.StatusServiceUnavailable:
+			var body map[string]any
+			if err := json.Unmarshal(raw, &body); err != nil || body["detail"] == nil {
+				t.Errorf("503 without DRF's detail: %s", raw)
+			}
+			full = true
+		default:
+			t.Fatalf("POST a repository on a full disk = %d %s, want 201 or 503", status, raw)
+		}
+	}
+	if !full {
+		t.Fatal("50 repositories created on a full disk")
+	}
+	wantUnavailable(t, push(t, srv, http.MethodPost, "/v2/team/full/blobs/uploads/", nil, nil))
+
+	filler.Remove(t)
+	post(t, api, "/pulp/api/v3/repositories/container/container/", map[string]any{"name": "after-full"}, http.StatusCreated)
+	if a := push(t, srv, http.MethodPost, "/v2/team/full/blobs/uploads/", nil, nil); a.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST an upload after the space came back = %d %s", a.StatusCode, a.body)
+	}
+	srv.Stop()
+	db, err := models.Open("", srv.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, _ := db.DB()
+	defer sqlDB.Close()
+	var check string
+	if err := db.Raw("PRAGMA integrity_check").Scan(&check).Error; err != nil || check != "ok" {
+		t.Errorf("integrity_check of the database after the disk was full = %q, %v", check, err)
+	}
 }
 
 // pushLarge pushes name:v1 to hub, an image of one layer of mib MiB.
