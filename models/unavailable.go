@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -39,7 +40,8 @@ type unavailabler interface{ Unavailable() bool }
 // IsUnavailable reports whether err means that a dependency failed, not the request: an
 // UnavailableError, an error that says so through an Unavailable() bool method, a full disk
 // or quota (ENOSPC, EDQUOT), a read-only file system, a PostgreSQL connection failure or
-// shutdown (SQLSTATE classes 08, 53 and 57P), a bad database connection, or a failed network
+// shutdown (SQLSTATE classes 08, 53 and 57P), an SQLite database on a full disk or failing
+// to read or write its file (SQLITE_FULL, SQLITE_IOERR), a bad database connection, or a failed network
 // operation (*net.OpError, a deadline).
 func IsUnavailable(err error) bool {
 	if err == nil {
@@ -63,10 +65,31 @@ func IsUnavailable(err error) bool {
 	if errors.As(err, &pe) {
 		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") || strings.HasPrefix(pe.Code, "57P")
 	}
+	var se *gosqlite.Error
+	if errors.As(err, &se) {
+		return sqliteUnavailable(se.Code())
+	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
 		return true
 	}
 	var oe *net.OpError
 	return errors.As(err, &oe) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// SQLite's primary result codes of a database that cannot write for the disk's sake
+// (https://sqlite.org/rescode.html); extended codes carry them in their low byte.
+const (
+	sqliteIOErr = 10 // SQLITE_IOERR
+	sqliteFull  = 13 // SQLITE_FULL
+)
+
+// sqliteUnavailable reports whether an SQLite result code means the disk under the database
+// failed (full, or an I/O error) rather than the statement.
+func sqliteUnavailable(code int) bool {
+	switch code & 0xff {
+	case sqliteIOErr, sqliteFull:
+		return true
+	}
+	return false
 }

@@ -40,6 +40,11 @@ const DefaultResumes = 5
 // DefaultResumeBackoff is the wait before the first resume; it doubles with each one.
 const DefaultResumeBackoff = 100 * time.Millisecond
 
+// DefaultSpaceMargin is the room a fill leaves free, beyond the blob's size, on the
+// filesystems it writes to (the staging directory's and the driver's, when the driver can
+// tell; see storage.Spacer): the database and the other writes of the process live there too.
+const DefaultSpaceMargin = 8 << 20
+
 // Option configures Fills.
 type Option func(*Fills)
 
@@ -63,6 +68,15 @@ func WithResumes(n int, backoff time.Duration) Option {
 // IsUnavailable, so that a protocol violation (a wrong Content-Range) or a 404 fails at once.
 func WithRetryable(retryable func(error) bool) Option {
 	return func(fs *Fills) { fs.retryable = retryable }
+}
+
+// WithSpaceMargin makes a fill leave margin bytes free beyond the blob's size instead of
+// DefaultSpaceMargin. A fill checks the free space before it asks upstream for the blob
+// and again once upstream has announced its size, and fails with *storage.InsufficientSpaceError
+// (before any reader got a byte, so clients get an error answer rather than a cut transfer)
+// when there is less than that.
+func WithSpaceMargin(margin int64) Option {
+	return func(fs *Fills) { fs.margin = max(margin, 0) }
 }
 
 // WithLocker makes fills take l's lock on their digest before fetching, so that content
@@ -112,6 +126,7 @@ type Fills struct {
 	resumes   int
 	backoff   time.Duration
 	retryable func(error) bool
+	margin    int64 // bytes left free beyond a blob's size
 
 	mu    sync.Mutex
 	fills map[string]*Fill // running fills by digest; also guards each Fill's hooks
@@ -135,6 +150,7 @@ func New(driver storage.Driver, staging *Staging, logger *slog.Logger, opts ...O
 		resumes:   DefaultResumes,
 		backoff:   DefaultResumeBackoff,
 		retryable: func(error) bool { return true },
+		margin:    DefaultSpaceMargin,
 	}
 	for _, opt := range opts {
 		opt(fs)
@@ -274,6 +290,9 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 	f.counted = true
 	fs.observer.FillStarted()
 
+	if err := fs.checkSpace(0); err != nil {
+		return fmt.Errorf("stage blob %s: %w", f.digest, err)
+	}
 	fs.logger.Debug("fetching blob from upstream", "digest", f.digest)
 	body, size, err := src(ctx, 0)
 	if err != nil {
@@ -281,6 +300,12 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 			err = fmt.Errorf("%w: %w", cause, err) // the fill's timeout, when it ran out
 		}
 		return fmt.Errorf("fetch blob %s: %w", f.digest, err)
+	}
+	// Checked before the size is published, so that waiting clients get the error rather than
+	// headers announcing a blob that cannot be stored.
+	if err := fs.checkSpace(max(size, 0)); err != nil {
+		body.Close()
+		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
 	f.setSize(size)
 
@@ -335,6 +360,25 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		return fmt.Errorf("commit blob %s: %w", f.digest, err)
 	}
 	return nil
+}
+
+// checkSpace fails with *storage.InsufficientSpaceError when the staging directory's
+// filesystem, or the driver's when it can tell (storage.Spacer), has fewer than size bytes
+// and the margin free.
+func (fs *Fills) checkSpace(size int64) error {
+	need := size + fs.margin
+	if err := storage.CheckSpace(fs.staging.Dir(), need); err != nil {
+		return err
+	}
+	sp, ok := fs.driver.(storage.Spacer)
+	if !ok {
+		return nil
+	}
+	free, err := sp.FreeSpace()
+	if err != nil || free >= need {
+		return nil // unmeasured: the writes themselves will tell
+	}
+	return &storage.InsufficientSpaceError{Dir: "storage", Free: free, Need: need}
 }
 
 // commit puts the verified staging file at blobPath: a Move when the driver can take a local

@@ -35,7 +35,13 @@ type testEnv struct {
 // newEnv returns Fills on a fresh filesystem driver, with the Move fast path or without.
 func newEnv(t *testing.T, move bool, opts ...Option) *testEnv {
 	t.Helper()
-	fsd, err := storage.NewFilesystem(t.TempDir())
+	return newEnvIn(t, t.TempDir(), move, opts...)
+}
+
+// newEnvIn is newEnv with the driver's root (and the staging directory below it) in dir.
+func newEnvIn(t *testing.T, dir string, move bool, opts ...Option) *testEnv {
+	t.Helper()
+	fsd, err := storage.NewFilesystem(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,15 @@ func (r *Registry) appendBody(ctx context.Context, uf *uploadFile, body io.Reade
 	}
 	bp := r.bufs.Get().(*[]byte)
 	defer r.bufs.Put(bp)
-	n, copyErr := io.CopyBuffer(io.MultiWriter(storage.NewWriteback(uf.f, start), h), body, *bp)
+	out := &writeErr{w: storage.NewWriteback(uf.f, start)}
+	n, copyErr := io.CopyBuffer(io.MultiWriter(out, h), body, *bp)
+	if out.err != nil {
+		// The file could not take the bytes (a full disk): the hash lacks what the write kept
+		// of the last chunk, so nothing of this request counts. The file goes back to the
+		// counted end, which frees the space, and the client may resend from there.
+		_ = uf.f.Truncate(start)
+		return 0, fmt.Errorf("upload %s: write: %w", uf.u.ID, out.err)
+	}
 	if n == 0 && copyErr == nil {
 		return 0, nil
 	}
@@ -142,6 +150,21 @@ func (r *Registry) appendBody(ctx context.Context, uf *uploadFile, body io.Reade
 		return n, fmt.Errorf("upload %s: reading the body: %w", uf.u.ID, copyErr)
 	}
 	return n, nil
+}
+
+// writeErr remembers the error of its writer, so that a copy's write failures are told from
+// its read failures.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writeErr) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // finish checks that the upload's bytes have digest and commits them to storage as that

@@ -137,15 +137,20 @@ func Config(remote *models.Remote, timeout time.Duration) upstream.Config {
 
 // Error maps an upstream failure to the registry error a client sees; notFound is the answer
 // to an upstream 404, an open circuit breaker is UNAVAILABLE, and a 429 keeps its Retry-After.
+// A failure of this side rather than the upstream's (a full disk, an object store that is
+// down: models.IsUnavailable, with no upstream error in it) is returned as is, for the
+// registry to answer 503 UNAVAILABLE.
 func Error(err error, notFound *oci.Error) error {
+	var ue *upstream.Error
 	switch {
+	case !errors.As(err, &ue) && models.IsUnavailable(err):
+		return err
 	case upstream.IsNotFound(err):
 		return notFound
 	case errors.Is(err, upstream.ErrBreakerOpen):
 		return oci.ErrUpstreamUnavailable
 	case upstream.IsTooManyRequests(err):
 		// The upstream's Retry-After goes on to the client.
-		var ue *upstream.Error
 		if errors.As(err, &ue) && ue.RetryAfter > 0 {
 			return oci.WithRetryAfter(oci.ErrUpstreamThrottle, ue.RetryAfter)
 		}

@@ -137,17 +137,8 @@ func TestServeOnS3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		post := func(path string, body map[string]any, want int) map[string]any {
-			status, raw := api.Do(t, http.MethodPost, path, body)
-			if status != want {
-				t.Fatalf("POST %s: %d %s", path, status, raw)
-			}
-			return client.DecodeObject(t, raw)
-		}
-		remote := client.Str(post("/pulp/api/v3/remotes/container/container/",
-			map[string]any{"name": "synced", "url": hub.URL(), "upstream_name": synced.Name}, http.StatusCreated), "pulp_href")
-		repo := client.Str(post("/pulp/api/v3/repositories/container/container/", map[string]any{"name": "synced"}, http.StatusCreated), "pulp_href")
-		task := api.WaitTask(t, client.Str(post(repo+"sync/", map[string]any{"remote": remote}, http.StatusAccepted), "task"))
+		remote, repo := newSync(t, api, hub.URL(), "synced", synced.Name)
+		task := api.WaitTask(t, postSync(t, api, repo, remote))
 		if client.Str(task, "state") != "completed" {
 			t.Fatalf("sync task: %v", task)
 		}
@@ -262,4 +253,30 @@ func fetch(t *testing.T, url, rng string, status int) []byte {
 		t.Fatalf("GET %s (Range %q) = %d, want %d: %.200s", url, rng, got, status, body)
 	}
 	return body
+}
+
+// newSync creates a remote of upstream name on url and a repository, both called name, and
+// returns their hrefs.
+func newSync(t *testing.T, api *client.API, url, name, upstreamName string) (remote, repo string) {
+	t.Helper()
+	remote = client.Str(post(t, api, "/pulp/api/v3/remotes/container/container/",
+		map[string]any{"name": name, "url": url, "upstream_name": upstreamName}, http.StatusCreated), "pulp_href")
+	repo = client.Str(post(t, api, "/pulp/api/v3/repositories/container/container/", map[string]any{"name": name}, http.StatusCreated), "pulp_href")
+	return remote, repo
+}
+
+// postSync starts a sync of repo from remote and returns its task's href.
+func postSync(t *testing.T, api *client.API, repo, remote string) string {
+	t.Helper()
+	return client.Str(post(t, api, repo+"sync/", map[string]any{"remote": remote}, http.StatusAccepted), "task")
+}
+
+// post POSTs body to path, wants status want, and returns the answer's object.
+func post(t *testing.T, api *client.API, path string, body map[string]any, want int) map[string]any {
+	t.Helper()
+	status, raw := api.Do(t, http.MethodPost, path, body)
+	if status != want {
+		t.Fatalf("POST %s: %d %s", path, status, raw)
+	}
+	return client.DecodeObject(t, raw)
 }

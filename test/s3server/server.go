@@ -64,12 +64,24 @@ type Server struct {
 	Endpoint string
 	// Client is a minio-go client signed with the test identity, for checks.
 	Client *minio.Client
+
+	bin, logPath string
+	args         []string
+	mu           sync.Mutex
+	cmd          *exec.Cmd // nil while stopped
 }
 
 // Start starts SeaweedFS in a temporary directory (dir, when not empty: a directory the test
 // chose, for example a small tmpfs), waits until its S3 gateway answers, and stops it when t
 // ends.
 func Start(t testing.TB, dir string) *Server {
+	t.Helper()
+	return StartVolumes(t, dir, 256)
+}
+
+// StartVolumes is Start with volumes of volumeMB MiB at most: weed makes as many volumes as
+// its directory's free space holds of that size, so a small tmpfs needs small ones.
+func StartVolumes(t testing.TB, dir string, volumeMB int) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -90,37 +102,67 @@ func Start(t testing.TB, dir string) *Server {
 	}
 	port := func() string { return fmt.Sprint(testenv.FreePort(t)) }
 	s3Port := port()
-	cmd := exec.Command(bin, "server", "-dir="+dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-		"-master.port="+port(), "-master.port.grpc="+port(), "-master.telemetry=false",
-		"-master.volumeSizeLimitMB=256", "-volume.max=0",
-		"-volume.port="+port(), "-volume.port.grpc="+port(),
-		"-filer.port="+port(), "-filer.port.grpc="+port(),
-		"-s3", "-s3.port="+s3Port, "-s3.port.grpc="+port(), "-s3.config="+confFile,
-		"-s3.port.iceberg=0", "-s3.port.lance=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logPath := filepath.Join(t.TempDir(), "weed.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start weed: %v", err)
-	}
+	s := &Server{Endpoint: "http://127.0.0.1:" + s3Port, bin: bin, logPath: filepath.Join(t.TempDir(), "weed.log"),
+		args: []string{"server", "-dir=" + dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+			"-master.port=" + port(), "-master.port.grpc=" + port(), "-master.telemetry=false",
+			fmt.Sprintf("-master.volumeSizeLimitMB=%d", volumeMB), "-volume.max=0",
+			"-volume.port=" + port(), "-volume.port.grpc=" + port(),
+			"-filer.port=" + port(), "-filer.port.grpc=" + port(),
+			"-s3", "-s3.port=" + s3Port, "-s3.port.grpc=" + port(), "-s3.config=" + confFile,
+			"-s3.port.iceberg=0", "-s3.port.lance=0"}}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logFile.Close()
+		s.Stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(s.logPath)
 			t.Logf("tail of weed's log:\n%s", tail(string(b), 30))
 		}
 	})
-	s := &Server{Endpoint: "http://127.0.0.1:" + s3Port}
 	s.Client, err = minio.New("127.0.0.1:"+s3Port, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.start(t)
+	return s
+}
+
+// Stop kills weed (SIGKILL, its whole process group), as a crash or a pulled plug would stop
+// the store; Restart starts it again on the same directory and ports.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts weed again after Stop, and waits until an object can be written.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.start(t)
+}
+
+// start runs weed with s.args, its output appended to s.logPath, and waits until it works.
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start weed: %v", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	logPath := s.logPath
 	// Waiting for weed to start (master, volume, filer, then the gateway, and the filer's lock
 	// ring, without which writes wait), not timing it: ready is when an object can be written.
 	deadline := time.Now().Add(60 * time.Second)
@@ -143,7 +185,6 @@ func Start(t testing.TB, dir string) *Server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return s
 }
 
 // NewBucket creates a bucket of a fresh name and returns the name. Creating the first bucket

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -14,6 +15,15 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/pulpgo/pulpgo/content/storage"
+)
+
+// The bounds of a request to the store: how long to wait for a connection, for an answer's
+// headers once the request is sent (a part is 16 MiB: its answer comes once it is stored),
+// and how many times minio-go tries a request that failed for the store's sake.
+const (
+	dialTimeout           = 5 * time.Second
+	responseHeaderTimeout = 30 * time.Second
+	maxRetries            = 3
 )
 
 // Driver keeps objects in an S3 bucket below a prefix. See the package comment.
@@ -49,7 +59,17 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
-	client, err := minio.New(host, &minio.Options{Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup})
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("S3 client for %s: %w", cfg.Endpoint, err)
+	}
+	// A store that is down or hung must not hold requests for minutes: the dial and the wait
+	// for an answer's headers are bounded, and so are the retries (minio-go retries 5xx and
+	// network failures, 10 times by default).
+	transport.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.ResponseHeaderTimeout = responseHeaderTimeout
+	client, err := minio.New(host, &minio.Options{Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup,
+		Transport: transport, MaxRetries: maxRetries})
 	if err != nil {
 		return nil, fmt.Errorf("S3 client for %s: %w", cfg.Endpoint, err)
 	}
@@ -231,15 +251,6 @@ func (d *Driver) PresignGet(ctx context.Context, p string, expiry time.Duration)
 		return "", objectError(p, "presign", err)
 	}
 	return u.String(), nil
-}
-
-// objectError maps a store error on p to *storage.PathNotFoundError when nothing is there.
-func objectError(p, op string, err error) error {
-	resp := minio.ToErrorResponse(err)
-	if resp.StatusCode == http.StatusNotFound || resp.Code == minio.NoSuchKey {
-		return &storage.PathNotFoundError{Path: p}
-	}
-	return fmt.Errorf("storage: %s %s: %w", op, p, err)
 }
 
 type eofReader struct{}

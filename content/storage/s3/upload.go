@@ -125,7 +125,7 @@ func (u *upload) Commit(ctx context.Context, size int64) error {
 		return fmt.Errorf("storage: commit %s: %w", u.path, os.ErrClosed)
 	}
 	if err := u.commit(ctx, size); err != nil {
-		return fmt.Errorf("storage: commit %s: %w", u.path, err)
+		return storeError(u.path, "commit", err)
 	}
 	u.mu.Lock()
 	u.done = true
@@ -191,7 +191,7 @@ func (u *upload) Cancel(ctx context.Context) error {
 		if errors.As(err, &resp) && resp.Code == minio.NoSuchUpload {
 			return nil
 		}
-		return fmt.Errorf("storage: abort upload of %s: %w", u.path, err)
+		return storeError(u.path, "abort upload", err)
 	}
 	return nil
 }
