@@ -71,6 +71,13 @@ type Server struct {
 // ends.
 func Start(t testing.TB, dir string) *Server {
 	t.Helper()
+	return StartArgs(t, dir)
+}
+
+// StartArgs is Start with more arguments for weed server, after the defaults (which they
+// override): on a small tmpfs, for example, -master.volumeSizeLimitMB=8 so that volumes fit.
+func StartArgs(t testing.TB, dir string, args ...string) *Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +104,7 @@ func Start(t testing.TB, dir string) *Server {
 		"-filer.port="+port(), "-filer.port.grpc="+port(),
 		"-s3", "-s3.port="+s3Port, "-s3.port.grpc="+port(), "-s3.config="+confFile,
 		"-s3.port.iceberg=0", "-s3.port.lance=0")
+	cmd.Args = append(cmd.Args, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logPath := filepath.Join(t.TempDir(), "weed.log")
 	logFile, err := os.Create(logPath)
