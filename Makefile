@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pulpgo
 OAPI    := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: build run test test-fuzz test-parity generate lint bench-tasks bench-pull bench-farm bench-cold bench-sync bench-push clean
+.PHONY: build run test test-faults test-fuzz test-parity generate lint bench-tasks bench-pull bench-farm bench-cold bench-sync bench-push clean
 
 build: ## Build bin/pulpgo.
 	$(GO) build -o $(BIN) ./cmd/pulpgo
@@ -13,6 +13,9 @@ run: build ## Run API, content app and worker on :24817 with embedded defaults (
 
 test: ## Run every test against embedded defaults and throwaway PostgreSQL + Redis.
 	bash scripts/test.sh
+
+test-faults: build ## The outage suite alone (test/faults, which starts its own PostgreSQL and Redis; the storage-full cases need root). PULPGO_FAULTS_MATRIX=FILE collects its matrix lines.
+	$(GO) test -count=1 -timeout 15m -v ./test/faults
 
 test-fuzz: ## Run each go test -fuzz target for FUZZTIME (default 60s; scripts/fuzz.sh).
 	bash scripts/fuzz.sh

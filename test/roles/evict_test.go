@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
 
@@ -41,26 +42,26 @@ func TestSplitRolesEvict(t *testing.T) {
 		return err == nil
 	}
 	contentArgs := append([]string{"--last-pull-flush", "1h"}, common...)
-	api1 := startRole(t, bin, "api", common...)
-	startRole(t, bin, "worker", append([]string{"--storage-quota", strconv.FormatInt(size*27/10, 10),
+	api1 := harness.StartRole(t, bin, "api", common...)
+	harness.StartRole(t, bin, "worker", append([]string{"--storage-quota", strconv.FormatInt(size*27/10, 10),
 		"--storage-quota-interval", "100ms"}, common...)...)
-	c1 := startRole(t, bin, "content", contentArgs...)
-	c2 := startRole(t, bin, "content", contentArgs...)
-	base := "http://" + api1.addr
-	waitAPI(t, base)
+	c1 := harness.StartRole(t, bin, "content", contentArgs...)
+	c2 := harness.StartRole(t, bin, "content", contentArgs...)
+	base := "http://" + api1.Addr
+	harness.WaitAPI(t, base)
 	createCache(t, base, up.URL())
-	waitContent(t, c1)
-	waitContent(t, c2)
+	harness.WaitContent(t, c1.Addr)
+	harness.WaitContent(t, c2.Addr)
 
 	recorded := func(img upstream.Image, version int) {
 		t.Helper()
-		waitFor(t, fmt.Sprintf("%s at version %d", img.Name, version), func() bool {
+		harness.WaitFor(t, fmt.Sprintf("%s at version %d", img.Name, version), func() bool {
 			return latestVersion(t, base, "hub/"+img.Name) == version
 		})
 	}
-	mustPull := func(c *proc, img upstream.Image) {
+	mustPull := func(c *harness.Role, img upstream.Image) {
 		t.Helper()
-		if err := pull(ctx, "http://"+c.addr, "hub/"+img.Name, "latest", img); err != nil {
+		if err := pull(ctx, "http://"+c.Addr, "hub/"+img.Name, "latest", img); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,13 +70,12 @@ func TestSplitRolesEvict(t *testing.T) {
 	mustPull(c2, b)
 	recorded(b, 1)
 	mustPull(c2, a)
-	for _, c := range []*proc{c2, c1} {
-		_ = c.cmd.Process.Signal(os.Interrupt)
-		_ = c.cmd.Wait()
+	for _, c := range []*harness.Role{c2, c1} {
+		c.Stop()
 	}
 
-	c3 := startRole(t, bin, "content", contentArgs...)
-	waitContent(t, c3)
+	c3 := harness.StartRole(t, bin, "content", contentArgs...)
+	harness.WaitContent(t, c3.Addr)
 	mustPull(c3, c)
 	recorded(c, 1)
 	recorded(b, 2)
@@ -83,7 +83,7 @@ func TestSplitRolesEvict(t *testing.T) {
 		t.Errorf("A or C changed: latest versions %d and %d, want 1 and 1",
 			latestVersion(t, base, "hub/"+a.Name), latestVersion(t, base, "hub/"+c.Name))
 	}
-	waitFor(t, "B's layer to leave the storage", func() bool { return !stored(b) })
+	harness.WaitFor(t, "B's layer to leave the storage", func() bool { return !stored(b) })
 	if !stored(a) || !stored(c) {
 		t.Errorf("A's layer stored: %v, C's: %v; want both", stored(a), stored(c))
 	}
@@ -107,7 +107,7 @@ func finishedEvictTasks(t *testing.T, base string) []evictTask {
 	var tasks struct {
 		Results []evictTask `json:"results"`
 	}
-	waitFor(t, "the evict tasks to finish", func() bool {
+	harness.WaitFor(t, "the evict tasks to finish", func() bool {
 		api(t, "GET", base+"/pulp/api/v3/tasks/?name=pulpgo.app.tasks.evict", nil, &tasks)
 		for _, r := range tasks.Results {
 			if r.State == "waiting" || r.State == "running" {

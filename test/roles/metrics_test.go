@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pulpgo/pulpgo/content/metrics/metricstest"
+	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/testenv"
 )
 
@@ -17,14 +18,14 @@ func TestSplitRolesMetrics(t *testing.T) {
 	bin, up, img, common := splitSetup(t, 2, 1)
 	apiMetrics := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	workerMetrics := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	a := startRole(t, bin, "api", append(common, "--metrics-listen", apiMetrics)...)
-	startRole(t, bin, "worker", append(common, "--metrics-listen", workerMetrics)...)
-	c := startRole(t, bin, "content", common...)
-	base := "http://" + a.addr
-	waitAPI(t, base)
+	a := harness.StartRole(t, bin, "api", append(common, "--metrics-listen", apiMetrics)...)
+	harness.StartRole(t, bin, "worker", append(common, "--metrics-listen", workerMetrics)...)
+	c := harness.StartRole(t, bin, "content", common...)
+	base := "http://" + a.Addr
+	harness.WaitAPI(t, base)
 	createCache(t, base, up.URL())
-	waitContent(t, c)
-	if err := pull(t.Context(), "http://"+c.addr, "hub/library/large", "latest", img); err != nil {
+	harness.WaitContent(t, c.Addr)
+	if err := pull(t.Context(), "http://"+c.Addr, "hub/library/large", "latest", img); err != nil {
 		t.Fatal(err)
 	}
 	var obj map[string]any
@@ -47,7 +48,7 @@ func TestSplitRolesMetrics(t *testing.T) {
 
 	// The worker: the sync's latency samples and its tag list request upstream.
 	var worker metricstest.Families
-	waitFor(t, "the worker's sample of the sync", func() bool {
+	harness.WaitFor(t, "the worker's sample of the sync", func() bool {
 		worker = scrapeOK(t, "http://"+workerMetrics+"/metrics")
 		n, _ := metricstest.Sum(worker, "pulpgo_task_run_seconds", metricstest.Labels{"name": syncName, "state": "completed"})
 		return n == 1
@@ -70,7 +71,7 @@ func TestSplitRolesMetrics(t *testing.T) {
 	}
 
 	// The content app, on its own listener: the pull's requests, fills and misses.
-	content := scrapeOK(t, "http://"+c.addr+"/metrics")
+	content := scrapeOK(t, "http://"+c.Addr+"/metrics")
 	blobs := float64(len(img.Blobs()))
 	if n, _ := metricstest.Sum(content, "pulpgo_fills_started_total", nil); n != blobs {
 		t.Errorf("content: %v fills started, want %v", n, blobs)

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,67 +26,6 @@ import (
 	"github.com/pulpgo/pulpgo/test/testenv"
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
-
-// proc is one pulpgo role process.
-type proc struct {
-	cmd  *exec.Cmd
-	log  string
-	addr string
-}
-
-func startRole(t *testing.T, bin, role string, args ...string) *proc {
-	t.Helper()
-	p := &proc{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), log: filepath.Join(t.TempDir(), role+".log")}
-	if role != "worker" {
-		args = append(args, "--listen", p.addr)
-	}
-	f, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(bin, append([]string{role}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", role, err)
-	}
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-done
-		}
-		f.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(p.log)
-			t.Logf("log of %s:\n%s", role, tail(string(b), 20))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// waitFor polls ok until it returns true or the deadline passes.
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func api(t *testing.T, method, url string, body any, out any) int {
 	t.Helper()
@@ -151,7 +89,7 @@ func TestSplitRolesOnS3(t *testing.T) {
 		"--s3-access-key", s3server.AccessKey, "--s3-secret-key", s3server.SecretKey)
 	for _, b := range img.Blobs() {
 		key := "pulp/blobs/sha256/" + b.Digest[7:9] + "/" + b.Digest[7:]
-		waitFor(t, "blob "+b.Digest+" in the bucket", func() bool {
+		harness.WaitFor(t, "blob "+b.Digest+" in the bucket", func() bool {
 			info, err := weed.Client.StatObject(t.Context(), bucket, key, minio.StatObjectOptions{})
 			return err == nil && info.Size == b.Size
 		})
@@ -163,17 +101,17 @@ func TestSplitRolesOnS3(t *testing.T) {
 func splitRoles(t *testing.T, storage ...string) upstream.Image {
 	bin, up, img, common := splitSetup(t, 24, 3)
 	common = append(append(common, "--log-level", "debug"), storage...)
-	a := startRole(t, bin, "api", common...)
-	startRole(t, bin, "worker", common...)
-	c1 := startRole(t, bin, "content", common...)
-	c2 := startRole(t, bin, "content", common...)
-	base := "http://" + a.addr
+	a := harness.StartRole(t, bin, "api", common...)
+	harness.StartRole(t, bin, "worker", common...)
+	c1 := harness.StartRole(t, bin, "content", common...)
+	c2 := harness.StartRole(t, bin, "content", common...)
+	base := "http://" + a.Addr
 	var status struct {
 		OnlineWorkers     []any `json:"online_workers"`
 		OnlineContentApps []any `json:"online_content_apps"`
 		OnlineAPIApps     []any `json:"online_api_apps"`
 	}
-	waitFor(t, "api, worker and both content apps online", func() bool {
+	harness.WaitFor(t, "api, worker and both content apps online", func() bool {
 		resp, err := http.Get(base + "/pulp/api/v3/status/")
 		if err != nil {
 			return false
@@ -184,16 +122,16 @@ func splitRoles(t *testing.T, storage ...string) upstream.Image {
 	})
 
 	createCache(t, base, up.URL())
-	for _, c := range []*proc{c1, c2} {
-		waitContent(t, c)
+	for _, c := range []*harness.Role{c1, c2} {
+		harness.WaitContent(t, c.Addr)
 	}
 
 	up.Reset()
 	up.SetBlobThrottle(16 << 20) // 16 MiB/s: the fills overlap
-	pullAtOnce(t, up, img, []*proc{c1, c1, c2, c2})
+	pullAtOnce(t, up, img, []*harness.Role{c1, c1, c2, c2})
 
 	// The worker records the pull as one version of the image's repository.
-	waitFor(t, "the pull recorded", func() bool {
+	harness.WaitFor(t, "the pull recorded", func() bool {
 		var repos struct {
 			Results []struct {
 				LatestVersionHref string `json:"latest_version_href"`
@@ -208,7 +146,7 @@ func splitRoles(t *testing.T, storage ...string) upstream.Image {
 // pullAtOnce pulls img (from the cache "hub") through each of contents at once, one pull per
 // entry, and checks that every pull got the right digests and that the upstream served each
 // blob once.
-func pullAtOnce(t *testing.T, up *upstream.Upstream, img upstream.Image, contents []*proc) {
+func pullAtOnce(t *testing.T, up *upstream.Upstream, img upstream.Image, contents []*harness.Role) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(contents))
@@ -216,7 +154,7 @@ func pullAtOnce(t *testing.T, up *upstream.Upstream, img upstream.Image, content
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- pull(t.Context(), "http://"+c.addr, "hub/"+img.Name, "latest", img)
+			errs <- pull(t.Context(), "http://"+c.Addr, "hub/"+img.Name, "latest", img)
 		}()
 	}
 	wg.Wait()
@@ -259,32 +197,6 @@ func createCache(t *testing.T, base, upstreamURL string) {
 	waitTask(t, base, task["task"])
 }
 
-// waitAPI waits until the API at base answers /status/.
-func waitAPI(t *testing.T, base string) {
-	t.Helper()
-	waitFor(t, "the api up", func() bool {
-		resp, err := http.Get(base + "/pulp/api/v3/status/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-}
-
-// waitContent waits until the content app c answers /v2/.
-func waitContent(t *testing.T, c *proc) {
-	t.Helper()
-	waitFor(t, "content app "+c.addr+" up", func() bool {
-		resp, err := http.Get("http://" + c.addr + "/v2/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusUnauthorized
-	})
-}
-
 // splitSetup builds the server and starts an upstream holding library/large:latest (mib MiB
 // in layers layers); it returns the binary, the upstream, the image and the arguments every
 // role shares (one PostgreSQL database, one Redis database, one data directory, one key).
@@ -307,7 +219,7 @@ func splitSetup(t *testing.T, mib, layers int) (string, *upstream.Upstream, upst
 
 func waitTask(t *testing.T, base, href string) {
 	t.Helper()
-	waitFor(t, "task "+href, func() bool {
+	harness.WaitFor(t, "task "+href, func() bool {
 		var task map[string]any
 		api(t, "GET", base+href, nil, &task)
 		if task["state"] == "failed" {
@@ -355,11 +267,11 @@ func TestSplitRolesSecrets(t *testing.T) {
 	dbURL := testenv.PostgresURL(t)
 	common := []string{"--database-url", dbURL, "--redis-url", testenv.RedisURL(t), "--data-dir", t.TempDir(),
 		"--db-encryption-key", testenv.KeyFile(t), "--log-level", "debug"}
-	a := startRole(t, bin, "api", common...)
-	w := startRole(t, bin, "worker", common...)
-	c := startRole(t, bin, "content", common...)
-	base := "http://" + a.addr
-	waitAPI(t, base)
+	a := harness.StartRole(t, bin, "api", common...)
+	w := harness.StartRole(t, bin, "worker", common...)
+	c := harness.StartRole(t, bin, "content", common...)
+	base := "http://" + a.Addr
+	harness.WaitAPI(t, base)
 
 	var remote map[string]any
 	if code := api(t, "POST", base+"/pulp/api/v3/remotes/container/pull-through/",
@@ -376,15 +288,15 @@ func TestSplitRolesSecrets(t *testing.T) {
 		t.Fatalf("create distribution: %d %v", code, task)
 	}
 	waitTask(t, base, task["task"])
-	waitFor(t, "the content app up", func() bool {
-		resp, err := http.Get("http://" + c.addr + "/v2/")
+	harness.WaitFor(t, "the content app up", func() bool {
+		resp, err := http.Get("http://" + c.Addr + "/v2/")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusUnauthorized
 	})
-	if err := pull(ctx, "http://"+c.addr, "private/team/app", "v1", img); err != nil {
+	if err := pull(ctx, "http://"+c.Addr, "private/team/app", "v1", img); err != nil {
 		t.Fatalf("pull with the patched password: %v", err)
 	}
 
@@ -410,11 +322,11 @@ func TestSplitRolesSecrets(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []*proc{a, w, c} {
-		b, _ := os.ReadFile(p.log)
+	for _, p := range []*harness.Role{a, w, c} {
+		b, _ := os.ReadFile(p.Log)
 		for _, secret := range []string{pass, wrong} {
 			if strings.Contains(string(b), secret) {
-				t.Errorf("log %s shows a password", p.log)
+				t.Errorf("log %s shows a password", p.Log)
 			}
 		}
 	}
@@ -435,15 +347,15 @@ func TestSplitRolesCutIdleBodies(t *testing.T) {
 	common := []string{"--database-url", testenv.PostgresURL(t), "--redis-url", testenv.RedisURL(t),
 		"--data-dir", t.TempDir(), "--body-idle-timeout", "1s", "--db-encryption-key", testenv.KeyFile(t)}
 	for role, path := range map[string]string{"api": "/pulp/api/v3/remotes/container/pull-through/", "content": "/v2/library/x/blobs/uploads/"} {
-		p := startRole(t, bin, role, common...)
-		waitFor(t, role+" up", func() bool {
-			conn, err := net.Dial("tcp", p.addr)
+		p := harness.StartRole(t, bin, role, common...)
+		harness.WaitFor(t, role+" up", func() bool {
+			conn, err := net.Dial("tcp", p.Addr)
 			if err == nil {
 				conn.Close()
 			}
 			return err == nil
 		})
-		conn, err := net.Dial("tcp", p.addr)
+		conn, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}

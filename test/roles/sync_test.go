@@ -3,6 +3,8 @@ package roles
 import (
 	"strings"
 	"testing"
+
+	"github.com/pulpgo/pulpgo/test/harness"
 )
 
 // TestSplitRolesSyncWithPull runs api, worker and content apart: a sync on the worker and a
@@ -11,11 +13,11 @@ import (
 func TestSplitRolesSyncWithPull(t *testing.T) {
 	ctx := t.Context()
 	bin, up, img, common := splitSetup(t, 16, 1)
-	a := startRole(t, bin, "api", common...)
-	startRole(t, bin, "worker", common...)
-	c := startRole(t, bin, "content", common...)
-	base := "http://" + a.addr
-	waitAPI(t, base)
+	a := harness.StartRole(t, bin, "api", common...)
+	harness.StartRole(t, bin, "worker", common...)
+	c := harness.StartRole(t, bin, "content", common...)
+	base := "http://" + a.Addr
+	harness.WaitAPI(t, base)
 	createCache(t, base, up.URL())
 	var obj map[string]any
 	var task map[string]string
@@ -28,14 +30,14 @@ func TestSplitRolesSyncWithPull(t *testing.T) {
 		t.Fatalf("create repository: %d %v", code, obj)
 	}
 	repo := obj["pulp_href"].(string)
-	waitContent(t, c)
+	harness.WaitContent(t, c.Addr)
 
 	layer := img.Layers[0].Digest
 	up.Reset()
 	up.SetBlobThrottle(8 << 20) // two seconds for the layer: the sync starts while the pull fills
 	pulled := make(chan error, 1)
-	go func() { pulled <- pull(ctx, "http://"+c.addr, "hub/library/large", "latest", img) }()
-	waitFor(t, "the pull to reach the upstream", func() bool { return up.CDNGets(layer) > 0 })
+	go func() { pulled <- pull(ctx, "http://"+c.Addr, "hub/library/large", "latest", img) }()
+	harness.WaitFor(t, "the pull to reach the upstream", func() bool { return up.CDNGets(layer) > 0 })
 	if code := api(t, "POST", base+repo+"sync/", map[string]any{"remote": remote}, &task); code != 202 {
 		t.Fatalf("sync: %d %v", code, task)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/test/client"
+	"github.com/pulpgo/pulpgo/test/harness"
 )
 
 // TestSplitRolesTokens runs two content apps on one database, the second with its content
@@ -18,12 +19,12 @@ import (
 func TestSplitRolesTokens(t *testing.T) {
 	ctx := t.Context()
 	bin, up, img, common := splitSetup(t, 1, 1)
-	a := startRole(t, bin, "api", common...)
-	startRole(t, bin, "worker", common...)
-	c1 := startRole(t, bin, "content", common...)
-	c2 := startRole(t, bin, "content", append(append([]string{}, common...), "--content-origin", "http://"+c1.addr)...)
-	base := "http://" + a.addr
-	waitAPI(t, base)
+	a := harness.StartRole(t, bin, "api", common...)
+	harness.StartRole(t, bin, "worker", common...)
+	c1 := harness.StartRole(t, bin, "content", common...)
+	c2 := harness.StartRole(t, bin, "content", append(append([]string{}, common...), "--content-origin", "http://"+c1.Addr)...)
+	base := "http://" + a.Addr
+	harness.WaitAPI(t, base)
 	createCache(t, base, up.URL())
 	var dists struct {
 		Results []struct {
@@ -39,14 +40,14 @@ func TestSplitRolesTokens(t *testing.T) {
 		t.Fatalf("make hub private: %d %v", code, task)
 	}
 	waitTask(t, base, task["task"])
-	waitContent(t, c1)
-	waitContent(t, c2)
+	harness.WaitContent(t, c1.Addr)
+	harness.WaitContent(t, c2.Addr)
 
 	const name = "hub/library/large"
 	manifest := "/v2/" + name + "/manifests/latest"
 	get := func(bearer string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c2.addr+manifest, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c2.Addr+manifest, nil)
 		req.Header.Set("Accept", img.MediaType)
 		if bearer != "" {
 			req.Header.Set("Authorization", "Bearer "+bearer)
@@ -60,7 +61,7 @@ func TestSplitRolesTokens(t *testing.T) {
 	}
 	resp := get("")
 	ch := client.ParseChallenge(resp.Header.Get("WWW-Authenticate"))
-	if resp.StatusCode != 401 || ch.Realm != "http://"+c1.addr+"/token/" || ch.Service != c2.addr ||
+	if resp.StatusCode != 401 || ch.Realm != "http://"+c1.Addr+"/token/" || ch.Service != c2.Addr ||
 		len(ch.Scopes) != 1 || ch.Scopes[0] != "repository:"+name+":pull" {
 		t.Fatalf("challenge of the second content app: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
@@ -82,7 +83,7 @@ func TestSplitRolesTokens(t *testing.T) {
 		t.Errorf("the first content app's admin token on the second: %d %q, want 200 %s", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"), img.ManifestDigest)
 	}
 	// A token the first app issued for its own service is not for the second.
-	own, err := admin.Token(ctx, client.Challenge{Realm: ch.Realm, Service: c1.addr, Scopes: ch.Scopes})
+	own, err := admin.Token(ctx, client.Challenge{Realm: ch.Realm, Service: c1.Addr, Scopes: ch.Scopes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pulpgo/pulpgo/content/metrics/metricstest"
 	"github.com/pulpgo/pulpgo/models"
 	"github.com/pulpgo/pulpgo/tasks"
+	"github.com/pulpgo/pulpgo/test/harness"
 	"github.com/pulpgo/pulpgo/test/s3server"
 	"github.com/pulpgo/pulpgo/test/testenv"
 	"github.com/pulpgo/pulpgo/test/upstream"
@@ -61,10 +62,10 @@ func TestProductionTopology(t *testing.T) {
 
 	common = append(common, "--storage", "s3://"+bucket+"/pulp", "--s3-endpoint", weed.Endpoint,
 		"--s3-access-key", s3server.AccessKey, "--s3-secret-key", s3server.SecretKey)
-	metricsAddr := map[*proc]string{}
-	role := func(name string, args ...string) *proc {
+	metricsAddr := map[*harness.Role]string{}
+	role := func(name string, args ...string) *harness.Role {
 		m := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		p := startRole(t, bin, name, append(append([]string{"--metrics-listen", m}, args...), common...)...)
+		p := harness.StartRole(t, bin, name, append(append([]string{"--metrics-listen", m}, args...), common...)...)
 		metricsAddr[p] = m
 		return p
 	}
@@ -73,9 +74,9 @@ func TestProductionTopology(t *testing.T) {
 	apiProc := role("api")
 	w1, w2 := role("worker", quotaArgs...), role("worker", quotaArgs...)
 	c1, c2 := role("content", "--last-pull-flush", "100ms"), role("content", "--last-pull-flush", "100ms")
-	contents, workers := []*proc{c1, c2}, []*proc{w1, w2}
-	base := "http://" + apiProc.addr
-	waitFor(t, "api, both workers and both content apps online", func() bool {
+	contents, workers := []*harness.Role{c1, c2}, []*harness.Role{w1, w2}
+	base := "http://" + apiProc.Addr
+	harness.WaitFor(t, "api, both workers and both content apps online", func() bool {
 		var status struct {
 			OnlineWorkers     []any `json:"online_workers"`
 			OnlineContentApps []any `json:"online_content_apps"`
@@ -91,23 +92,23 @@ func TestProductionTopology(t *testing.T) {
 	})
 	createCache(t, base, up.URL())
 	for _, p := range contents {
-		waitContent(t, p)
+		harness.WaitContent(t, p.Addr)
 	}
 	manifestGets := 0     // pulls through the content apps, one manifest GET each
 	var servedBlobs int64 // the bytes of their blobs
-	mustPull := func(p *proc, img upstream.Image) {
+	mustPull := func(p *harness.Role, img upstream.Image) {
 		t.Helper()
 		manifestGets++
 		servedBlobs += blobBytes(img)
-		if err := pull(ctx, "http://"+p.addr, "hub/"+img.Name, "latest", img); err != nil {
-			t.Fatalf("pull %s through %s: %v", img.Name, p.addr, err)
+		if err := pull(ctx, "http://"+p.Addr, "hub/"+img.Name, "latest", img); err != nil {
+			t.Fatalf("pull %s through %s: %v", img.Name, p.Addr, err)
 		}
 	}
 
 	// 20 cold pulls of L at once, alternating between the content apps.
 	up.Reset()
 	up.SetBlobThrottle(16 << 20) // the fills overlap
-	var targets []*proc
+	var targets []*harness.Role
 	for i := range 20 {
 		targets = append(targets, contents[i%2])
 	}
@@ -135,11 +136,11 @@ func TestProductionTopology(t *testing.T) {
 	for i, img := range []upstream.Image{a, b} {
 		manifestGets++
 		servedBlobs += blobBytes(img)
-		go func(p *proc, img upstream.Image) {
-			pulled <- pull(ctx, "http://"+p.addr, "hub/"+img.Name, "latest", img)
+		go func(p *harness.Role, img upstream.Image) {
+			pulled <- pull(ctx, "http://"+p.Addr, "hub/"+img.Name, "latest", img)
 		}(contents[i], img)
 	}
-	waitFor(t, "the pulls of A and B to reach the upstream", func() bool {
+	harness.WaitFor(t, "the pulls of A and B to reach the upstream", func() bool {
 		return up.CDNGets(a.Layers[0].Digest) > 0 && up.CDNGets(b.Layers[0].Digest) > 0
 	})
 	if code := api(t, "POST", base+obj["pulp_href"].(string)+"sync/", map[string]any{"remote": remote}, &task); code != 202 {
@@ -160,7 +161,7 @@ func TestProductionTopology(t *testing.T) {
 	syncName, _ := synced["name"].(string)
 	recorded := func(img upstream.Image, version int) {
 		t.Helper()
-		waitFor(t, fmt.Sprintf("%s at version %d", img.Name, version), func() bool {
+		harness.WaitFor(t, fmt.Sprintf("%s at version %d", img.Name, version), func() bool {
 			return latestVersion(t, base, "hub/"+img.Name) == version
 		})
 	}
@@ -180,7 +181,7 @@ func TestProductionTopology(t *testing.T) {
 			_ = sqlDB.Close()
 		}
 	}()
-	waitFor(t, "the pull times of L and A written after B's", func() bool {
+	harness.WaitFor(t, "the pull times of L and A written after B's", func() bool {
 		at, err := models.LastPulled(db, []string{l.ManifestDigest, a.ManifestDigest, b.ManifestDigest})
 		return err == nil && len(at) == 3 && at[l.ManifestDigest].After(at[b.ManifestDigest]) &&
 			at[a.ManifestDigest].After(at[b.ManifestDigest])
@@ -200,7 +201,7 @@ func TestProductionTopology(t *testing.T) {
 		return err == nil
 	}
 	for _, bl := range b.Blobs() {
-		waitFor(t, "B's blob "+bl.Digest+" to leave the bucket", func() bool { return !inBucket(bl.Digest) })
+		harness.WaitFor(t, "B's blob "+bl.Digest+" to leave the bucket", func() bool { return !inBucket(bl.Digest) })
 	}
 	for _, img := range []upstream.Image{l, s, a, c} {
 		for _, bl := range img.Blobs() {
@@ -225,7 +226,7 @@ func TestProductionTopology(t *testing.T) {
 	}
 
 	// The metrics of each process.
-	scrape := func(ps []*proc) []metricstest.Families {
+	scrape := func(ps []*harness.Role) []metricstest.Families {
 		var out []metricstest.Families
 		for _, p := range ps {
 			out = append(out, scrapeOK(t, "http://"+metricsAddr[p]+"/metrics"))
@@ -243,7 +244,7 @@ func TestProductionTopology(t *testing.T) {
 	var contentFams, workerFams []metricstest.Families
 	// A worker that measured the storage just before the first evict task ended may dispatch
 	// a second (which finds nothing to do): the scrape counts the evict tasks listed after it.
-	waitFor(t, "the workers' samples of the evict tasks", func() bool {
+	harness.WaitFor(t, "the workers' samples of the evict tasks", func() bool {
 		workerFams = scrape(workers)
 		evicts = finishedEvictTasks(t, base)
 		return sum(workerFams, "pulpgo_task_run_seconds", metricstest.Labels{"name": tasks.NameEvict}) >= float64(len(evicts))
@@ -318,7 +319,7 @@ func TestProductionTopology(t *testing.T) {
 			t.Errorf("a worker shows a quota of %v bytes, want %d", n, quota)
 		}
 	}
-	apiFams := scrape([]*proc{apiProc})
+	apiFams := scrape([]*harness.Role{apiProc})
 	if got := sum(apiFams, "pulpgo_http_requests_total", metricstest.Labels{"app": "api",
 		"route": "/pulp/api/v3/repositories/container/container/:pulp_id/sync/", "method": "POST", "code": "202"}); got != 1 {
 		t.Errorf("api: %v sync requests answered 202, want 1", got)

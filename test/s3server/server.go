@@ -76,12 +76,19 @@ type Server struct {
 // ends.
 func Start(t testing.TB, dir string) *Server {
 	t.Helper()
-	return StartVolumes(t, dir, 256)
+	return StartArgs(t, dir)
 }
 
 // StartVolumes is Start with volumes of volumeMB MiB at most: weed makes as many volumes as
 // its directory's free space holds of that size, so a small tmpfs needs small ones.
 func StartVolumes(t testing.TB, dir string, volumeMB int) *Server {
+	t.Helper()
+	return StartArgs(t, dir, fmt.Sprintf("-master.volumeSizeLimitMB=%d", volumeMB))
+}
+
+// StartArgs is Start with more arguments for weed server, after the defaults (which they
+// override): on a small tmpfs, for example, -master.volumeSizeLimitMB=8 so that volumes fit.
+func StartArgs(t testing.TB, dir string, args ...string) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -105,11 +112,12 @@ func StartVolumes(t testing.TB, dir string, volumeMB int) *Server {
 	s := &Server{Endpoint: "http://127.0.0.1:" + s3Port, bin: bin, logPath: filepath.Join(t.TempDir(), "weed.log"),
 		args: []string{"server", "-dir=" + dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 			"-master.port=" + port(), "-master.port.grpc=" + port(), "-master.telemetry=false",
-			fmt.Sprintf("-master.volumeSizeLimitMB=%d", volumeMB), "-volume.max=0",
+			"-master.volumeSizeLimitMB=256", "-volume.max=0",
 			"-volume.port=" + port(), "-volume.port.grpc=" + port(),
 			"-filer.port=" + port(), "-filer.port.grpc=" + port(),
 			"-s3", "-s3.port=" + s3Port, "-s3.port.grpc=" + port(), "-s3.config=" + confFile,
 			"-s3.port.iceberg=0", "-s3.port.lance=0"}}
+	s.args = append(s.args, args...)
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
