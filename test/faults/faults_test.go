@@ -15,6 +15,7 @@ import (
 
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/harness"
+	"github.com/pulpgo/pulpgo/test/tmpfs"
 	"github.com/pulpgo/pulpgo/test/upstream"
 )
 
@@ -28,7 +29,7 @@ func TestFaults(t *testing.T) {
 	hub := client.StartHub(t)
 	data := ""
 	if os.Geteuid() == 0 {
-		data = mountTmpfs(t, 256)
+		data = tmpfs.Mount(t, 256)
 	}
 	tp := startTopology(t, hub, data)
 	run := func(name string, f func(t *testing.T)) {
@@ -234,11 +235,11 @@ func killWorkerDuringSync(t *testing.T, tp *topology) {
 		if state != "running" || tp.hub.CDNGets(img.Layers[0].Digest) == 0 {
 			return false
 		}
-		for _, p := range tp.workers {
+		for i, p := range tp.workers {
 			var workers, tasks struct {
 				Results []map[string]any `json:"results"`
 			}
-			tp.mustAPI(t, "GET", fmt.Sprintf("/pulp/api/v3/workers/?name=%d@", p.Pid())+hostname(t), nil, 200, &workers)
+			tp.mustAPI(t, "GET", "/pulp/api/v3/workers/?name="+tp.workerNames[i], nil, 200, &workers)
 			if len(workers.Results) != 1 {
 				continue
 			}
@@ -260,7 +261,7 @@ func killWorkerDuringSync(t *testing.T, tp *topology) {
 	}
 	ld := tp.startLoad(t, true, tp.contents...)
 	victim.Kill()
-	// No --app-name in this tree yet: the worker comes back under a new name (pid@host).
+	// Restarted under the same --app-name: it fails the killed run's task at once.
 	victim.Restart(t)
 	restarted := time.Now()
 	tp.hub.SetBlobThrottle(0)
@@ -296,7 +297,7 @@ func killWorkerDuringSync(t *testing.T, tp *topology) {
 	}
 	rec := tp.recover(t)
 	report(t, "kill -9 worker during a sync", ld,
-		fmt.Sprintf("killed task %q %.1fs after the restart (no --app-name in this tree)", state, ended.Seconds()),
+		fmt.Sprintf("killed task %q %.1fs after the restart", state, ended.Seconds()),
 		fmt.Sprintf("new sync %q at %.1fs (then %q)", againState, againTook.Seconds(), eventually), rec)
 }
 
@@ -482,13 +483,8 @@ func storageFull(t *testing.T, tp *topology, dir, name string) {
 		t.Fatal(err)
 	}
 	repo, remote := tp.syncRepo(t, img.Name)
-	free := fill(t, dir)
-	freed := false
-	defer func() {
-		if !freed {
-			free()
-		}
-	}()
+	filler := tmpfs.Fill(t, dir, 0)
+	free := func() { filler.Remove(t) }
 	ld := tp.startLoad(t, true, tp.contents...)
 	// A cold pull, a push: 503 UNAVAILABLE expected.
 	recordErr := func(start time.Time, err error) {
@@ -528,7 +524,6 @@ func storageFull(t *testing.T, tp *topology, dir, name string) {
 		t.Errorf("blobs in storage without their digest: %v", bad)
 	}
 	free()
-	freed = true
 	rec := tp.recover(t)
 	if err := tp.pull(ctx, tp.contents[0], img); err != nil {
 		t.Errorf("the cold pull after the space was freed: %v", err)
@@ -536,11 +531,3 @@ func storageFull(t *testing.T, tp *topology, dir, name string) {
 	report(t, name, ld, fmt.Sprintf("sync during: %q", syncState), rec, fmt.Sprintf("partial blobs %d", len(bad)))
 }
 
-// hostname is the host part of the processes' names (<pid>@<hostname>).
-func hostname(t *testing.T) string {
-	h, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}

@@ -11,13 +11,14 @@ import (
 
 	"github.com/pulpgo/pulpgo/test/client"
 	"github.com/pulpgo/pulpgo/test/s3server"
+	"github.com/pulpgo/pulpgo/test/tmpfs"
 )
 
 // TestStorageFullS3 is the storage-full case on the S3 driver: SeaweedFS with its -dir on a
 // small tmpfs, filled with a filler file while the topology pulls, pushes and syncs.
 func TestStorageFullS3(t *testing.T) {
 	client.NeedTools(t, "docker-registry", "redis-server", "redis-cli")
-	dir := mountTmpfs(t, 192)
+	dir := tmpfs.Mount(t, 192)
 	// Volumes of 8 MiB, so that weed finds room for the ones it grows on the small tmpfs.
 	weed := s3server.StartArgs(t, dir, "-master.volumeSizeLimitMB=8", "-volume.max=16")
 	bucket := weed.NewBucket(t)

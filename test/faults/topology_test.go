@@ -36,7 +36,9 @@ type topology struct {
 	api      *harness.Role
 	contents []*harness.Role
 	workers  []*harness.Role
-	http     *http.Client
+	// workerNames are the workers' --app-name, in the order of workers.
+	workerNames []string
+	http        *http.Client
 	// cached is an image pulled once at the start, which the load reads.
 	cached upstream.Image
 	// recoverRepo is the repository (and remote) that recovery syncs sync.
@@ -59,8 +61,11 @@ func startTopology(t *testing.T, hub *upstream.Upstream, data string, extra ...s
 	common := append([]string{"--database-url", tp.pg.URL, "--redis-url", tp.redis.URL, "--data-dir", data,
 		"--db-encryption-key", testenv.KeyFile(t)}, extra...)
 	tp.api = harness.StartRole(t, tp.bin, "api", common...)
-	for range 2 {
-		tp.workers = append(tp.workers, harness.StartRole(t, tp.bin, "worker", common...))
+	for i := range 2 {
+		// Workers keep their name across restarts (--app-name), as under a supervisor.
+		name := fmt.Sprintf("faults-worker-%d", i+1)
+		tp.workerNames = append(tp.workerNames, name)
+		tp.workers = append(tp.workers, harness.StartRole(t, tp.bin, "worker", append(common[:len(common):len(common)], "--app-name", name)...))
 		tp.contents = append(tp.contents, harness.StartRole(t, tp.bin, "content", common...))
 	}
 	harness.WaitAPI(t, tp.api.URL())
