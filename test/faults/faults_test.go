@@ -530,4 +530,3 @@ func storageFull(t *testing.T, tp *topology, dir, name string) {
 	}
 	report(t, name, ld, fmt.Sprintf("sync during: %q", syncState), rec, fmt.Sprintf("partial blobs %d", len(bad)))
 }
-
