@@ -151,6 +151,10 @@ func run(ctx context.Context, role string, cfg *config) error {
 		return err
 	}
 	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	// Redis's connection failures are UnavailableErrors (503) wherever they surface; every wait
+	// on it is bounded by go-redis's timeouts (dial 5 s, read and write 3 s, a free
+	// connection 4 s, 3 retries).
+	rdb.AddHook(models.RedisGuard{})
 	defer rdb.Close()
 	dispatcher := tasks.NewDispatcher(db, redisOpt)
 	defer dispatcher.Close()
