@@ -118,7 +118,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	models.SetEncryptionKey(key)
 	models.SetContentOrigin(cfg.ContentOrigin)
 
-	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
+	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir, models.WithStatementTimeout(cfg.DatabaseTimeout))
 	if err != nil {
 		return err
 	}
@@ -150,11 +150,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
-	// Redis's connection failures are UnavailableErrors (503) wherever they surface; every wait
-	// on it is bounded by go-redis's timeouts (dial 5 s, read and write 3 s, a free
-	// connection 4 s, 3 retries).
-	rdb.AddHook(models.RedisGuard{})
+	rdb := newRedisClient(redisOpt)
 	defer rdb.Close()
 	dispatcher := tasks.NewDispatcher(db, redisOpt)
 	defer dispatcher.Close()

@@ -68,16 +68,22 @@ func pullPaths(bp string, im upstream.Image) []string {
 	return paths
 }
 
-// TestContentOutages runs serve on PostgreSQL and Redis, each behind a proxy the test cuts:
-//   - Redis gone: an image already in the cache pulls whole; a blob not in the cache answers
-//     503 UNAVAILABLE (its fill needs the lock shared by content processes); /readyz 503,
-//     /livez 200. Redis back, empty: the uncached image pulls.
-//   - PostgreSQL gone: pulls answer 503 UNAVAILABLE, the API 503, its status 200 with
-//     database_connection.connected false, /readyz 503 and /livez 200. Back: everything
-//     answers again without a restart.
-//
-// No request may go unanswered for outageDeadline.
-func TestContentOutages(t *testing.T) {
+// outageServe is serve on PostgreSQL and Redis, each behind a proxy the test cuts or
+// freezes, caching a local Docker Hub at base path "cache" that holds two images: cached,
+// pulled once (and recorded) by startOutageServe, and uncached, never pulled.
+type outageServe struct {
+	t                *testing.T
+	srv              *harness.Server
+	api              *client.API
+	reg              *client.Registry
+	db, redis        *testenv.Proxy
+	directRedis      string // Redis's own URL, not through the proxy
+	cached, uncached upstream.Image
+}
+
+// startOutageServe starts an outageServe; args are more serve flags.
+func startOutageServe(t *testing.T, args ...string) *outageServe {
+	t.Helper()
 	ctx := client.Context(t)
 	hub := client.StartHub(t)
 	cached, err := hub.PushSmall(ctx, "library/busybox", "latest")
@@ -88,98 +94,157 @@ func TestContentOutages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbProxy, dbURL := testenv.ProxyURL(t, testenv.PostgresURL(t))
-	directRedis := testenv.RedisURL(t)
-	redisProxy, redisURL := testenv.ProxyURL(t, directRedis)
-	srv := harness.Start(t, harness.Options{Engine: testenv.Engine{Name: "postgres", DatabaseURL: dbURL, RedisURL: redisURL}})
-	api := &client.API{Base: srv.URL, HTTP: client.NewHTTPClient()}
-	api.CreatePullThrough(t, "hub", "cache", hub.URL(), nil, nil)
-	reg := &client.Registry{Base: srv.URL, HTTP: client.NewHTTPClient()}
-	// bob has not logged in before the database goes: his credentials must be read from it.
-	if status, raw := api.Do(t, http.MethodPost, "/pulp/api/v3/users/", map[string]any{"username": "bob", "password": "bob-Secret-1"}); status != http.StatusCreated {
-		t.Fatalf("create user bob: %d %s", status, raw)
-	}
-	bob := &client.Registry{Base: srv.URL, HTTP: client.NewHTTPClient(), User: "bob", Pass: "bob-Secret-1", NoToken: true}
-	probe := func(path string) int { return timedGet(t, reg, path).status }
-
-	pull := func(im upstream.Image) {
-		t.Helper()
-		for _, p := range pullPaths("cache", im) {
-			if a := timedGet(t, reg, p); a.status != http.StatusOK {
-				t.Fatalf("GET %s: %d %s", p, a.status, a.body)
-			}
-		}
-	}
-	pull(cached)
+	o := &outageServe{t: t, cached: cached, uncached: uncached, directRedis: testenv.RedisURL(t)}
+	var dbURL, redisURL string
+	o.db, dbURL = testenv.ProxyURL(t, testenv.PostgresURL(t))
+	o.redis, redisURL = testenv.ProxyURL(t, o.directRedis)
+	o.srv = harness.Start(t, harness.Options{Engine: testenv.Engine{Name: "postgres", DatabaseURL: dbURL, RedisURL: redisURL}, Args: args})
+	o.api = &client.API{Base: o.srv.URL, HTTP: client.NewHTTPClient()}
+	o.api.CreatePullThrough(t, "hub", "cache", hub.URL(), nil, nil)
+	o.reg = &client.Registry{Base: o.srv.URL, HTTP: client.NewHTTPClient()}
+	o.pull(cached)
 	// The pull is recorded by a task: let it finish while Redis runs.
 	client.Poll(t, "the record tasks of the first pull", func() (bool, string) {
-		busy := api.List(t, "/pulp/api/v3/tasks/", map[string][]string{"state__in": {"waiting,running"}})
+		busy := o.api.List(t, "/pulp/api/v3/tasks/", map[string][]string{"state__in": {"waiting,running"}})
 		return len(busy) == 0, "tasks still waiting or running"
 	})
+	return o
+}
 
-	// Redis gone.
-	redisProxy.Cut()
-	pull(cached)
-	uncachedBlob := pullPaths("cache", uncached)[2]
-	wantRegistryUnavailable(t, "an uncached blob with Redis gone", timedGet(t, reg, uncachedBlob))
-	if code := probe("/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz with Redis gone: %d, want 503", code)
+// pull GETs im's manifest and blobs, failing the test unless each answers 200.
+func (o *outageServe) pull(im upstream.Image) {
+	o.t.Helper()
+	for _, p := range pullPaths("cache", im) {
+		if a := timedGet(o.t, o.reg, p); a.status != http.StatusOK {
+			o.t.Fatalf("GET %s: %d %s", p, a.status, a.body)
+		}
 	}
-	if code := probe("/livez"); code != http.StatusOK {
-		t.Errorf("/livez with Redis gone: %d, want 200", code)
+}
+
+// probe is the status code of GET path.
+func (o *outageServe) probe(path string) int { return timedGet(o.t, o.reg, path).status }
+
+// wantProbes fails the test unless /readyz answers ready and /livez 200.
+func (o *outageServe) wantProbes(what string, ready int) {
+	o.t.Helper()
+	if code := o.probe("/readyz"); code != ready {
+		o.t.Errorf("/readyz %s: %d, want %d", what, code, ready)
 	}
-	// Redis back, empty (a restart without persistence).
-	opts, err := redis.ParseURL(directRedis)
+	if code := o.probe("/livez"); code != http.StatusOK {
+		o.t.Errorf("/livez %s: %d, want 200 (the process is alive)", what, code)
+	}
+}
+
+// restoreRedisEmpty brings Redis back empty, as a restarted server without persistence.
+func (o *outageServe) restoreRedisEmpty() {
+	o.t.Helper()
+	opts, err := redis.ParseURL(o.directRedis)
 	if err != nil {
-		t.Fatal(err)
+		o.t.Fatal(err)
 	}
 	direct := redis.NewClient(opts)
 	defer direct.Close()
-	if err := direct.FlushDB(ctx).Err(); err != nil {
-		t.Fatal(err)
+	if err := direct.FlushDB(o.t.Context()).Err(); err != nil {
+		o.t.Fatal(err)
 	}
-	redisProxy.Restore()
-	recovered(t, "an uncached pull after Redis came back", func() bool { return probe(uncachedBlob) == http.StatusOK })
-	pull(uncached)
+	o.redis.Restore()
+}
 
-	// PostgreSQL gone.
-	dbProxy.Cut()
-	for _, p := range pullPaths("cache", cached)[:2] {
-		wantRegistryUnavailable(t, p+" with the database gone", timedGet(t, reg, p))
+// wantDatabaseDown checks what the server answers while its database does not: pulls
+// 503 UNAVAILABLE, the API 503, status 200 with database_connection.connected false.
+func (o *outageServe) wantDatabaseDown() {
+	t := o.t
+	t.Helper()
+	for _, p := range pullPaths("cache", o.cached)[:2] {
+		wantRegistryUnavailable(t, p+" with the database down", timedGet(t, o.reg, p))
 	}
-	// A login (the token endpoint, or Basic credentials on /v2/) is 503, not 401.
-	// The token endpoint speaks DRF's format, as Pulp's token view: its ServiceUnavailable.
-	tok := timedGet(t, bob, "/token/?service="+strings.TrimPrefix(srv.URL, "http://")+"&scope=repository:cache/library/busybox:pull")
+	start := time.Now()
+	status, raw := o.api.Do(t, http.MethodGet, "/pulp/api/v3/repositories/container/container/", nil)
+	if time.Since(start) > outageDeadline {
+		t.Errorf("API list hung with the database down: %s", time.Since(start))
+	}
+	if status != http.StatusServiceUnavailable {
+		t.Errorf("API list with the database down: %d %s, want 503", status, raw)
+	}
+	status, raw = o.api.Do(t, http.MethodGet, "/pulp/api/v3/status/", nil)
+	if st := client.DecodeObject(t, raw); status != http.StatusOK || st["database_connection"].(map[string]any)["connected"] != false {
+		t.Errorf("status with the database down: %d %s, want 200 with database_connection.connected false", status, raw)
+	}
+}
+
+// TestContentOutages runs serve on PostgreSQL and Redis, each behind a proxy the test cuts:
+//   - Redis gone: an image already in the cache pulls whole; a blob not in the cache answers
+//     503 UNAVAILABLE (its fill needs the lock shared by content processes); /readyz 503,
+//     /livez 200. Redis back, empty: the uncached image pulls.
+//   - PostgreSQL gone: pulls answer 503 UNAVAILABLE, a user's first login (token or Basic)
+//     503 rather than 401, the API 503, its status 200 with database_connection.connected
+//     false, /readyz 503 and /livez 200. Back: everything answers again without a restart.
+//
+// No request may go unanswered for outageDeadline.
+func TestContentOutages(t *testing.T) {
+	o := startOutageServe(t)
+	// bob has not logged in before the database goes: his credentials must be read from it.
+	if status, raw := o.api.Do(t, http.MethodPost, "/pulp/api/v3/users/", map[string]any{"username": "bob", "password": "bob-Secret-1"}); status != http.StatusCreated {
+		t.Fatalf("create user bob: %d %s", status, raw)
+	}
+	bob := &client.Registry{Base: o.srv.URL, HTTP: client.NewHTTPClient(), User: "bob", Pass: "bob-Secret-1", NoToken: true}
+
+	o.redis.Cut()
+	o.pull(o.cached)
+	uncachedBlob := pullPaths("cache", o.uncached)[2]
+	wantRegistryUnavailable(t, "an uncached blob with Redis gone", timedGet(t, o.reg, uncachedBlob))
+	o.wantProbes("with Redis gone", http.StatusServiceUnavailable)
+	o.restoreRedisEmpty()
+	recovered(t, "an uncached pull after Redis came back", func() bool { return o.probe(uncachedBlob) == http.StatusOK })
+	o.pull(o.uncached)
+
+	o.db.Cut()
+	o.wantDatabaseDown()
+	// A login (the token endpoint, or Basic credentials on /v2/) is 503, not 401; the token
+	// endpoint speaks DRF's format, as Pulp's token view: its ServiceUnavailable.
+	tok := timedGet(t, bob, "/token/?service="+strings.TrimPrefix(o.srv.URL, "http://")+"&scope=repository:cache/library/busybox:pull")
 	var detail struct{ Detail string }
 	_ = json.Unmarshal(tok.body, &detail)
 	if tok.status != http.StatusServiceUnavailable || detail.Detail != "Service temporarily unavailable, try again later." || tok.header.Get("Retry-After") == "" {
 		t.Errorf("bob's token with the database gone: %d %s (Retry-After %q), want DRF's 503 with a Retry-After", tok.status, tok.body, tok.header.Get("Retry-After"))
 	}
 	wantRegistryUnavailable(t, "bob's /v2/ with the database gone", timedGet(t, bob, "/v2/"))
-	if code := probe("/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz with the database gone: %d, want 503", code)
-	}
-	if code := probe("/livez"); code != http.StatusOK {
-		t.Errorf("/livez with the database gone: %d, want 200", code)
-	}
-	status, raw := api.Do(t, http.MethodGet, "/pulp/api/v3/repositories/container/container/", nil)
-	if status != http.StatusServiceUnavailable {
-		t.Errorf("API list with the database gone: %d %s, want 503", status, raw)
-	}
-	status, raw = api.Do(t, http.MethodGet, "/pulp/api/v3/status/", nil)
-	if st := client.DecodeObject(t, raw); status != http.StatusOK || st["database_connection"].(map[string]any)["connected"] != false {
-		t.Errorf("status with the database gone: %d %s, want 200 with database_connection.connected false", status, raw)
-	}
-	dbProxy.Restore()
-	recovered(t, "a pull after the database came back", func() bool { return probe(pullPaths("cache", cached)[0]) == http.StatusOK })
-	pull(cached)
-	pull(uncached)
+	o.wantProbes("with the database gone", http.StatusServiceUnavailable)
+	o.db.Restore()
+	recovered(t, "a pull after the database came back", func() bool { return o.probe(pullPaths("cache", o.cached)[0]) == http.StatusOK })
+	o.pull(o.cached)
+	o.pull(o.uncached)
 	if a := timedGet(t, bob, "/v2/"); a.status != http.StatusOK && a.status != http.StatusUnauthorized {
 		t.Errorf("bob's /v2/ after the database came back: %d %s", a.status, a.body)
 	}
-	if code := probe("/readyz"); code != http.StatusOK {
-		t.Errorf("/readyz after the outages: %d, want 200", code)
-	}
+	o.wantProbes("after the outages", http.StatusOK)
+}
+
+// TestContentFrozenDependencies runs serve as TestContentOutages, but its PostgreSQL and
+// Redis hang instead: they accept connections and read, and never answer. With
+// --database-timeout 2s, pulls and the API answer 503 rather than hang, status and readyz
+// say the database is down; a frozen Redis still lets the cached image pull (holds give up
+// within their budget) and an uncached blob answers 503 after go-redis's read timeouts.
+// Both come back without a restart.
+func TestContentFrozenDependencies(t *testing.T) {
+	o := startOutageServe(t, "--database-timeout", "2s")
+
+	o.redis.Freeze()
+	o.pull(o.cached)
+	uncachedBlob := pullPaths("cache", o.uncached)[2]
+	wantRegistryUnavailable(t, "an uncached blob with Redis frozen", timedGet(t, o.reg, uncachedBlob))
+	o.wantProbes("with Redis frozen", http.StatusServiceUnavailable)
+	o.redis.Restore()
+	recovered(t, "an uncached pull after Redis thawed", func() bool { return o.probe(uncachedBlob) == http.StatusOK })
+	o.pull(o.uncached)
+
+	o.db.Freeze()
+	o.wantDatabaseDown()
+	o.wantProbes("with the database frozen", http.StatusServiceUnavailable)
+	o.db.Restore()
+	recovered(t, "a pull after the database thawed", func() bool { return o.probe(pullPaths("cache", o.cached)[0]) == http.StatusOK })
+	o.pull(o.cached)
+	o.wantProbes("after the freezes", http.StatusOK)
 }
 
 // recovered waits until ok, failing t after outageDeadline; it logs how long that took.
