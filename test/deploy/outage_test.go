@@ -32,19 +32,25 @@ type answer struct {
 // answer within outageDeadline.
 func timedGet(t *testing.T, reg *client.Registry, path string) answer {
 	t.Helper()
+	return timedDo(t, reg, http.MethodGet, path)
+}
+
+// timedDo is timedGet with another method.
+func timedDo(t *testing.T, reg *client.Registry, method, path string) answer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), outageDeadline)
 	defer cancel()
 	start := time.Now()
-	resp, err := reg.Request(ctx, http.MethodGet, path, http.Header{"Accept": {reg.ManifestAccept()}})
+	resp, err := reg.Request(ctx, method, path, http.Header{"Accept": {reg.ManifestAccept()}})
 	if err != nil {
-		t.Fatalf("GET %s: no answer within %s: %v", path, outageDeadline, err)
+		t.Fatalf("%s %s: no answer within %s: %v", method, path, outageDeadline, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET %s: reading the body: %v", path, err)
+		t.Fatalf("%s %s: reading the body: %v", method, path, err)
 	}
-	t.Logf("GET %s: %d in %s", path, resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	t.Logf("%s %s: %d in %s", method, path, resp.StatusCode, time.Since(start).Round(time.Millisecond))
 	return answer{status: resp.StatusCode, header: resp.Header, body: body}
 }
 
@@ -209,6 +215,8 @@ func TestContentOutages(t *testing.T) {
 		t.Errorf("bob's token with the database gone: %d %s (Retry-After %q), want DRF's 503 with a Retry-After", tok.status, tok.body, tok.header.Get("Retry-After"))
 	}
 	wantRegistryUnavailable(t, "bob's /v2/ with the database gone", timedGet(t, bob, "/v2/"))
+	admin := &client.Registry{Base: o.srv.URL, HTTP: client.NewHTTPClient(), User: harness.Username, Pass: harness.Password}
+	wantRegistryUnavailable(t, "the admin's push with the database gone", timedDo(t, admin, http.MethodPost, "/v2/team/pushed/blobs/uploads/"))
 	o.wantProbes("with the database gone", http.StatusServiceUnavailable)
 	o.db.Restore()
 	recovered(t, "a pull after the database came back", func() bool { return o.probe(pullPaths("cache", o.cached)[0]) == http.StatusOK })
