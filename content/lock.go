@@ -34,7 +34,11 @@ func (l redisLocker) Lock(ctx context.Context, digest string) (func(), error) {
 	token := hex.EncodeToString(b[:])
 	delay := 10 * time.Millisecond
 	for {
-		ok, err := l.rdb.SetNX(ctx, key, token, l.ttl).Result()
+		// Each attempt is bounded: a Redis that hangs fails the fill (503) within
+		// lockAttemptTimeout rather than holding the client for go-redis's retries.
+		actx, cancel := context.WithTimeout(ctx, lockAttemptTimeout)
+		ok, err := l.rdb.SetNX(actx, key, token, l.ttl).Result()
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("lock fill of %s: %w", digest, err)
 		}
@@ -75,6 +79,9 @@ func (l redisLocker) Lock(ctx context.Context, digest string) (func(), error) {
 // fillLockTTL is how long a fill lock outlives a holder that stopped refreshing it (a crashed
 // process): short, so that a blob whose fill died is fetched again within seconds.
 const fillLockTTL = 6 * time.Second
+
+// lockAttemptTimeout bounds one attempt to take a fill lock.
+const lockAttemptTimeout = 3 * time.Second
 
 // fillLockKey is the Redis key of the fill lock of digest.
 func fillLockKey(digest string) string { return "pulpgo:fill:" + digest }

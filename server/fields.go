@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -123,7 +125,19 @@ func (s *Server) bind(c *gin.Context, ser *serializer, m mode, existing models.O
 	if err != nil {
 		return nil, err
 	}
-	return s.bindBody(ser, m, existing, body, form)
+	in, err := s.bindBody(ser, m, existing, body, form)
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		// Validation looks objects up (references, unique fields, base paths), and a lookup
+		// that failed reads as a missing or conflicting object: a 400 found while the database
+		// does not answer is its 503 instead.
+		ctx, cancel := context.WithTimeout(c.Request.Context(), statusCheckTimeout)
+		defer cancel()
+		if perr := models.Ping(ctx, s.db); models.IsUnavailable(perr) {
+			return nil, perr
+		}
+	}
+	return in, err
 }
 
 // fieldsOf returns ser's field table, derived from the document when the server started.

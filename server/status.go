@@ -21,6 +21,9 @@ const (
 	apiAppTTL     = 120 * time.Second
 )
 
+// statusCheckTimeout bounds the dependency checks of one status request.
+const statusCheckTimeout = 2 * time.Second
+
 // StatusRead answers /status/ (anonymous): versions, online apps, connections, storage.
 func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
 	versions := []map[string]any{}
@@ -28,18 +31,31 @@ func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
 		versions = append(versions, map[string]any{"component": v.Name, "version": v.Version,
 			"package": v.Package, "module": v.Module, "domain_compatible": true})
 	}
+	// Every check is bounded: while the database or Redis is down, status still answers (200,
+	// with connected false and no online apps), as Pulp's status view does. Redis is checked
+	// meanwhile; the database's ping and its listings of apps have a bound each. Contexts
+	// derive from the request, not c: a timer that fires after the handler returned would
+	// read the pooled gin.Context.
+	rctx := c.Request.Context()
+	redisOK := make(chan bool, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(rctx, statusCheckTimeout)
+		defer cancel()
+		redisOK <- s.deps.RedisPing != nil && s.deps.RedisPing(ctx) == nil
+	}()
+	pingCtx, cancelPing := context.WithTimeout(rctx, statusCheckTimeout)
+	defer cancelPing()
+	dbOK := models.Ping(pingCtx, s.db) == nil
+	ctx, cancel := context.WithTimeout(rctx, statusCheckTimeout)
+	defer cancel()
 	online := func(appType string, ttl time.Duration) []map[string]any {
-		apps, _ := models.Online(s.db, appType, ttl)
+		apps, _ := models.Online(s.db.WithContext(ctx), appType, ttl)
 		out := []map[string]any{}
 		for _, a := range apps {
 			out = append(out, map[string]any{"name": a.Name, "last_heartbeat": models.FormatTime(a.LastHeartbeat), "versions": a.Versions.Any()})
 		}
 		return out
 	}
-	// Not c: a timer that fires after the handler returned would read the pooled gin.Context.
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	redisOK := s.deps.RedisPing != nil && s.deps.RedisPing(ctx) == nil
 	storage := map[string]any{"total": nil, "used": nil, "free": nil}
 	var st syscall.Statfs_t
 	if s.deps.StorageDir != "" && syscall.Statfs(s.deps.StorageDir, &st) == nil {
@@ -52,8 +68,8 @@ func (s *Server) StatusRead(c *gin.Context, _ gen.StatusReadParams) {
 		"online_workers":      online(models.AppWorker, workerTTL),
 		"online_api_apps":     online(models.AppAPI, apiAppTTL),
 		"online_content_apps": online(models.AppContent, contentAppTTL),
-		"database_connection": map[string]bool{"connected": models.Ping(s.db) == nil},
-		"redis_connection":    map[string]bool{"connected": redisOK},
+		"database_connection": map[string]bool{"connected": dbOK},
+		"redis_connection":    map[string]bool{"connected": <-redisOK},
 		"storage":             storage,
 		"content_settings":    map[string]any{"content_origin": nullable(s.deps.ContentOrigin), "content_path_prefix": "/pulp/content/"},
 		"domain_enabled":      false,

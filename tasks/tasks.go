@@ -43,6 +43,7 @@ type Dispatcher struct {
 // NewDispatcher returns a Dispatcher that stores tasks in db and enqueues them on conn.
 func NewDispatcher(db *gorm.DB, conn asynq.RedisConnOpt) *Dispatcher {
 	rc := conn.MakeRedisClient().(redis.UniversalClient)
+	rc.AddHook(models.RedisGuard{}) // a Redis that is down makes Dispatch fail 503, not 500
 	return &Dispatcher{db: db, redis: rc, client: asynq.NewClientFromRedisClient(rc)}
 }
 

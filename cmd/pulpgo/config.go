@@ -30,6 +30,8 @@ type config struct {
 	LogLevel        string
 	// TagFreshness is how long a cached tag is served without asking the upstream.
 	TagFreshness time.Duration
+	// DatabaseTimeout bounds each PostgreSQL statement issued without a deadline of its own.
+	DatabaseTimeout time.Duration
 	// UpstreamTimeout bounds manifest requests to the upstream before the cache answers.
 	UpstreamTimeout time.Duration
 	// ContentOrigin is Pulp's CONTENT_ORIGIN: the URL clients reach the registry at.
@@ -136,6 +138,7 @@ func parseConfig(role string, args []string) (*config, error) {
 	str(&c.Listen, "listen", "PULPGO_LISTEN", defListen, "address to listen on")
 	str(&c.DataDir, "data-dir", "PULPGO_DATA_DIR", "./data", "directory for the embedded database and blob storage")
 	str(&c.DatabaseURL, "database-url", "PULPGO_DATABASE_URL", "", "postgres://... URL; empty = embedded SQLite in the data dir (serve only)")
+	dur(&c.DatabaseTimeout, "database-timeout", "PULPGO_DATABASE_TIMEOUT", models.DefaultStatementTimeout, "PostgreSQL: a statement (or BEGIN/COMMIT) of a request that has no answer within this long fails 503 instead of waiting")
 	str(&c.RedisURL, "redis-url", "PULPGO_REDIS_URL", "", "redis://host:port/db URL; empty = in-process Redis (serve only)")
 	str(&c.DBEncryptionKey, "db-encryption-key", "PULPGO_DB_ENCRYPTION_KEY", "", "file holding the key that encrypts secrets in the database (32 bytes in base64); empty = <data-dir>/db_symmetric_key, created at first start (serve only)")
 	str(&c.AdminPassword, "admin-password", "PULPGO_ADMIN_PASSWORD", "password", "password of the API user admin")

@@ -119,7 +119,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	models.SetProcessName(cfg.AppName)
 	models.SetContentOrigin(cfg.ContentOrigin)
 
-	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir)
+	db, err := models.Open(cfg.DatabaseURL, cfg.DataDir, models.WithStatementTimeout(cfg.DatabaseTimeout))
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func run(ctx context.Context, role string, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	rdb := newRedisClient(redisOpt)
 	defer rdb.Close()
 	dispatcher := tasks.NewDispatcher(db, redisOpt)
 	defer dispatcher.Close()

@@ -150,8 +150,10 @@ func (t *Tracker) release(digest string) {
 	}
 	t.mu.Unlock()
 	if last && t.rdb != nil {
-		// Released on its own context: a client that went away still ends its hold.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Released on its own context: a client that went away still ends its hold. A Redis
+		// that does not answer delays the end of the read by at most writeBudget too: a hold
+		// left behind only keeps the blob until its TTL passes.
+		ctx, cancel := context.WithTimeout(context.Background(), writeBudget)
 		defer cancel()
 		if err := t.rdb.HDel(ctx, key(digest), t.token).Err(); err != nil {
 			t.log.Warn("releasing a blob in use", "digest", digest, "err", err)

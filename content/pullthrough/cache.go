@@ -246,6 +246,9 @@ func (c *Cache) loadChild(ctx context.Context, child *models.Distribution) (*ima
 	}
 	var repo models.Repository
 	if err := c.cfg.DB.WithContext(ctx).Take(&repo, "id = ?", *child.RepositoryID).Error; err != nil {
+		if models.IsUnavailable(err) {
+			return nil, err // the database failed: 503, not an unknown name
+		}
 		return nil, oci.ErrNameUnknown.WithDetail("name", child.BasePath)
 	}
 	var remote *models.Remote

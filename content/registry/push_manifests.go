@@ -200,6 +200,9 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 	}
 	err = r.changeRepository(req.Context(), taskRecursiveRemove, rt.name, target.Repository, func(tx *gorm.DB, repo *models.Repository) (*models.RepositoryVersion, error) {
 		mf, err := models.ManifestInVersion(tx, repo, repo.LatestNumber, rt.ref)
+		if models.IsUnavailable(err) {
+			return nil, err // the database failed: 503, not an unknown manifest
+		}
 		if err != nil {
 			return nil, oci.ErrManifestUnknown.WithDetail("reference", rt.ref)
 		}

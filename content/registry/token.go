@@ -12,6 +12,7 @@ import (
 
 	"github.com/pulpgo/pulpgo/content/oci"
 	"github.com/pulpgo/pulpgo/content/token"
+	"github.com/pulpgo/pulpgo/models"
 )
 
 // DefaultTokenExpiration is how long a token is valid when Config.TokenExpiration is zero
@@ -33,9 +34,23 @@ type tokenResponse struct {
 // tokenError is an answer of the token endpoint, which speaks DRF's {"detail": ...} rather
 // than the registry's error format (Pulp's view is no registry view).
 type tokenError struct {
-	status    int
-	detail    string
-	challenge string
+	status     int
+	detail     string
+	challenge  string
+	retryAfter time.Duration
+}
+
+// tokenFailure is the token endpoint's answer to a failure that is not the request's: DRF's
+// ServiceUnavailable (503, with a Retry-After) when a dependency failed (models.IsUnavailable:
+// the database was needed to check credentials or grants), else its 500. The cause goes to
+// the log only.
+func (r *Registry) tokenFailure(err error, args ...any) *tokenError {
+	if models.IsUnavailable(err) {
+		r.log.Warn("token request failed: dependency unavailable", append(args, "err", err)...)
+		return &tokenError{status: http.StatusServiceUnavailable, detail: "Service temporarily unavailable, try again later.", retryAfter: unavailableRetryAfter}
+	}
+	r.log.Error("token request failed", append(args, "err", err)...)
+	return &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."}
 }
 
 func (e *tokenError) Error() string { return e.detail }
@@ -58,8 +73,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		err = errBadCredentials
 	}
 	if err != nil && !errors.Is(err, errBadCredentials) {
-		r.log.Error("token request failed", "err", err)
-		writeTokenError(w, &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."})
+		writeTokenError(w, r.tokenFailure(err))
 		return
 	}
 	if err != nil {
@@ -80,16 +94,14 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 	}
 	access, err := r.grant(req, c, requested)
 	if err != nil {
-		r.log.Error("token request failed", "service", service[0], "err", err)
-		writeTokenError(w, &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."})
+		writeTokenError(w, r.tokenFailure(err, "service", service[0]))
 		return
 	}
 	now := r.now()
 	ttl := r.tokenTTL()
 	s, err := r.cfg.Tokens.Issue(now, ttl, r.realm(req), service[0], c.subject(), access)
 	if err != nil {
-		r.log.Error("token request failed", "service", service[0], "err", err)
-		writeTokenError(w, &tokenError{status: http.StatusInternalServerError, detail: "A server error occurred."})
+		writeTokenError(w, r.tokenFailure(err, "service", service[0]))
 		return
 	}
 	body, _ := json.Marshal(tokenResponse{Token: s, AccessToken: s, ExpiresIn: int64(ttl / time.Second),
@@ -109,6 +121,9 @@ func writeTokenError(w http.ResponseWriter, e *tokenError) {
 	h := w.Header()
 	if e.challenge != "" {
 		h.Set("WWW-Authenticate", e.challenge)
+	}
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(e.retryAfter/time.Second)))
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -157,12 +157,27 @@ func Error(err error, notFound *oci.Error) error {
 		return oci.ErrUpstreamThrottle
 	case upstream.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		return oci.ErrUpstreamTimeout
+	case ownDependencyFailed(err):
+		// This server's database, Redis (a fill's lock) or storage failed, not the upstream:
+		// the registry answers it 503 UNAVAILABLE with a Retry-After.
+		return err
 	}
 	var oe *oci.Error
 	if errors.As(err, &oe) {
 		return oe
 	}
 	return oci.ErrUpstreamBad
+}
+
+// ownDependencyFailed reports whether err is a failure of one of this server's dependencies
+// that says so: a models.UnavailableError, or an error with an Unavailable() bool method
+// (storage). Network errors are not enough here: they may be the upstream's.
+func ownDependencyFailed(err error) bool {
+	if errors.As(err, new(*models.UnavailableError)) {
+		return true
+	}
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
 }
 
 // FailReader wraps a reader of a fill from an upstream so that, when the fill fails, the

@@ -10,11 +10,12 @@ import (
 
 // OpenDB opens and migrates the database of engine e (SQLite in a temporary directory when
 // e.DatabaseURL is empty), with the test key for encrypted columns; it is closed when t ends.
-// It is the one database set-up of the integration tests.
-func OpenDB(t testing.TB, e Engine) *gorm.DB {
+// It is the one database set-up of the integration tests; opts change how it connects to
+// PostgreSQL.
+func OpenDB(t testing.TB, e Engine, opts ...models.OpenOption) *gorm.DB {
 	t.Helper()
 	UseEncryptionKey()
-	db, err := models.Open(e.DatabaseURL, t.TempDir())
+	db, err := models.Open(e.DatabaseURL, t.TempDir(), opts...)
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}
