@@ -40,12 +40,15 @@ type Tracker struct {
 	log   *slog.Logger
 	touch func(digest string)
 
-	mu      sync.Mutex
-	counts  map[string]int
-	leases  map[string]time.Time // this process's leases, until when
-	touched map[string]time.Time
-	stop    chan struct{}
-	done    chan struct{}
+	mu     sync.Mutex
+	counts map[string]int
+	leases map[string]time.Time // this process's leases, until when
+	// redisDownUntil is when the tracker writes to Redis again after a failed write (zero:
+	// Redis answered last).
+	redisDownUntil time.Time
+	touched        map[string]time.Time
+	stop           chan struct{}
+	done           chan struct{}
 }
 
 // Option configures a Tracker.
@@ -87,14 +90,13 @@ func (t *Tracker) Hold(ctx context.Context, digest string) (release func()) {
 		t.touched[digest] = time.Now()
 	}
 	t.mu.Unlock()
-	if first && t.rdb != nil {
-		// A Redis that does not answer delays the read by at most writeBudget.
+	if first && t.redisUsable() {
+		// A Redis that does not answer delays the read by at most writeBudget, once per
+		// redisBackoff.
 		wctx, cancel := context.WithTimeout(ctx, writeBudget)
 		err := t.write(wctx, digest)
 		cancel()
-		if err != nil {
-			t.log.Warn("marking a blob in use", "digest", digest, "err", err)
-		}
+		t.redisResult("marking a blob in use", digest, err)
 	}
 	if touch {
 		go t.touch(digest)
@@ -129,15 +131,49 @@ func (t *Tracker) Lease(ctx context.Context, digest string, d time.Duration) {
 		t.leases[digest] = until
 	}
 	t.mu.Unlock()
-	if t.rdb == nil {
+	if !t.redisUsable() {
 		return
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	wctx, cancel := context.WithTimeout(ctx, writeBudget)
 	defer cancel()
-	if err := t.writeField(wctx, digest, "lease:"+hex.EncodeToString(b[:]), d); err != nil {
-		t.log.Warn("leasing a blob", "digest", digest, "err", err)
+	t.redisResult("leasing a blob", digest, t.writeField(wctx, digest, "lease:"+hex.EncodeToString(b[:]), d))
+}
+
+// redisBackoff is how long a tracker leaves Redis alone after a failed write: during a Redis
+// outage a read is not delayed by a write budget at its start and at its end, and the log gets
+// one line per backoff rather than one per read. The holds count in this process meanwhile;
+// other processes cannot ask Redis either, so no orphan cleanup or eviction runs on them.
+const redisBackoff = 5 * time.Second
+
+// redisUsable reports whether the tracker writes to Redis now: it has one, and no write
+// failed within the last redisBackoff.
+func (t *Tracker) redisUsable() bool {
+	if t.rdb == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !time.Now().Before(t.redisDownUntil)
+}
+
+// redisResult notes the outcome of a Redis write: a failure starts a backoff (logged when it
+// starts), a success ends it.
+func (t *Tracker) redisResult(what, digest string, err error) {
+	t.mu.Lock()
+	wasDown := !t.redisDownUntil.IsZero()
+	if err == nil {
+		t.redisDownUntil = time.Time{}
+	} else {
+		t.redisDownUntil = time.Now().Add(redisBackoff)
+	}
+	t.mu.Unlock()
+	switch {
+	case err != nil && !wasDown:
+		t.log.Warn(what+"; holds count in this process only until Redis answers", "digest", digest, "err", err, "retry_in", redisBackoff)
+	case err == nil && wasDown:
+		t.log.Info("Redis answers again; blobs in use are shared again")
 	}
 }
 
@@ -149,15 +185,13 @@ func (t *Tracker) release(digest string) {
 		delete(t.counts, digest)
 	}
 	t.mu.Unlock()
-	if last && t.rdb != nil {
+	if last && t.redisUsable() {
 		// Released on its own context: a client that went away still ends its hold. A Redis
 		// that does not answer delays the end of the read by at most writeBudget too: a hold
 		// left behind only keeps the blob until its TTL passes.
 		ctx, cancel := context.WithTimeout(context.Background(), writeBudget)
 		defer cancel()
-		if err := t.rdb.HDel(ctx, key(digest), t.token).Err(); err != nil {
-			t.log.Warn("releasing a blob in use", "digest", digest, "err", err)
-		}
+		t.redisResult("releasing a blob in use", digest, t.rdb.HDel(ctx, key(digest), t.token).Err())
 	}
 }
 
@@ -191,9 +225,15 @@ func (t *Tracker) refresh() {
 		if t.rdb == nil {
 			continue
 		}
+		// The refresher writes even while Redis is left alone: it is what notices that Redis
+		// is back, and it writes again the holds that could not be written meanwhile.
 		for _, d := range held {
-			if err := t.write(context.Background(), d); err != nil {
-				t.log.Warn("refreshing a blob in use", "digest", d, "err", err)
+			wctx, cancel := context.WithTimeout(context.Background(), writeBudget)
+			err := t.write(wctx, d)
+			cancel()
+			t.redisResult("refreshing a blob in use", d, err)
+			if err != nil {
+				break
 			}
 		}
 	}

@@ -2,9 +2,14 @@ package inuse_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulpgo/pulpgo/content/inuse"
@@ -141,4 +146,70 @@ func TestLease(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+}
+
+// TestRedisDown: a tracker whose Redis does not answer (a listener that accepts and never
+// replies) tries it once per backoff, not at every read's start and end, and counts its holds
+// locally; once a Redis answers at that address again, the refresher writes the holds there,
+// where another process sees them.
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	var accepted atomic.Int32
+	var frozen []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			mu.Lock()
+			frozen = append(frozen, c)
+			mu.Unlock()
+		}
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, ContextTimeoutEnabled: true}) // as cmd/pulpgo makes it
+	t.Cleanup(func() { _ = rdb.Close() })
+	tr := inuse.New(rdb, nil, inuse.WithTTL(300*time.Millisecond))
+	defer tr.Close()
+	for i := range 20 {
+		tr.Hold(context.Background(), fmt.Sprintf("sha256:%064d", i))()
+	}
+	const d = "sha256:cccc"
+	release := tr.Hold(context.Background(), d)
+	defer release()
+	if n := accepted.Load(); n > 3 {
+		t.Errorf("41 Redis writes with Redis frozen opened %d connections; want the first failure to leave Redis alone", n)
+	}
+	if m, err := tr.Held(context.Background(), []string{d}); err == nil && !m[d] {
+		t.Error("a hold made while Redis is down does not count in its own process")
+	}
+
+	// Redis comes back at the same address: the refresher writes the hold there.
+	ln.Close()
+	mu.Lock()
+	for _, c := range frozen {
+		c.Close()
+	}
+	mu.Unlock()
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr(addr); err != nil {
+		t.Skipf("cannot listen again on %s: %v", addr, err)
+	}
+	t.Cleanup(mr.Close)
+	other := inuse.New(redis.NewClient(&redis.Options{Addr: addr}), nil)
+	defer other.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for !held(t, other, d) {
+		if time.Now().After(deadline) {
+			t.Fatal("the hold made while Redis was down never reached Redis once it was back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
