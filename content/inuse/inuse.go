@@ -42,7 +42,7 @@ type Tracker struct {
 
 	mu     sync.Mutex
 	counts map[string]int
-	leases map[string]time.Time // this process's leases, until when
+	leases map[string]lease // this process's leases
 	// redisDownUntil is when the tracker writes to Redis again after a failed write (zero:
 	// Redis answered last).
 	redisDownUntil time.Time
@@ -69,7 +69,7 @@ func New(rdb redis.UniversalClient, logger *slog.Logger, opts ...Option) *Tracke
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	t := &Tracker{rdb: rdb, token: hex.EncodeToString(b[:]), ttl: DefaultTTL, log: logger,
-		counts: map[string]int{}, leases: map[string]time.Time{}, touched: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+		counts: map[string]int{}, leases: map[string]lease{}, touched: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, o := range opts {
 		o(t)
 	}
@@ -125,21 +125,37 @@ func (t *Tracker) writeField(ctx context.Context, digest, field string, ttl time
 // presigned storage URL, which the client reads from the storage within the URL's lifetime.
 // Like Hold, a Redis failure is logged and this process still counts the lease.
 func (t *Tracker) Lease(ctx context.Context, digest string, d time.Duration) {
-	until := time.Now().Add(d)
+	now := time.Now()
+	until := now.Add(d)
 	t.mu.Lock()
-	if until.After(t.leases[digest]) {
-		t.leases[digest] = until
+	l := t.leases[digest]
+	// One Redis write per digest per half lease and process: a client asking for the same
+	// redirect in a loop costs Redis nothing more (and each process has one field per key).
+	write := l.written.IsZero() || now.Sub(l.written) >= d/2
+	if until.After(l.until) {
+		l.until = until
 	}
+	t.leases[digest] = l
 	t.mu.Unlock()
-	if !t.redisUsable() {
+	if !write || !t.redisUsable() {
 		return
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
 	wctx, cancel := context.WithTimeout(ctx, writeBudget)
 	defer cancel()
-	t.redisResult("leasing a blob", digest, t.writeField(wctx, digest, "lease:"+hex.EncodeToString(b[:]), d))
+	err := t.writeField(wctx, digest, "lease:"+t.token, d)
+	t.redisResult("leasing a blob", digest, err)
+	if err == nil {
+		t.mu.Lock()
+		l := t.leases[digest]
+		l.written = now
+		t.leases[digest] = l
+		t.mu.Unlock()
+	}
 }
+
+// lease is this process's lease of a digest: until when it holds, and when it was last
+// written to Redis (zero: not yet).
+type lease struct{ until, written time.Time }
 
 // redisBackoff is how long a tracker leaves Redis alone after a failed write: during a Redis
 // outage a read is not delayed by a write budget at its start and at its end, and the log gets
@@ -216,8 +232,8 @@ func (t *Tracker) refresh() {
 				delete(t.touched, d)
 			}
 		}
-		for d, until := range t.leases {
-			if time.Now().After(until) {
+		for d, l := range t.leases {
+			if time.Now().After(l.until) {
 				delete(t.leases, d)
 			}
 		}
@@ -244,7 +260,7 @@ func (t *Tracker) Held(ctx context.Context, digests []string) (map[string]bool, 
 	out := map[string]bool{}
 	t.mu.Lock()
 	for _, d := range digests {
-		if t.counts[d] > 0 || time.Now().Before(t.leases[d]) {
+		if t.counts[d] > 0 || time.Now().Before(t.leases[d].until) {
 			out[d] = true
 		}
 	}

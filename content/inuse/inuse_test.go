@@ -213,3 +213,29 @@ func TestRedisDown(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestLeaseWritesOnce: leasing the same blob again and again (a client asking for the same
+// redirect in a loop) keeps one field per process in Redis, written once per half lease.
+func TestLeaseWritesOnce(t *testing.T) {
+	t.Parallel()
+	rdb := redisOf(t, testenv.Embedded())
+	a := inuse.New(rdb, nil)
+	defer a.Close()
+	b := inuse.New(rdb, nil)
+	defer b.Close()
+	const d = "sha256:dddd"
+	for range 1000 {
+		a.Lease(context.Background(), d, time.Minute)
+		b.Lease(context.Background(), d, time.Minute)
+	}
+	n, err := rdb.HLen(context.Background(), "pulpgo:inuse:"+d).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("2000 leases by two processes left %d fields in Redis, want 2", n)
+	}
+	if !held(t, a, d) {
+		t.Error("the leased blob is not held")
+	}
+}
