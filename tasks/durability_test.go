@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -472,6 +474,39 @@ func TestStopFailsRunningJobs(t *testing.T) {
 		got, err := models.GetTask(db, task.ID)
 		if err != nil || got.State != models.TaskFailed || !strings.Contains(string(got.Error), errWorkerStopped.Error()) {
 			t.Fatalf("task after Stop: %+v %v", got, err)
+		}
+	})
+}
+
+// TestStartAnswerLost: when the statement that makes a task running commits but its answer is
+// lost (a connection reset after the commit), the worker reads the row again, finds the task
+// its own, and runs the job: the task does not stay running with nothing behind it.
+func TestStartAnswerLost(t *testing.T) {
+	t.Parallel()
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		db, _, opt, _ := withOwnRedis(t, e)
+		var lost atomic.Bool
+		if err := db.Callback().Update().After("gorm:commit_or_rollback_transaction").Register("test:lose_answer", func(tx *gorm.DB) {
+			m, _ := tx.Statement.Dest.(map[string]any)
+			if tx.Statement.Table == "tasks" && tx.Error == nil && m["state"] == models.TaskRunning && tx.RowsAffected == 1 && !lost.Swap(true) {
+				tx.AddError(errors.New("connection reset after the commit"))
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rec := newRecorder()
+		w := startWorker(t, db, opt, "lost@"+e.Name, rec, WorkerConfig{ReconcileInterval: time.Hour, ReconcileGrace: time.Hour})
+		task := newTask(t, db, nil, "job")
+		returned := make(chan struct{})
+		go func() {
+			defer close(returned)
+			_ = w.handle(context.Background(), asynq.NewTask(asynqType, fmt.Appendf(nil, `{"task_id":%q}`, task.ID)))
+		}()
+		rec.open("job")
+		waitAll(t, db, rec, models.TaskCompleted, task.ID)
+		<-returned
+		if !lost.Load() {
+			t.Fatal("the start's answer was never lost: the test did not test anything")
 		}
 	})
 }

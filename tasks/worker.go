@@ -288,8 +288,7 @@ func (w *Worker) handle(ctx context.Context, at *asynq.Task) error {
 		w.cfg.Logger.Warn("task not started", "task", t.ID, "err", err)
 		return nil
 	}
-	ok, err := models.StartTask(db, t, w.status.ID)
-	if err != nil || !ok {
+	if !w.start(ctx, t) {
 		return nil
 	}
 	// The task is this worker's now, and runs to its end even if Asynq gives up its message:
@@ -382,6 +381,32 @@ func (w *Worker) run(ctx context.Context, db *gorm.DB, t *models.Task) (created 
 		}
 	}()
 	return job(ctx, db, t)
+}
+
+// startTimeout bounds the statement that makes a task this worker's.
+const startTimeout = 30 * time.Second
+
+// start moves t from waiting to running on this worker and reports whether it did. It runs
+// on a context of its own (Asynq cancels the handler's when it loses the message's lease),
+// and when the statement fails it reads the row again: an update that committed before its
+// answer was lost makes the task this worker's, and the job must then run, or the row would
+// stay running with nothing behind it while this worker's heartbeats keep it from being
+// judged lost.
+func (w *Worker) start(ctx context.Context, t *models.Task) bool {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	db := w.cfg.DB.WithContext(sctx)
+	ok, err := models.StartTask(db, t, w.status.ID)
+	if err == nil {
+		return ok
+	}
+	cur, gerr := models.GetTask(db, t.ID)
+	if gerr != nil || cur.State != models.TaskRunning || cur.WorkerID == nil || *cur.WorkerID != w.status.ID {
+		w.cfg.Logger.Warn("task not started", "task", t.ID, "err", err)
+		return false
+	}
+	*t = *cur
+	return true
 }
 
 // waitUnblocked waits until no earlier unfinished task holds a conflicting reservation.
