@@ -60,6 +60,10 @@ var processName atomic.Value
 // instead of after WorkerTTL. "" restores the default.
 func SetProcessName(name string) { processName.Store(name) }
 
+// ProcessStart is when this process started (its models package was initialised): tasks
+// created before it under this process's app names are a previous run's.
+var ProcessStart = Now()
+
 // ProcessName names this process's apps in /status/ and /workers/: the name SetProcessName
 // set, or <pid>@<hostname>.
 func ProcessName() string {

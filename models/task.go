@@ -336,11 +336,13 @@ func FailLostTasks(db *gorm.DB, ttl time.Duration) (int64, error) {
 }
 
 // FailTasksOfRestartedApp fails the unfinished tasks that app (an app status id) was running
-// before its process restarted under the same name: nothing of them runs any more.
-func FailTasksOfRestartedApp(db *gorm.DB, app string) (int64, error) {
+// before its process restarted under the same name: nothing of them runs any more. Only tasks
+// created before started (when this run began, e.g. ProcessStart) are the previous run's: the
+// app's id is known from the start, so this run may already have made tasks of its own.
+func FailTasksOfRestartedApp(db *gorm.DB, app string, started time.Time) (int64, error) {
 	now := Now()
-	res := db.Model(&Task{}).Where("state IN ? AND (app_id = ? OR worker_id = ?)",
-		[]string{TaskWaiting, TaskRunning, TaskCanceling}, app, app).
+	res := db.Model(&Task{}).Where("state IN ? AND (app_id = ? OR worker_id = ?) AND pulp_created < ?",
+		[]string{TaskWaiting, TaskRunning, TaskCanceling}, app, app, started).
 		Updates(map[string]any{"state": TaskFailed, "finished_at": now, "pulp_last_updated": now,
 			"error": MustJSON(map[string]any{"reason": "The process running this task restarted before it finished."})})
 	return res.RowsAffected, res.Error

@@ -151,12 +151,13 @@ func NewWorker(cfg WorkerConfig) *Worker {
 
 // Start registers the worker, starts heartbeats and begins taking tasks.
 func (w *Worker) Start() error {
+	started := models.Now() // no task of this run has started before
 	if err := models.Heartbeat(w.cfg.DB, &w.status); err != nil {
 		return fmt.Errorf("register worker %s: %w", w.cfg.Name, err)
 	}
 	// A worker that had this name before (a container restarted with the same pid and
 	// hostname) left its running tasks unfinished; nothing runs them any more.
-	if n, err := models.FailTasksOfRestartedApp(w.cfg.DB, w.status.ID); err != nil || n > 0 {
+	if n, err := models.FailTasksOfRestartedApp(w.cfg.DB, w.status.ID, started); err != nil || n > 0 {
 		w.cfg.Logger.Warn("failed the tasks of this worker's previous run", "worker", w.cfg.Name, "count", n, "err", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

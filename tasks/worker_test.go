@@ -661,6 +661,12 @@ func TestFailLostImmediateTasks(t *testing.T) {
 			return task
 		}
 		lost, kept, left := immediate(gone), immediate(alive), immediate(restarted)
+		// left is the previous run's (made before this process started); mine is this run's,
+		// made under the same app before the restart is noticed: it must be kept.
+		if err := db.Model(&models.Task{}).Where("id = ?", left.ID).Update("pulp_created", models.ProcessStart.Add(-time.Minute)).Error; err != nil {
+			t.Fatal(err)
+		}
+		mine := immediate(restarted)
 		// A task waiting behind the lost one on the same repository.
 		behind, err := models.CreateTask(db, models.NewTask{Name: "test.sync", Exclusive: []string{"prn:container.containerrepository:gone@host"}})
 		if err != nil {
@@ -676,10 +682,10 @@ func TestFailLostImmediateTasks(t *testing.T) {
 		if n, err := models.FailLostTasks(db, WorkerTTL); n != 1 || err != nil {
 			t.Fatalf("failed %d (%v), want 1", n, err)
 		}
-		if n, err := models.FailTasksOfRestartedApp(db, restarted.ID); n != 1 || err != nil {
+		if n, err := models.FailTasksOfRestartedApp(db, restarted.ID, models.ProcessStart); n != 1 || err != nil {
 			t.Fatalf("restarted app: failed %d (%v), want 1", n, err)
 		}
-		for id, state := range map[string]string{lost.ID: models.TaskFailed, left.ID: models.TaskFailed, kept.ID: models.TaskWaiting} {
+		for id, state := range map[string]string{lost.ID: models.TaskFailed, left.ID: models.TaskFailed, kept.ID: models.TaskWaiting, mine.ID: models.TaskWaiting} {
 			if task, _ := models.GetTask(db, id); task.State != state {
 				t.Errorf("task %s is %s, want %s", id, task.State, state)
 			}

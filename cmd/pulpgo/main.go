@@ -332,7 +332,7 @@ func heartbeats(ctx context.Context, db *gorm.DB, apps []string, log *slog.Logge
 			if !freed[i] {
 				// A process that had this name before (--app-name, or a container restarted
 				// with the same pid and hostname) left its immediate tasks unfinished.
-				n, err := models.FailTasksOfRestartedApp(db, s.ID)
+				n, err := models.FailTasksOfRestartedApp(db, s.ID, models.ProcessStart)
 				if err != nil || n > 0 {
 					log.Warn("failed the tasks of this app's previous run", "app", s.AppType, "count", n, "err", err)
 				}
