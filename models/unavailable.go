@@ -3,8 +3,6 @@ package models
 import (
 	"database/sql/driver"
 	"errors"
-	"net"
-	"os"
 	"strings"
 	"syscall"
 
@@ -41,8 +39,9 @@ type unavailabler interface{ Unavailable() bool }
 // UnavailableError, an error that says so through an Unavailable() bool method, a full disk
 // or quota (ENOSPC, EDQUOT), a read-only file system, a PostgreSQL connection failure or
 // shutdown (SQLSTATE classes 08, 53 and 57P), an SQLite database on a full disk or failing
-// to read or write its file (SQLITE_FULL, SQLITE_IOERR), a bad database connection, or a failed network
-// operation (*net.OpError, a deadline).
+// to read or write its file (SQLITE_FULL, SQLITE_IOERR), or a bad database connection. A bare
+// network error is not one: it may be the client's (a reset mid-upload); the database, Redis
+// and storage boundaries wrap their own network failures.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -70,11 +69,7 @@ func IsUnavailable(err error) bool {
 		return sqliteUnavailable(se.Code())
 	}
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return true
-	}
-	var oe *net.OpError
-	return errors.As(err, &oe) || errors.Is(err, os.ErrDeadlineExceeded)
+	return errors.As(err, &ce)
 }
 
 // SQLite's primary result codes of a database that cannot write for the disk's sake

@@ -41,7 +41,8 @@ func TestIsUnavailable(t *testing.T) {
 		{"pg connection", &pgconn.PgError{Code: "08006"}, true},
 		{"pg disk full", &pgconn.PgError{Code: "53100"}, true},
 		{"pg unique", &pgconn.PgError{Code: "23505"}, false},
-		{"dial refused", dialErr, dialErr != nil},
+		{"bare network error (may be the client's)", dialErr, false},
+		{"network error wrapped at a boundary", Unavailable("redis", dialErr), dialErr != nil},
 	} {
 		if got := IsUnavailable(c.err); got != c.want {
 			t.Errorf("%s: IsUnavailable(%v) = %v, want %v", c.name, c.err, got, c.want)
