@@ -102,11 +102,13 @@ verbose = 0
 
 // Env returns the environment of commands run in h: ours with HOME and XDG_* pointing into h,
 // BASE_ADDR and CONTENT_ADDR set to the server's URL and REGISTRY_ADDR to its host:port,
+// REGISTRY_AUTH_FILE to a credentials file in h (podman and skopeo running as root otherwise
+// share /run/containers/0/auth.json: one test's login would be every test's on a reused port),
 // without variables that would point clients elsewhere (PULP_*, NETRC, CONTAINERS_*,
 // HTTPIE_CONFIG_DIR), then ExtraEnv.
 func (h *Home) Env() []string {
 	drop := []string{"HOME=", "XDG_CONFIG_HOME=", "XDG_CACHE_HOME=", "XDG_DATA_HOME=", "NETRC=",
-		"HTTPIE_CONFIG_DIR=", "BASE_ADDR=", "CONTENT_ADDR=", "REGISTRY_ADDR=", "PULP_", "CONTAINERS_"}
+		"HTTPIE_CONFIG_DIR=", "BASE_ADDR=", "CONTENT_ADDR=", "REGISTRY_ADDR=", "PULP_", "CONTAINERS_", "REGISTRY_AUTH_FILE="}
 	var env []string
 outer:
 	for _, kv := range os.Environ() {
@@ -125,6 +127,7 @@ outer:
 		"BASE_ADDR="+h.BaseURL,
 		"CONTENT_ADDR="+h.BaseURL,
 		"REGISTRY_ADDR="+h.Addr,
+		"REGISTRY_AUTH_FILE="+filepath.Join(h.Dir, "auth.json"),
 	)
 	return append(env, h.ExtraEnv...)
 }
