@@ -3,6 +3,7 @@ package pullthrough
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -150,7 +151,10 @@ func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName
 	// looked): serve it, with its recorded tags.
 	var child models.Distribution
 	if err := c.cfg.DB.WithContext(ctx).Where("base_path = ? AND pull_through_id = ?", path, pt.ID).
-		Limit(1).Find(&child).Error; err == nil && child.ID != "" {
+		Limit(1).Find(&child).Error; err != nil {
+		// Not "no such child": a database that fails must not make a cached name look new.
+		return nil, fmt.Errorf("look up %s: %w", path, err)
+	} else if child.ID != "" {
 		return c.Child(ctx, &child)
 	}
 	if cacheonly.Is(ctx) {
@@ -162,8 +166,10 @@ func (c *Cache) Image(ctx context.Context, pt *models.Distribution, upstreamName
 	}
 	var ptRemote models.Remote
 	if err := c.cfg.DB.WithContext(ctx).Take(&ptRemote, "id = ? AND pulp_type = ?", *pt.RemoteID,
-		models.KindPullThroughRemote.PulpType).Error; err != nil {
+		models.KindPullThroughRemote.PulpType).Error; errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, unknown
+	} else if err != nil {
+		return nil, fmt.Errorf("remote of %s: %w", pt.BasePath, err)
 	}
 	if !allowed(upstreamName, ptRemote.Includes, ptRemote.Excludes) {
 		return nil, unknown

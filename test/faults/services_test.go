@@ -84,7 +84,11 @@ func (p *postgres) run(name string, args ...string) ([]byte, error) {
 // Start starts the server and returns once it accepts connections.
 func (p *postgres) Start(t testing.TB) {
 	t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"+
+	// fsync off is safe against the process crashes the suite causes (the OS keeps what was
+	// written); synchronous_commit must stay on: off, an immediate shutdown loses commits
+	// the server had acknowledged, which no client can be robust to (a task that completed
+	// comes back running).
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"+
 		" -c full_page_writes=off -c max_connections=300", p.port, p.dir)
 	if out, err := p.run("pg_ctl", "-D", filepath.Join(p.dir, "data"), "-l", filepath.Join(p.dir, "postgres.log"),
 		"-o", opts, "-w", "-t", "60", "start"); err != nil {
