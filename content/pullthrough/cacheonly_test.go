@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
+
+	"gorm.io/gorm"
 
 	"github.com/pulpgo/pulpgo/content/cacheonly"
 	"github.com/pulpgo/pulpgo/content/oci"
@@ -138,5 +141,31 @@ func readBlob(t *testing.T, img oci.Image, ctx context.Context, digest string) {
 	defer rc.Close()
 	if _, err := io.ReadAll(rc); err != nil {
 		t.Fatalf("read blob %s: %v", digest, err)
+	}
+}
+
+// TestImageDatabaseFailure: when the database fails while the cache looks up a name's child
+// distribution or the pull-through remote, Image returns that failure (a 503 to the client),
+// not NAME_UNKNOWN: a cached name must not look unknown during a database restart.
+func TestImageDatabaseFailure(t *testing.T) {
+	_, srv := newFakeUpstream(t)
+	e := newCacheEnv(t, srv.URL, Config{})
+	for _, table := range []string{"distributions", "remotes"} {
+		var fail atomic.Bool
+		fail.Store(true)
+		name := "test:fail_" + table
+		if err := e.db.Callback().Query().Before("gorm:query").Register(name, func(tx *gorm.DB) {
+			if tx.Statement.Table == table && fail.Load() {
+				tx.AddError(models.Unavailable("database", errors.New("connection reset")))
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.cache.Image(context.Background(), e.pt, "library/x")
+		if errors.Is(err, oci.ErrNameUnknown) || !models.IsUnavailable(err) {
+			t.Errorf("lookup of %s failing: Image = %v, want the database's failure", table, err)
+		}
+		fail.Store(false)
+		_ = e.db.Callback().Query().Remove(name)
 	}
 }
