@@ -191,6 +191,26 @@ func WaitingTaskIDs(db *gorm.DB, created time.Time, limit int) ([]string, error)
 	return ids, err
 }
 
+// RunningTaskIDsOf returns the ids of the tasks that worker (an app status id) started before
+// started and that are still running or canceling in the database.
+func RunningTaskIDsOf(db *gorm.DB, worker string, started time.Time) ([]string, error) {
+	var ids []string
+	err := db.Model(&Task{}).Where("state IN ? AND worker_id = ? AND started_at < ?",
+		[]string{TaskRunning, TaskCanceling}, worker, started).Pluck("id", &ids).Error
+	return ids, err
+}
+
+// FailUntrackedTask fails task id if it is still running or canceling on worker, with reason:
+// the worker has no job for it (the database lost the outcome it had recorded, e.g. a failover
+// to a replica that had not received it). It reports whether it did.
+func FailUntrackedTask(db *gorm.DB, id, worker, reason string) (bool, error) {
+	now := Now()
+	res := db.Model(&Task{}).Where("id = ? AND worker_id = ? AND state IN ?", id, worker, []string{TaskRunning, TaskCanceling}).
+		Updates(map[string]any{"state": TaskFailed, "finished_at": now, "pulp_last_updated": now,
+			"error": MustJSON(map[string]any{"reason": reason})})
+	return res.RowsAffected > 0, res.Error
+}
+
 // Blocked reports whether an earlier unfinished task holds a reservation that conflicts with
 // one of t's.
 func Blocked(db *gorm.DB, t *Task) (bool, error) {

@@ -510,3 +510,35 @@ func TestStartAnswerLost(t *testing.T) {
 		}
 	})
 }
+
+// TestUntrackedRunningTaskFails: a row the database says this worker runs, which no handler of
+// it runs (its recorded outcome lost in a failover), is failed by the worker's sweep once it
+// has run for longer than a start can take; a task a handler runs is left alone however long.
+func TestUntrackedRunningTaskFails(t *testing.T) {
+	t.Parallel()
+	testenv.RunEngines(t, func(t *testing.T, e testenv.Engine) {
+		db, _, opt, d := withOwnRedis(t, e)
+		rec := newRecorder()
+		w := startWorker(t, db, opt, "sweep@"+e.Name, rec, WorkerConfig{})
+		live := newTask(t, db, d, "live")
+		waitAll(t, db, rec, models.TaskRunning, live.ID)
+		lost := newTask(t, db, nil, "lost")
+		long := models.Now().Add(-2 * untrackedGrace)
+		if err := db.Model(&models.Task{}).Where("id = ?", lost.ID).Updates(map[string]any{"state": models.TaskRunning,
+			"worker_id": w.status.ID, "started_at": long}).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Model(&models.Task{}).Where("id = ?", live.ID).Update("started_at", long).Error; err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the untracked task to fail", func() bool {
+			task, err := models.GetTask(db, lost.ID)
+			return err == nil && task.State == models.TaskFailed
+		})
+		if task, _ := models.GetTask(db, live.ID); task.State != models.TaskRunning {
+			t.Fatalf("the task a handler runs is %s, want running", task.State)
+		}
+		rec.open("live")
+		waitAll(t, db, rec, models.TaskCompleted, live.ID)
+	})
+}

@@ -88,6 +88,9 @@ type Worker struct {
 	running  sync.WaitGroup // handlers
 	// lostChecks counts the passes that looked for the tasks of lost workers (tests).
 	lostChecks atomic.Int64
+	// tracked are the tasks this worker's handlers are starting or running.
+	trackedMu sync.Mutex
+	tracked   map[string]bool
 }
 
 // NewWorker returns a Worker; Start runs it.
@@ -254,6 +257,7 @@ func (w *Worker) reconcile(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		w.sweepUntracked(ctx)
 		n, err := r.pass(ctx)
 		if err != nil && ctx.Err() == nil && !failing {
 			w.cfg.Logger.Warn("reconciling waiting tasks with the queue failed; trying again", "worker", w.cfg.Name, "err", err)
@@ -289,6 +293,8 @@ func (w *Worker) handle(ctx context.Context, at *asynq.Task) error {
 		w.cfg.Logger.Warn("task not started", "task", t.ID, "err", err)
 		return nil
 	}
+	w.track(t.ID, true)
+	defer w.track(t.ID, false)
 	if !w.start(ctx, t) {
 		return nil
 	}
@@ -382,6 +388,48 @@ func (w *Worker) run(ctx context.Context, db *gorm.DB, t *models.Task) (created 
 		}
 	}()
 	return job(ctx, db, t)
+}
+
+// track notes that a handler of this worker starts (on) or has ended (off) task id.
+func (w *Worker) track(id string, on bool) {
+	w.trackedMu.Lock()
+	defer w.trackedMu.Unlock()
+	if w.tracked == nil {
+		w.tracked = map[string]bool{}
+	}
+	if on {
+		w.tracked[id] = true
+	} else {
+		delete(w.tracked, id)
+	}
+}
+
+// untrackedGrace is how long a task must have been running before a worker that has no
+// handler for it fails it: longer than any start takes.
+const untrackedGrace = time.Minute
+
+// sweepUntracked fails the tasks the database says this worker runs but no handler of it
+// does: a row whose outcome the database lost (an acknowledged commit lost in a failover to
+// a replica behind the primary) would otherwise stay running for ever, since this worker's
+// heartbeats keep it from being judged lost.
+func (w *Worker) sweepUntracked(ctx context.Context) {
+	ids, err := models.RunningTaskIDsOf(w.cfg.DB.WithContext(ctx), w.status.ID, models.Now().Add(-untrackedGrace))
+	if err != nil {
+		return // the reconciler's pass reports the database
+	}
+	for _, id := range ids {
+		w.trackedMu.Lock()
+		mine := w.tracked[id]
+		w.trackedMu.Unlock()
+		if mine {
+			continue
+		}
+		ok, err := models.FailUntrackedTask(w.cfg.DB.WithContext(ctx), id, w.status.ID,
+			"The worker running this task has no record of it: its outcome was lost.")
+		if ok && err == nil {
+			w.cfg.Logger.Warn("failed a task the database says this worker runs, which it does not", "task", id, "worker", w.cfg.Name)
+		}
+	}
 }
 
 // startTimeout bounds the statement that makes a task this worker's.
