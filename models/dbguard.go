@@ -31,8 +31,8 @@ const guardCancelKey = "pulpgo:guard_cancel"
 func (dbGuard) Name() string { return "pulpgo:dbguard" }
 
 // Initialize registers the guard first and last in each of gorm's callback chains. The row
-// chain (Row, Rows) only classifies errors: its rows are read after the chain ends, so a
-// deadline there would cut them.
+// chain (Row, Rows, and Scan through them) reads its rows after the chain ends: its deadline
+// is ended by its own timer, not by the chain's end.
 func (g dbGuard) Initialize(db *gorm.DB) error {
 	cb := db.Callback()
 	for _, p := range []struct {
@@ -46,6 +46,11 @@ func (g dbGuard) Initialize(db *gorm.DB) error {
 		{cb.Raw().Before("*").Register, cb.Raw().After("*").Register, true},
 		{cb.Row().Before("*").Register, cb.Row().After("*").Register, false},
 	} {
+		if !p.bound {
+			if err := p.before("pulpgo:deadline", g.setRowDeadline); err != nil {
+				return err
+			}
+		}
 		if p.bound {
 			if err := p.before("pulpgo:deadline", g.setDeadline); err != nil {
 				return err
@@ -70,6 +75,22 @@ func (g dbGuard) setDeadline(db *gorm.DB) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	db.Statement.Context = ctx
 	db.Statement.Settings.Store(guardCancelKey, cancel)
+}
+
+// setRowDeadline gives a statement of the row chain a deadline when its context has none,
+// ended by its timer: the caller reads the rows after the chain (a frozen server then fails
+// the read after the timeout instead of holding it).
+func (g dbGuard) setRowDeadline(db *gorm.DB) {
+	ctx := db.Statement.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	time.AfterFunc(g.timeout+time.Second, cancel) // after the deadline: frees the context
+	db.Statement.Context = ctx
 }
 
 // classify ends the statement's own deadline and wraps a connection failure.

@@ -17,8 +17,8 @@ import (
 const hangDeadline = 30 * time.Second
 
 // dbOps are the kinds of database work the server does, each returning its error: a read,
-// a write (in gorm's implicit transaction), an explicit transaction, a raw statement and a
-// ping.
+// a write (in gorm's implicit transaction), an explicit transaction, a raw statement, a raw
+// query scanned (gorm's row chain) and a ping.
 var dbOps = map[string]func(db *gorm.DB) error{
 	"read": func(db *gorm.DB) error {
 		var u models.User
@@ -34,6 +34,11 @@ var dbOps = map[string]func(db *gorm.DB) error{
 		})
 	},
 	"raw": func(db *gorm.DB) error { return db.Exec("SELECT 1").Error },
+	// Scan, Row and Rows go through gorm's row chain, whose rows are read after it ends.
+	"scan": func(db *gorm.DB) error {
+		var n int
+		return db.Raw("SELECT 1").Scan(&n).Error
+	},
 	"ping": func(db *gorm.DB) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -134,6 +139,28 @@ func TestDatabaseFrozen(t *testing.T) {
 	expectUnavailable(t, db)
 	proxy.Restore()
 	expectRecovered(t, db)
+}
+
+// TestDatabaseFrozenScan: a raw query scanned (gorm's row chain) on a pooled connection to a
+// server that stops answering fails at the statement timeout instead of waiting for ever.
+func TestDatabaseFrozenScan(t *testing.T) {
+	t.Parallel()
+	db, proxy := openThroughProxy(t, 2*time.Second)
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // the scan below gets the pooled connection, which freezes
+	var n int
+	if err := db.Raw("SELECT 1").Scan(&n).Error; err != nil || n != 1 {
+		t.Fatalf("scan before the freeze: %d, %v", n, err)
+	}
+	proxy.Freeze()
+	err = runBounded(t, "scan on a frozen connection", func() error { return db.Raw("SELECT 2").Scan(&n).Error })
+	if !models.IsUnavailable(err) {
+		t.Errorf("scan on a frozen connection: %v, want unavailable", err)
+	}
+	proxy.Restore()
 }
 
 // TestDatabaseRestart: a real PostgreSQL restarted (pg_ctl stop -m fast ends the sessions with
