@@ -115,6 +115,17 @@ func (f *Fill) setSize(size int64) {
 	f.broadcast()
 }
 
+// pending is how many bytes of its announced size the fill has yet to write: 0 once it has
+// ended, found the blob stored, or announced no size.
+func (f *Fill) pending() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.sizeSet || f.stored || f.err != nil || f.stagingGone {
+		return 0
+	}
+	return max(f.size-f.written, 0)
+}
+
 func (f *Fill) setStaging(path string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

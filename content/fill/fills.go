@@ -131,6 +131,9 @@ type Fills struct {
 	mu    sync.Mutex
 	fills map[string]*Fill // running fills by digest; also guards each Fill's hooks
 	wg    sync.WaitGroup
+	// spaceMu makes a fill's space check and the publication of its size one step, so that
+	// fills starting together each count the others' room.
+	spaceMu sync.Mutex
 }
 
 // New returns Fills that commit to driver and write staging files in staging. When staging is
@@ -302,12 +305,16 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		return fmt.Errorf("fetch blob %s: %w", f.digest, err)
 	}
 	// Checked before the size is published, so that waiting clients get the error rather than
-	// headers announcing a blob that cannot be stored.
-	if err := fs.checkSpace(max(size, 0)); err != nil {
+	// headers announcing a blob that cannot be stored; the bytes other fills still have to
+	// write count as taken.
+	fs.spaceMu.Lock()
+	if err := fs.checkSpace(max(size, 0) + fs.pendingBytes(f)); err != nil {
+		fs.spaceMu.Unlock()
 		body.Close()
 		return fmt.Errorf("stage blob %s: %w", f.digest, err)
 	}
 	f.setSize(size)
+	fs.spaceMu.Unlock()
 
 	file, err := fs.staging.createFile()
 	if err != nil {
@@ -360,6 +367,24 @@ func (fs *Fills) fill(ctx context.Context, f *Fill, src Source) error {
 		return fmt.Errorf("commit blob %s: %w", f.digest, err)
 	}
 	return nil
+}
+
+// pendingBytes is what the running fills other than self have yet to write of the sizes
+// they announced.
+func (fs *Fills) pendingBytes(self *Fill) int64 {
+	fs.mu.Lock()
+	running := make([]*Fill, 0, len(fs.fills))
+	for _, f := range fs.fills {
+		if f != self {
+			running = append(running, f)
+		}
+	}
+	fs.mu.Unlock()
+	var n int64
+	for _, f := range running {
+		n += f.pending()
+	}
+	return n
 }
 
 // checkSpace fails with *storage.InsufficientSpaceError when the staging directory's

@@ -124,3 +124,53 @@ func (r *countingReader) Close() error {
 	r.closed.Store(true)
 	return nil
 }
+
+// TestFillCountsOtherFillsRoom: on a 16 MiB tmpfs, a fill of 9 MiB that has written little
+// of its blob keeps its room: a second fill of 9 MiB started meanwhile is refused before its
+// size is published, instead of both starting and one running out of space after its client
+// got headers; once the first has ended the second's room is there.
+func TestFillCountsOtherFillsRoom(t *testing.T) {
+	dir := tmpfs.Mount(t, 16)
+	e := newEnvIn(t, dir+"/m", true, WithSpaceMargin(1<<20))
+	first, firstDigest := blob(21, 9<<20)
+	second, secondDigest := blob(22, 9<<20)
+	pipe := newPipeSource(t, int64(len(first)))
+	f1 := e.fills.Start(t.Context(), firstDigest, pipe.source, nil)
+	if _, err := f1.Size(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pipe.feed(t, first[:1<<20]) // 8 MiB of the first blob still to come
+
+	var calls atomic.Int32
+	f2 := e.fills.Start(t.Context(), secondDigest, staticSource(second, int64(len(second)), &calls, nil), nil)
+	var ise *storage.InsufficientSpaceError
+	if _, err := f2.Size(t.Context()); !errors.As(err, &ise) {
+		t.Fatalf("a second 9 MiB fill beside the first: Size = %v, want *storage.InsufficientSpaceError", err)
+	}
+	waitDone(t, f2)
+	if calls.Load() != 1 {
+		t.Errorf("the refused fill asked upstream %d times, want 1 (the size comes from its answer)", calls.Load())
+	}
+	if _, err := e.driver.Stat(t.Context(), mustBlobPath(secondDigest)); err == nil {
+		t.Error("the refused blob is stored")
+	}
+
+	pipe.feed(t, first[1<<20:])
+	pipe.pw.Close()
+	waitDone(t, f1)
+	if err := f1.Err(); err != nil {
+		t.Fatalf("the first fill: %v", err)
+	}
+	e.wantStored(t, firstDigest, first)
+	// Stored, the first blob takes its 9 MiB for good: removed, its room is the second's.
+	if err := e.driver.Delete(t.Context(), mustBlobPath(firstDigest)); err != nil {
+		t.Fatal(err)
+	}
+	f2 = e.fills.Start(t.Context(), secondDigest, staticSource(second, int64(len(second)), &calls, nil), nil)
+	waitDone(t, f2)
+	if err := f2.Err(); err != nil {
+		t.Fatalf("the second fill once the first's room is free: %v", err)
+	}
+	e.wantStored(t, secondDigest, second)
+}
+

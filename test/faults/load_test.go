@@ -82,6 +82,15 @@ func protocolBody(kind string, body []byte) string {
 	return ""
 }
 
+// partial notes a 200 whose body was cut or is not the object asked for: something partial
+// was visible.
+func (s *seen) partial(path string, n int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.codes["registry partial"]++
+	s.problems = append(s.problems, fmt.Sprintf("partial answer: 200 for %s with %d bytes that are not the object (read error %v)", path, n, err))
+}
+
 // summary is the counts, sorted, and the longest request.
 func (s *seen) summary() string {
 	s.mu.Lock()
@@ -147,8 +156,11 @@ func (tp *topology) startLoad(t *testing.T, api bool, contents ...*harness.Role)
 	for _, c := range contents {
 		reg := &client.Registry{Base: c.URL(), HTTP: tp.http, Accept: tp.cached.MediaType}
 		loop(func() {
-			for _, path := range []string{"/v2/hub/" + tp.cached.Name + "/manifests/latest",
-				"/v2/hub/" + tp.cached.Name + "/blobs/" + tp.cached.Layers[0].Digest} {
+			// Each 200 must carry the whole object: its bytes have the digest asked for.
+			for path, digest := range map[string]string{
+				"/v2/hub/" + tp.cached.Name + "/manifests/latest":                    tp.cached.ManifestDigest,
+				"/v2/hub/" + tp.cached.Name + "/blobs/" + tp.cached.Layers[0].Digest: tp.cached.Layers[0].Digest,
+			} {
 				rctx, cancel := context.WithTimeout(context.Background(), requestDeadline)
 				start := time.Now()
 				hdr := http.Header{"Accept": {reg.ManifestAccept()}}
@@ -156,9 +168,13 @@ func (tp *topology) startLoad(t *testing.T, api bool, contents ...*harness.Role)
 				var body []byte
 				code := 0
 				if err == nil {
-					body, _ = io.ReadAll(resp.Body)
+					var rerr error
+					body, rerr = io.ReadAll(resp.Body)
 					resp.Body.Close()
 					code = resp.StatusCode
+					if code == http.StatusOK && (rerr != nil || digestOf(body) != digest) {
+						l.seen.partial(path, len(body), rerr)
+					}
 				}
 				cancel()
 				l.seen.record("registry", code, body, err, time.Since(start))
