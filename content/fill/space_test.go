@@ -173,4 +173,3 @@ func TestFillCountsOtherFillsRoom(t *testing.T) {
 	}
 	e.wantStored(t, secondDigest, second)
 }
-

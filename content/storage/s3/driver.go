@@ -24,6 +24,9 @@ const (
 	dialTimeout           = 5 * time.Second
 	responseHeaderTimeout = 30 * time.Second
 	maxRetries            = 3
+	// readIdleTimeout bounds the wait for the next bytes of an object being read: a store that
+	// stops sending mid-body fails the read (503 if nothing was sent yet) instead of holding it.
+	readIdleTimeout = 30 * time.Second
 )
 
 // Driver keeps objects in an S3 bucket below a prefix. See the package comment.
@@ -33,6 +36,8 @@ type Driver struct {
 	bucket  string
 	prefix  string
 	scratch string
+	// readIdle is readIdleTimeout (tests shorten it).
+	readIdle time.Duration
 }
 
 var (
@@ -163,11 +168,17 @@ func (d *Driver) get(ctx context.Context, p, key string, offset int64) (io.ReadC
 			return nil, err
 		}
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
 	body, _, _, err := d.core.GetObject(ctx, d.bucket, key, opts)
 	if err != nil {
+		cancel(nil)
 		return nil, objectError(p, "read", err)
 	}
-	return body, nil
+	idle := d.readIdle
+	if idle <= 0 {
+		idle = readIdleTimeout
+	}
+	return newIdleBody(body, p, idle, cancel), nil
 }
 
 // Open opens the object at p for reading and seeking: each read after a seek is a new ranged

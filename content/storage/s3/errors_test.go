@@ -3,12 +3,14 @@ package s3_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pulpgo/pulpgo/content/storage"
 	"github.com/pulpgo/pulpgo/content/storage/s3"
@@ -97,4 +99,49 @@ func TestStoreFailuresAreUnavailable(t *testing.T) {
 			t.Errorf("Stat = %v, want *storage.PathNotFoundError", err)
 		}
 	})
+}
+
+// TestStalledReadIsUnavailable: a store that sends an object's headers and first bytes, then
+// nothing, fails the read after the idle timeout with an unavailable error (the request would
+// otherwise wait as long as the client does).
+func TestStalledReadIsUnavailable(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(make([]byte, 10))
+		w.(http.Flusher).Flush()
+		select { // stalls
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	d, err := s3.New(s3.Config{Bucket: "bucket", Endpoint: srv.URL, AccessKey: "k", SecretKey: "s",
+		PathStyle: true, Region: "us-east-1", ScratchDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.SetReadIdle(d, 200*time.Millisecond)
+	body, err := d.Reader(t.Context(), "blobs/x", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var ue *storage.UnavailableError
+		if !errors.As(err, &ue) {
+			t.Errorf("read of a stalled object: %v, want *storage.UnavailableError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the read of a stalled object hung")
+	}
 }

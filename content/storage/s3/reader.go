@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/pulpgo/pulpgo/content/storage"
 )
 
 // objectReader reads an object of known size at any position: the first read after a seek
@@ -65,5 +68,43 @@ func (r *objectReader) Close() error {
 	}
 	err := r.body.Close()
 	r.body = nil
+	return err
+}
+
+// errReadIdle ends an object's read whose store sent nothing for the idle timeout.
+var errReadIdle = errors.New("the store sent nothing for too long")
+
+// idleBody is an object's body whose read fails when the store sends nothing for idle: its
+// request's context is cancelled, and the read answers a *storage.UnavailableError.
+type idleBody struct {
+	body   io.ReadCloser
+	path   string
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelCauseFunc
+}
+
+func newIdleBody(body io.ReadCloser, path string, idle time.Duration, cancel context.CancelCauseFunc) *idleBody {
+	b := &idleBody{body: body, path: path, idle: idle, cancel: cancel}
+	b.timer = time.AfterFunc(idle, func() { cancel(errReadIdle) })
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	if err != nil && err != io.EOF && !b.timer.Stop() {
+		// The timer fired: the store went quiet, whatever error the cancelled request gave.
+		return n, &storage.UnavailableError{Op: "read", Path: b.path, Err: errReadIdle}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.body.Close()
+	b.cancel(nil)
 	return err
 }
