@@ -111,7 +111,7 @@ func dbConnFailed(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
-	return IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) ||
+	return IsUnavailable(err) || netFailure(err) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) ||
 		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||

@@ -3,6 +3,8 @@ package models
 import (
 	"database/sql/driver"
 	"errors"
+	"net"
+	"os"
 	"strings"
 	"syscall"
 
@@ -87,4 +89,12 @@ func sqliteUnavailable(code int) bool {
 		return true
 	}
 	return false
+}
+
+// netFailure reports whether err is a failed network operation or an I/O deadline: at the
+// boundary of a dependency (the database, Redis), where only its connections are used, that
+// is the dependency's failure; elsewhere it may be a client's.
+func netFailure(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) || errors.Is(err, os.ErrDeadlineExceeded)
 }

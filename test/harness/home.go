@@ -89,6 +89,7 @@ verbose = 0
 		{filepath.Join(dir, ".netrc"), netrc, 0o600},
 		{filepath.Join(h.ConfigDir, "httpie", "config.json"), httpie, 0o644},
 		{filepath.Join(h.ConfigDir, "pulp", "cli.toml"), cli, 0o600},
+		{filepath.Join(dir, "auth.json"), `{"auths":{}}` + "\n", 0o600}, // REGISTRY_AUTH_FILE: must exist
 	} {
 		writeFile(t, f.path, f.content, f.mode)
 	}
