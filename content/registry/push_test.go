@@ -631,3 +631,19 @@ func TestChunkBeyondItsRange(t *testing.T) {
 		}
 	})
 }
+
+// TestFirstUploadMakesItsDirectory: an upload that comes before the sweeper has made the
+// upload directory (a new process's first push) makes it, rather than failing with a 500.
+func TestFirstUploadMakesItsDirectory(t *testing.T) {
+	// With an hour's timeout the sweeper runs at start, then once a minute.
+	p := newPushEnv(t, testenv.Embedded(), func(c *Config) { c.UploadTimeout = time.Hour })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(p.reg.cfg.UploadDir); err == nil || time.Now().After(deadline) {
+			break // the sweeper's first pass made it (or never will: removed all the same)
+		}
+	}
+	if err := os.RemoveAll(p.reg.cfg.UploadDir); err != nil {
+		t.Fatal(err)
+	}
+	p.pushImage("own/first", "v1")
+}

@@ -39,6 +39,13 @@ func (r *Registry) uploadPath(id string) string { return filepath.Join(r.cfg.Upl
 // creates one: a request for an upload whose file is gone finds no upload.
 func (r *Registry) createUploadFile(id string) error {
 	f, err := os.OpenFile(r.uploadPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		// The directory is made by the sweeper, which starts with the registry: the first
+		// upload of a new process can come first.
+		if err = os.MkdirAll(r.cfg.UploadDir, 0o700); err == nil {
+			f, err = os.OpenFile(r.uploadPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("create upload %s: %w", id, err)
 	}
