@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -107,17 +108,7 @@ func StartArgs(t testing.TB, dir string, args ...string) *Server {
 	if err := os.WriteFile(confFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := func() string { return fmt.Sprint(testenv.FreePort(t)) }
-	s3Port := port()
-	s := &Server{Endpoint: "http://127.0.0.1:" + s3Port, bin: bin, logPath: filepath.Join(t.TempDir(), "weed.log"),
-		args: []string{"server", "-dir=" + dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-			"-master.port=" + port(), "-master.port.grpc=" + port(), "-master.telemetry=false",
-			"-master.volumeSizeLimitMB=256", "-volume.max=0",
-			"-volume.port=" + port(), "-volume.port.grpc=" + port(),
-			"-filer.port=" + port(), "-filer.port.grpc=" + port(),
-			"-s3", "-s3.port=" + s3Port, "-s3.port.grpc=" + port(), "-s3.config=" + confFile,
-			"-s3.port.iceberg=0", "-s3.port.lance=0"}}
-	s.args = append(s.args, args...)
+	s := &Server{bin: bin, logPath: filepath.Join(t.TempDir(), "weed.log")}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
@@ -125,11 +116,34 @@ func StartArgs(t testing.TB, dir string, args ...string) *Server {
 			t.Logf("tail of weed's log:\n%s", tail(string(b), 30))
 		}
 	})
-	s.Client, err = minio.New("127.0.0.1:"+s3Port, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), BucketLookup: minio.BucketLookupPath})
-	if err != nil {
-		t.Fatal(err)
+	// Free ports are picked before weed binds them: another test may take one meanwhile
+	// (packages run in parallel). weed then stops with "address already in use", and the
+	// start is tried again on new ports.
+	for attempt := 1; ; attempt++ {
+		port := func() string { return fmt.Sprint(testenv.FreePort(t)) }
+		s3Port := port()
+		s.Endpoint = "http://127.0.0.1:" + s3Port
+		s.args = append([]string{"server", "-dir=" + dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+			"-master.port=" + port(), "-master.port.grpc=" + port(), "-master.telemetry=false",
+			"-master.volumeSizeLimitMB=256", "-volume.max=0",
+			"-volume.port=" + port(), "-volume.port.grpc=" + port(),
+			"-filer.port=" + port(), "-filer.port.grpc=" + port(),
+			"-s3", "-s3.port=" + s3Port, "-s3.port.grpc=" + port(), "-s3.config=" + confFile,
+			"-s3.port.iceberg=0", "-s3.port.lance=0"}, args...)
+		s.Client, err = minio.New("127.0.0.1:"+s3Port, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), BucketLookup: minio.BucketLookupPath})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.tryStart()
+		if err == nil {
+			break
+		}
+		s.Stop()
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			b, _ := os.ReadFile(s.logPath)
+			t.Fatalf("start weed: %v\n%s", err, tail(string(b), 30))
+		}
 	}
-	s.start(t)
 	return s
 }
 
@@ -153,24 +167,36 @@ func (s *Server) Restart(t testing.TB) {
 	s.start(t)
 }
 
-// start runs weed with s.args, its output appended to s.logPath, and waits until it works.
+// errPortTaken is a start that failed because a port was taken before weed bound it.
+var errPortTaken = errors.New("a port weed was given is in use")
+
+// start runs weed with s.args and waits until it works, or fails t.
 func (s *Server) start(t testing.TB) {
 	t.Helper()
+	if err := s.tryStart(); err != nil {
+		b, _ := os.ReadFile(s.logPath)
+		t.Fatalf("start weed: %v\n%s", err, tail(string(b), 30))
+	}
+}
+
+// tryStart runs weed with s.args, its output appended to s.logPath, and waits until it works
+// (errPortTaken when it stopped for a port in use).
+func (s *Server) tryStart() error {
 	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer logFile.Close()
+	offset, _ := logFile.Seek(0, io.SeekEnd)
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start weed: %v", err)
+		return err
 	}
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
-	logPath := s.logPath
 	// Waiting for weed to start (master, volume, filer, then the gateway, and the filer's lock
 	// ring, without which writes wait), not timing it: ready is when an object can be written.
 	deadline := time.Now().Add(60 * time.Second)
@@ -185,11 +211,14 @@ func (s *Server) start(t testing.TB) {
 		}
 		cancel()
 		if err == nil {
-			break
+			return nil
+		}
+		if b, rerr := os.ReadFile(s.logPath); rerr == nil && int64(len(b)) > offset &&
+			strings.Contains(string(b[offset:]), "address already in use") {
+			return errPortTaken
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("weed's S3 gateway did not answer within 60 s: %v\n%s", err, tail(string(b), 30))
+			return fmt.Errorf("weed's S3 gateway did not answer within 60 s: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
