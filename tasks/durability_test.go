@@ -212,15 +212,28 @@ func TestMissingOrSpentMessage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		spent := newTask(t, r.db, nil, "go")
-		setState(spent.ID, models.TaskCanceled)
+		// Rows made canceled in the transaction that inserts them: the reconciler (every 20 ms)
+		// never sees them waiting before the test gives them their messages.
+		canceled := func() *models.Task {
+			var task *models.Task
+			if err := r.db.Transaction(func(tx *gorm.DB) error {
+				var err error
+				if task, err = models.CreateTask(tx, models.NewTask{Name: recordJob, Args: gateArgs{"go"}}); err != nil {
+					return err
+				}
+				return tx.Model(&models.Task{}).Where("id = ?", task.ID).Update("state", models.TaskCanceled).Error
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return task
+		}
+		spent := canceled()
 		if err := enqueue(context.Background(), r.client, spent.ID); err != nil {
 			t.Fatal(err)
 		}
 		r.waitMessage(spent.ID, asynq.TaskStateCompleted)
 
-		archived := newTask(t, r.db, nil, "go")
-		setState(archived.ID, models.TaskCanceled)
+		archived := canceled()
 		body := fmt.Appendf(nil, `{"task_id":%q}`, archived.ID)
 		if _, err := r.client.Enqueue(asynq.NewTask(asynqType, body), asynq.TaskID(archived.ID), asynq.Queue(Queue),
 			asynq.ProcessIn(time.Hour)); err != nil {
