@@ -60,6 +60,21 @@ func newEnvIn(t *testing.T, dir string, move bool, opts ...Option) *testEnv {
 	return &testEnv{fills: fills, driver: driver, staging: staging.Dir()}
 }
 
+// put stores data as blob digest in e's driver, as a fill of another process would have.
+func (e *testEnv) put(t *testing.T, digest string, data []byte) {
+	t.Helper()
+	w, err := e.driver.Writer(t.Context(), mustBlobPath(digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // drivers runs fn with the Move fast path and with the Writer path.
 func drivers(t *testing.T, fn func(t *testing.T, move bool)) {
 	for _, move := range []bool{true, false} {
@@ -597,17 +612,7 @@ func TestFillSize(t *testing.T) {
 func TestFillFindsBlobAlreadyStored(t *testing.T) {
 	env := newEnv(t, true)
 	data, digest := blob(8, 5000)
-	p, _ := storage.BlobPath(digest)
-	w, err := env.driver.Writer(t.Context(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	env.put(t, digest, data)
 	var calls atomic.Int32
 	var committed atomic.Int64
 	f := env.fills.Start(t.Context(), digest, staticSource(nil, 0, &calls, nil), func(_ context.Context, size int64) error {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"sync/atomic"
 	"testing"
-
-	"github.com/pulpgo/pulpgo/content/storage"
 )
 
 // countingObserver counts what a Fills reports.
@@ -61,20 +59,7 @@ func TestObserverStoredMeanwhile(t *testing.T) {
 	obs := &countingObserver{}
 	env := newEnv(t, true, WithObserver(obs))
 	data, digest := blob(9, 4096)
-	p, err := storage.BlobPath(digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := env.driver.Writer(t.Context(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	env.put(t, digest, data) // stored by "another process"
 	var calls atomic.Int32
 	f := env.fills.Start(t.Context(), digest, staticSource(data, int64(len(data)), &calls, nil), nil)
 	waitDone(t, f)
